@@ -1,0 +1,132 @@
+// Schema building blocks shared by the three resources: CEL rules, durations, references, conditions.
+import { z } from "zod";
+
+export const GROUP = "mxops.dev";
+export const VERSION = "v1alpha1";
+export const API_VERSION = `${GROUP}/${VERSION}`;
+
+export interface CelRule {
+  rule: string;
+  message: string;
+  /** JSON path (relative to the node) the error is reported at, e.g. ".technicalContacts". */
+  fieldPath?: string;
+  reason?: "FieldValueInvalid" | "FieldValueForbidden" | "FieldValueRequired" | "FieldValueDuplicate";
+}
+
+/** Attaches CEL validation rules (x-kubernetes-validations) that the API server enforces. */
+export function cel<T extends z.ZodType>(schema: T, ...rules: CelRule[]): T {
+  return schema.meta({ "x-kubernetes-validations": rules }) as T;
+}
+
+const GO_DURATION = /^([0-9]+(\.[0-9]+)?(ms|s|m|h))+$/;
+const UNIT_MS: Record<string, number> = { ms: 1, s: 1000, m: 60_000, h: 3_600_000 };
+
+/** Parses a Go-style duration ("90s", "5m", "1h30m") into milliseconds; undefined when malformed. */
+export function parseDuration(text: string): number | undefined {
+  if (!GO_DURATION.test(text)) return undefined;
+  let total = 0;
+  for (const m of text.matchAll(/([0-9]+(?:\.[0-9]+)?)(ms|s|m|h)/g)) {
+    total += Number(m[1]) * (UNIT_MS[m[2] ?? "s"] ?? 0);
+  }
+  return total;
+}
+
+/** A Go-style duration string; the API server checks it with CEL's duration(). */
+export function duration(description: string, max?: string) {
+  const rules: CelRule[] = [
+    {
+      rule: `self.matches('${GO_DURATION.source.replaceAll("\\", "\\\\")}')`,
+      message: "must be a duration such as 90s, 5m, 1h30m (units ms, s, m, h)",
+    },
+  ];
+  if (max) {
+    rules.push({
+      rule: `!self.matches('${GO_DURATION.source.replaceAll("\\", "\\\\")}') || duration(self) <= duration('${max}')`,
+      message: `must be at most ${max}`,
+    });
+  }
+  return cel(
+    z
+      .string()
+      .max(32)
+      .refine(
+        (s) => parseDuration(s) !== undefined,
+        "must be a duration such as 90s, 5m, 1h30m (units ms, s, m, h)",
+      )
+      .describe(description),
+    ...rules,
+  );
+}
+
+/** A Kubernetes object name (DNS subdomain). */
+export function objectName(description: string) {
+  return z
+    .string()
+    .min(1)
+    .max(253)
+    .regex(/^[a-z0-9]([-a-z0-9.]*[a-z0-9])?$/, "must be a lowercase DNS name (a-z, 0-9, '-', '.')")
+    .describe(description);
+}
+
+export function localObjectReference(description: string, nameDescription: string) {
+  return z
+    .object({ name: objectName(nameDescription) })
+    .strict()
+    .describe(description);
+}
+
+export const ConditionStatus = z.enum(["True", "False", "Unknown"]);
+
+export const Condition = z
+  .object({
+    type: z
+      .string()
+      .min(1)
+      .max(316)
+      .describe("Type of condition in CamelCase, e.g. Ready, ContactAssigned, Licensed."),
+    status: ConditionStatus.describe("True, False or Unknown."),
+    reason: z
+      .string()
+      .min(1)
+      .max(1024)
+      .describe("Machine-readable CamelCase reason for the condition's last transition."),
+    message: z.string().max(32768).describe("Human-readable details: what is wrong and what to do about it."),
+    lastTransitionTime: z.iso
+      .datetime()
+      .describe("When the condition last changed from one status to another."),
+    observedGeneration: z
+      .number()
+      .int()
+      .min(0)
+      .optional()
+      .describe("The .metadata.generation the condition was set for."),
+  })
+  .describe("A standard Kubernetes condition.");
+export type Condition = z.infer<typeof Condition>;
+
+export function conditionsList() {
+  return z
+    .array(Condition)
+    .max(32)
+    .meta({ "x-kubernetes-list-type": "map", "x-kubernetes-list-map-keys": ["type"] })
+    .optional()
+    .describe("Standard conditions: the latest observations of the object's state.");
+}
+
+export const observedGeneration = () =>
+  z.number().int().min(0).optional().describe("The .metadata.generation the status was computed from.");
+
+/** The object envelope shared by all three kinds. */
+export const ObjectMeta = z
+  .object({
+    name: z.string(),
+    namespace: z.string().optional(),
+    uid: z.string().optional(),
+    generation: z.number().optional(),
+    resourceVersion: z.string().optional(),
+    labels: z.record(z.string(), z.string()).optional(),
+    annotations: z.record(z.string(), z.string()).optional(),
+    deletionTimestamp: z.string().optional(),
+    finalizers: z.array(z.string()).optional(),
+  })
+  .loose();

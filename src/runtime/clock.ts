@@ -1,0 +1,63 @@
+// The one clock: real time in production, a manual clock in tests (time is always a parameter).
+export interface Timer {
+  cancel(): void;
+}
+
+export interface Clock {
+  now(): number;
+  /** Calls `fn` after `ms`; the returned timer never keeps the process alive. */
+  after(ms: number, fn: () => void): Timer;
+}
+
+export const systemClock: Clock = {
+  now: () => Date.now(),
+  after(ms, fn) {
+    const t = setTimeout(fn, Math.max(0, ms));
+    t.unref();
+    return { cancel: () => clearTimeout(t) };
+  },
+};
+
+/** A clock that only moves when told to; timers fire in deadline order during advance(). */
+export class ManualClock implements Clock {
+  private current: number;
+  private timers: { at: number; seq: number; fn: () => void; cancelled: boolean }[] = [];
+  private seq = 0;
+
+  constructor(start = 0) {
+    this.current = start;
+  }
+
+  now(): number {
+    return this.current;
+  }
+
+  after(ms: number, fn: () => void): Timer {
+    const timer = { at: this.current + Math.max(0, ms), seq: this.seq++, fn, cancelled: false };
+    this.timers.push(timer);
+    return {
+      cancel: () => {
+        timer.cancelled = true;
+      },
+    };
+  }
+
+  /** Moves time forward by `ms`, firing due timers in order (timers they set are honoured too). */
+  advance(ms: number): void {
+    const target = this.current + ms;
+    for (;;) {
+      this.timers = this.timers.filter((t) => !t.cancelled);
+      this.timers.sort((a, b) => a.at - b.at || a.seq - b.seq);
+      const next = this.timers[0];
+      if (!next || next.at > target) break;
+      this.timers.shift();
+      this.current = next.at;
+      next.fn();
+    }
+    this.current = target;
+  }
+
+  pendingTimers(): number {
+    return this.timers.filter((t) => !t.cancelled).length;
+  }
+}
