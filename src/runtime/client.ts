@@ -1,0 +1,388 @@
+// The one way to talk to the API server: typed REST calls and watches over client-node's authentication.
+import { type HttpMethod, type KubeConfig, RequestContext } from "@kubernetes/client-node";
+import { Counter, Histogram, type Registry } from "prom-client";
+import { type Dispatcher, fetch } from "undici";
+
+export interface ResourceType {
+  group: string;
+  version: string;
+  /** Lowercase plural, as in the URL. */
+  plural: string;
+  kind: string;
+  namespaced: boolean;
+}
+
+export interface ObjectMeta {
+  name: string;
+  namespace?: string;
+  uid?: string;
+  resourceVersion?: string;
+  generation?: number;
+  labels?: Record<string, string>;
+  annotations?: Record<string, string>;
+  deletionTimestamp?: string;
+  finalizers?: string[];
+  ownerReferences?: OwnerReference[];
+  creationTimestamp?: string;
+}
+
+export interface OwnerReference {
+  apiVersion: string;
+  kind: string;
+  name: string;
+  uid: string;
+  controller?: boolean;
+  blockOwnerDeletion?: boolean;
+}
+
+export interface KubeObject {
+  apiVersion?: string;
+  kind?: string;
+  metadata: ObjectMeta;
+  [key: string]: unknown;
+}
+
+export interface ObjectList<T> {
+  items: T[];
+  metadata: { resourceVersion?: string; continue?: string };
+}
+
+export interface WatchEvent<T> {
+  type: "ADDED" | "MODIFIED" | "DELETED" | "BOOKMARK" | "ERROR";
+  object: T;
+}
+
+export type PatchType = "merge" | "apply" | "json" | "strategic";
+
+const PATCH_CONTENT_TYPE: Record<PatchType, string> = {
+  merge: "application/merge-patch+json",
+  apply: "application/apply-patch+yaml",
+  json: "application/json-patch+json",
+  strategic: "application/strategic-merge-patch+json",
+};
+
+export function apiVersionOf(rt: ResourceType): string {
+  return rt.group === "" ? rt.version : `${rt.group}/${rt.version}`;
+}
+
+/** The URL path of a collection, an object or an object's subresource. */
+export function resourcePath(
+  rt: ResourceType,
+  namespace?: string,
+  name?: string,
+  subresource?: string,
+): string {
+  let path = rt.group === "" ? `/api/${rt.version}` : `/apis/${rt.group}/${rt.version}`;
+  if (rt.namespaced && namespace) path += `/namespaces/${encodeURIComponent(namespace)}`;
+  path += `/${rt.plural}`;
+  if (name) path += `/${encodeURIComponent(name)}`;
+  if (name && subresource) path += `/${subresource}`;
+  return path;
+}
+
+/** An error answer of the API server (a Status object), or a transport failure (status 0). */
+export class ApiError extends Error {
+  readonly status: number;
+  /** The Status reason, e.g. NotFound, Conflict, Expired, Gone, TooManyRequests; "Network" for transport failures. */
+  readonly reason: string;
+  readonly retryAfterSeconds: number | undefined;
+  readonly details: unknown;
+  constructor(
+    status: number,
+    reason: string,
+    message: string,
+    retryAfterSeconds?: number,
+    details?: unknown,
+  ) {
+    super(message);
+    this.name = "ApiError";
+    this.status = status;
+    this.reason = reason;
+    this.retryAfterSeconds = retryAfterSeconds;
+    this.details = details;
+  }
+}
+
+export const isNotFound = (e: unknown) => e instanceof ApiError && e.status === 404;
+export const isConflict = (e: unknown) => e instanceof ApiError && e.status === 409;
+export const isAlreadyExists = (e: unknown) =>
+  e instanceof ApiError && e.status === 409 && e.reason === "AlreadyExists";
+export const isGone = (e: unknown) => e instanceof ApiError && (e.status === 410 || e.reason === "Expired");
+
+export class WatchStalledError extends Error {
+  constructor(ms: number) {
+    super(`watch received nothing (not even a bookmark) for ${ms} ms`);
+    this.name = "WatchStalledError";
+  }
+}
+
+export interface RequestOptions {
+  query?: Record<string, string | number | boolean | undefined>;
+  body?: unknown;
+  contentType?: string;
+  signal?: AbortSignal;
+  timeoutMs?: number;
+}
+
+export interface ListOptions {
+  namespace?: string;
+  labelSelector?: string;
+  fieldSelector?: string;
+  limit?: number;
+  continue?: string;
+  resourceVersion?: string;
+  signal?: AbortSignal;
+}
+
+export interface WatchOptions {
+  namespace?: string;
+  labelSelector?: string;
+  fieldSelector?: string;
+  resourceVersion?: string;
+  timeoutSeconds?: number;
+  /** Abort when no bytes (events or bookmarks) arrive for this long: half-open connections stay silent. */
+  stallTimeoutMs?: number;
+  signal?: AbortSignal;
+}
+
+interface ClientMetrics {
+  requests: Counter<"code" | "method">;
+  latency: Histogram<"verb">;
+}
+
+const clientMetricsByRegistry = new WeakMap<Registry, ClientMetrics>();
+
+function clientMetrics(registry: Registry): ClientMetrics {
+  let m = clientMetricsByRegistry.get(registry);
+  if (!m) {
+    m = {
+      requests: new Counter({
+        name: "rest_client_requests_total",
+        help: "Number of HTTP requests to the API server, partitioned by status code and method.",
+        labelNames: ["code", "method"],
+        registers: [registry],
+      }),
+      latency: new Histogram({
+        name: "rest_client_request_duration_seconds",
+        help: "Request latency to the API server in seconds, by verb (watches excluded).",
+        labelNames: ["verb"],
+        buckets: [0.005, 0.025, 0.1, 0.25, 0.5, 1, 2, 4, 8, 15, 30, 60],
+        registers: [registry],
+      }),
+    };
+    clientMetricsByRegistry.set(registry, m);
+  }
+  return m;
+}
+
+export class KubeClient {
+  readonly kubeConfig: KubeConfig;
+  readonly server: string;
+  private readonly metrics: ClientMetrics | undefined;
+  private readonly userAgent: string;
+
+  constructor(kubeConfig: KubeConfig, opts: { registry?: Registry; userAgent?: string } = {}) {
+    const cluster = kubeConfig.getCurrentCluster();
+    if (!cluster) throw new Error("the kubeconfig has no current cluster");
+    this.kubeConfig = kubeConfig;
+    this.server = cluster.server.replace(/\/$/, "");
+    this.metrics = opts.registry ? clientMetrics(opts.registry) : undefined;
+    this.userAgent = opts.userAgent ?? "mxops";
+  }
+
+  /** The current context's namespace, if any (in-cluster: the pod's namespace). */
+  defaultNamespace(): string | undefined {
+    return this.kubeConfig.getContextObject(this.kubeConfig.getCurrentContext())?.namespace;
+  }
+
+  private async prepare(method: string, path: string, query?: RequestOptions["query"]) {
+    const url = new URL(this.server + path);
+    for (const [k, v] of Object.entries(query ?? {})) if (v !== undefined) url.searchParams.set(k, String(v));
+    const ctx = new RequestContext(url.toString(), method as HttpMethod);
+    await this.kubeConfig.applySecurityAuthentication(ctx);
+    const headers: Record<string, string> = { ...ctx.getHeaders(), "user-agent": this.userAgent };
+    return { url, headers, dispatcher: ctx.getDispatcher() as Dispatcher | undefined };
+  }
+
+  private count(code: number | string, method: string) {
+    this.metrics?.requests.inc({ code: String(code), method });
+  }
+
+  async request<T>(method: string, path: string, opts: RequestOptions = {}): Promise<T> {
+    const { url, headers, dispatcher } = await this.prepare(method, path, opts.query);
+    headers.accept = "application/json";
+    let body: string | undefined;
+    if (opts.body !== undefined) {
+      body = typeof opts.body === "string" ? opts.body : JSON.stringify(opts.body);
+      headers["content-type"] = opts.contentType ?? "application/json";
+    }
+    const timeout = AbortSignal.timeout(opts.timeoutMs ?? 30_000);
+    const signal = opts.signal ? AbortSignal.any([opts.signal, timeout]) : timeout;
+    const started = performance.now();
+    let res: Awaited<ReturnType<typeof fetch>>;
+    try {
+      res = await fetch(url, { method, headers, body, dispatcher, signal });
+    } catch (err) {
+      this.count("<error>", method);
+      throw new ApiError(0, "Network", `${method} ${path}: ${(err as Error).message}`);
+    }
+    const text = await res.text();
+    this.metrics?.latency.observe({ verb: method }, (performance.now() - started) / 1000);
+    this.count(res.status, method);
+    if (res.status >= 200 && res.status < 300) return (text ? JSON.parse(text) : undefined) as T;
+    throw toApiError(res.status, text, res.headers.get("retry-after"), `${method} ${path}`);
+  }
+
+  async get<T extends KubeObject>(
+    rt: ResourceType,
+    namespace: string | undefined,
+    name: string,
+  ): Promise<T | undefined> {
+    try {
+      return await this.request<T>("GET", resourcePath(rt, namespace, name));
+    } catch (e) {
+      if (isNotFound(e)) return undefined;
+      throw e;
+    }
+  }
+
+  async list<T extends KubeObject>(rt: ResourceType, opts: ListOptions = {}): Promise<ObjectList<T>> {
+    return await this.request<ObjectList<T>>("GET", resourcePath(rt, opts.namespace), {
+      query: {
+        labelSelector: opts.labelSelector,
+        fieldSelector: opts.fieldSelector,
+        limit: opts.limit,
+        continue: opts.continue,
+        resourceVersion: opts.resourceVersion,
+      },
+      signal: opts.signal,
+      timeoutMs: 120_000,
+    });
+  }
+
+  async create<T extends KubeObject>(
+    rt: ResourceType,
+    obj: T,
+    opts: { fieldManager?: string } = {},
+  ): Promise<T> {
+    return await this.request<T>("POST", resourcePath(rt, obj.metadata.namespace), {
+      body: { apiVersion: apiVersionOf(rt), kind: rt.kind, ...obj },
+      query: { fieldManager: opts.fieldManager },
+    });
+  }
+
+  async replace<T extends KubeObject>(rt: ResourceType, obj: T, subresource?: string): Promise<T> {
+    return await this.request<T>(
+      "PUT",
+      resourcePath(rt, obj.metadata.namespace, obj.metadata.name, subresource),
+      {
+        body: { apiVersion: apiVersionOf(rt), kind: rt.kind, ...obj },
+      },
+    );
+  }
+
+  async patch<T extends KubeObject>(
+    rt: ResourceType,
+    namespace: string | undefined,
+    name: string,
+    patch: unknown,
+    type: PatchType,
+    opts: { subresource?: string; fieldManager?: string; force?: boolean } = {},
+  ): Promise<T> {
+    return await this.request<T>("PATCH", resourcePath(rt, namespace, name, opts.subresource), {
+      body: patch,
+      contentType: PATCH_CONTENT_TYPE[type],
+      query: { fieldManager: opts.fieldManager, force: opts.force },
+    });
+  }
+
+  async delete(rt: ResourceType, namespace: string | undefined, name: string): Promise<boolean> {
+    try {
+      await this.request("DELETE", resourcePath(rt, namespace, name));
+      return true;
+    } catch (e) {
+      if (isNotFound(e)) return false;
+      throw e;
+    }
+  }
+
+  /**
+   * Streams watch events to `onEvent` until the server ends the watch (resolves) or it fails
+   * (rejects: ApiError, WatchStalledError or a transport error).
+   */
+  async watch<T>(rt: ResourceType, opts: WatchOptions, onEvent: (e: WatchEvent<T>) => void): Promise<void> {
+    const path = resourcePath(rt, opts.namespace);
+    const { url, headers, dispatcher } = await this.prepare("GET", path, {
+      watch: true,
+      allowWatchBookmarks: true,
+      resourceVersion: opts.resourceVersion,
+      labelSelector: opts.labelSelector,
+      fieldSelector: opts.fieldSelector,
+      timeoutSeconds: opts.timeoutSeconds,
+    });
+    headers.accept = "application/json";
+    const stallMs = opts.stallTimeoutMs ?? 0;
+    const controller = new AbortController();
+    const onOuterAbort = () => controller.abort(opts.signal?.reason);
+    opts.signal?.addEventListener("abort", onOuterAbort, { once: true });
+    let stalled = false;
+    let stallTimer: NodeJS.Timeout | undefined;
+    const armStall = () => {
+      if (!stallMs) return;
+      clearTimeout(stallTimer);
+      stallTimer = setTimeout(() => {
+        stalled = true;
+        controller.abort();
+      }, stallMs);
+      stallTimer.unref();
+    };
+    try {
+      armStall();
+      const res = await fetch(url, { method: "GET", headers, dispatcher, signal: controller.signal });
+      this.count(res.status, "WATCH");
+      if (res.status !== 200) {
+        throw toApiError(res.status, await res.text(), res.headers.get("retry-after"), `WATCH ${path}`);
+      }
+      if (!res.body) return;
+      const decoder = new TextDecoder();
+      let buffered = "";
+      for await (const chunk of res.body) {
+        armStall();
+        buffered += decoder.decode(chunk as Uint8Array, { stream: true });
+        let nl = buffered.indexOf("\n");
+        while (nl >= 0) {
+          const line = buffered.slice(0, nl).trim();
+          buffered = buffered.slice(nl + 1);
+          if (line) onEvent(JSON.parse(line) as WatchEvent<T>);
+          nl = buffered.indexOf("\n");
+        }
+      }
+    } catch (err) {
+      if (stalled) throw new WatchStalledError(stallMs);
+      if (opts.signal?.aborted) return;
+      if (err instanceof ApiError) throw err;
+      throw new ApiError(0, "Network", `WATCH ${path}: ${(err as Error).message}`);
+    } finally {
+      clearTimeout(stallTimer);
+      opts.signal?.removeEventListener("abort", onOuterAbort);
+      // Closes the connection when the watch ends early (an ERROR event, a handler's exception).
+      controller.abort();
+    }
+  }
+}
+
+function toApiError(status: number, text: string, retryAfter: string | null, what: string): ApiError {
+  let reason: string = String(status);
+  let message = text;
+  let details: unknown;
+  try {
+    const s = JSON.parse(text) as { reason?: string; message?: string; details?: unknown };
+    reason = s.reason ?? reason;
+    message = s.message ?? message;
+    details = s.details;
+  } catch {
+    // Not a Status object (e.g. a proxy's HTML page): keep the raw text.
+  }
+  const retry = retryAfter !== null && /^\d+$/.test(retryAfter) ? Number(retryAfter) : undefined;
+  return new ApiError(status, reason, `${what}: ${status} ${message}`.slice(0, 2000), retry, details);
+}

@@ -1,0 +1,202 @@
+// The reconcile loop: informer events -> keyed work queue -> workers calling a level-based reconciler.
+
+import type { Registry } from "prom-client";
+import type { KubeObject } from "./client.ts";
+import { type Clock, systemClock, type Timer } from "./clock.ts";
+import { type EventHandler, type Informer, objectKey, splitKey } from "./informer.ts";
+import type { Logger } from "./log.ts";
+import { controllerMetrics } from "./metrics.ts";
+import { WorkQueue } from "./queue.ts";
+import { defaultControllerRateLimiter, type RateLimiter } from "./rate-limit.ts";
+
+export interface Request {
+  key: string;
+  namespace?: string;
+  name: string;
+}
+
+export interface ReconcileResult {
+  /** Reconcile this key again after this long (e.g. the next license reminder boundary). */
+  requeueAfterMs?: number;
+}
+
+export interface ReconcileContext {
+  log: Logger;
+  /** Aborted when the controller shuts down past its grace period. */
+  signal: AbortSignal;
+}
+
+export type Reconciler = (req: Request, ctx: ReconcileContext) => Promise<ReconcileResult | undefined>;
+
+/** A related kind whose changes map to primary keys (owned objects, referenced objects). */
+export interface Related<T extends KubeObject = KubeObject> {
+  informer: Informer<T>;
+  map: (obj: T) => string[];
+}
+
+export interface ControllerOptions<P extends KubeObject> {
+  name: string;
+  primary: Informer<P>;
+  reconcile: Reconciler;
+  related?: Related[];
+  concurrency?: number;
+  /** Every key is reconciled again this often, whatever happened (level-based safety net). 0 disables. */
+  resyncPeriodMs?: number;
+  log: Logger;
+  registry: Registry;
+  clock?: Clock;
+  rateLimiter?: RateLimiter;
+  /** Which primary updates need work; default: spec/metadata changes, not status-only writes. */
+  updateNeedsWork?: (oldObj: P, newObj: P) => boolean;
+}
+
+const stableJson = (v: unknown) => JSON.stringify(v ?? null);
+
+/** Generation or metadata that matters changed (a status-only write does neither). */
+export function specOrMetadataChanged(oldObj: KubeObject, newObj: KubeObject): boolean {
+  const a = oldObj.metadata;
+  const b = newObj.metadata;
+  if (a.generation !== b.generation) return true;
+  if (a.deletionTimestamp !== b.deletionTimestamp) return true;
+  if (stableJson(a.labels) !== stableJson(b.labels)) return true;
+  if (stableJson(a.annotations) !== stableJson(b.annotations)) return true;
+  if (stableJson(a.finalizers) !== stableJson(b.finalizers)) return true;
+  // Kinds without a generation (ConfigMaps, Secrets): any change outside metadata and status counts.
+  if (b.generation === undefined) {
+    const strip = ({ metadata: _m, status: _s, ...rest }: KubeObject) => rest;
+    return stableJson(strip(oldObj)) !== stableJson(strip(newObj));
+  }
+  return false;
+}
+
+export class Controller<P extends KubeObject = KubeObject> {
+  readonly name: string;
+  readonly queue: WorkQueue;
+  private readonly opts: ControllerOptions<P>;
+  private readonly clock: Clock;
+  private readonly abort = new AbortController();
+  private readonly workers: Promise<void>[] = [];
+  private resyncTimer: Timer | undefined;
+  private running = false;
+  private readonly handlers: { informer: Informer<KubeObject>; handler: EventHandler<KubeObject> }[] = [];
+
+  constructor(opts: ControllerOptions<P>) {
+    this.opts = opts;
+    this.name = opts.name;
+    this.clock = opts.clock ?? systemClock;
+    const metrics = controllerMetrics(opts.registry);
+    this.queue = new WorkQueue(
+      this.clock,
+      opts.rateLimiter ?? defaultControllerRateLimiter(this.clock),
+      metrics.queue(opts.name),
+    );
+  }
+
+  /** Enqueues a key by hand (e.g. a webhook or a timer outside the controller noticed something). */
+  enqueue(key: string): void {
+    this.queue.add(key);
+  }
+
+  isRunning(): boolean {
+    return this.running;
+  }
+
+  /** Subscribes to events (the cache's current objects are replayed, so every key is reconciled) and starts workers. */
+  start(): void {
+    if (this.running) return;
+    this.running = true;
+    const needsWork = this.opts.updateNeedsWork ?? specOrMetadataChanged;
+    const primaryHandler: EventHandler<P> = {
+      onAdd: (obj) => this.queue.add(objectKey(obj)),
+      onUpdate: (oldObj, newObj) => {
+        if (needsWork(oldObj, newObj)) this.queue.add(objectKey(newObj));
+      },
+      onDelete: (obj) => this.queue.add(objectKey(obj)),
+    };
+    this.opts.primary.addHandler(primaryHandler);
+    this.handlers.push({
+      informer: this.opts.primary as unknown as Informer<KubeObject>,
+      handler: primaryHandler as EventHandler<KubeObject>,
+    });
+    for (const rel of this.opts.related ?? []) {
+      const enqueueMapped = (obj: KubeObject) => {
+        for (const key of rel.map(obj)) this.queue.add(key);
+      };
+      const handler: EventHandler<KubeObject> = {
+        onAdd: enqueueMapped,
+        onUpdate: (oldObj, newObj) => {
+          // Both: a relation that moved (e.g. a label selector no longer matching) concerns the old owner too.
+          enqueueMapped(oldObj);
+          enqueueMapped(newObj);
+        },
+        onDelete: enqueueMapped,
+      };
+      rel.informer.addHandler(handler);
+      this.handlers.push({ informer: rel.informer, handler });
+    }
+    const concurrency = Math.max(1, this.opts.concurrency ?? 1);
+    for (let i = 0; i < concurrency; i++) this.workers.push(this.worker());
+    this.scheduleResync();
+  }
+
+  /** Stops taking work and waits up to `graceMs` for in-flight reconciles; then aborts them. */
+  async stop(graceMs = 30_000): Promise<void> {
+    if (!this.running) return;
+    this.running = false;
+    this.resyncTimer?.cancel();
+    for (const { informer, handler } of this.handlers) informer.removeHandler(handler);
+    const drained = this.queue.shutDown();
+    const timedOut = await Promise.race([
+      drained.then(() => false),
+      new Promise<boolean>((r) => this.clock.after(graceMs, () => r(true))),
+    ]);
+    if (timedOut) {
+      this.opts.log.warn({ graceMs }, "in-flight reconciles did not finish in time; aborting them");
+      this.abort.abort();
+    }
+    await Promise.all(this.workers);
+  }
+
+  private scheduleResync(): void {
+    const period = this.opts.resyncPeriodMs ?? 0;
+    if (!period || !this.running) return;
+    this.resyncTimer = this.clock.after(period, () => {
+      for (const key of this.opts.primary.keys()) this.queue.add(key);
+      this.scheduleResync();
+    });
+  }
+
+  private async worker(): Promise<void> {
+    const metrics = controllerMetrics(this.opts.registry);
+    for (;;) {
+      const key = await this.queue.get();
+      if (key === undefined) return;
+      const { namespace, name } = splitKey(key);
+      const log = this.opts.log.child({ controller: this.name, ...(namespace ? { namespace } : {}), name });
+      const started = performance.now();
+      metrics.activeWorkers.inc({ controller: this.name });
+      try {
+        const result = await this.opts.reconcile(
+          { key, namespace, name },
+          { log, signal: this.abort.signal },
+        );
+        this.queue.forget(key);
+        if (result?.requeueAfterMs !== undefined && result.requeueAfterMs >= 0) {
+          this.queue.addAfter(key, result.requeueAfterMs);
+          metrics.reconciles.inc({ controller: this.name, result: "requeue_after" });
+        } else {
+          metrics.reconciles.inc({ controller: this.name, result: "success" });
+        }
+      } catch (err) {
+        metrics.reconciles.inc({ controller: this.name, result: "error" });
+        metrics.reconcileErrors.inc({ controller: this.name });
+        log.error({ err, retries: this.queue.retries(key) }, "reconcile failed; retrying with backoff");
+        this.queue.addRateLimited(key);
+      } finally {
+        metrics.activeWorkers.dec({ controller: this.name });
+        metrics.reconcileTime.observe({ controller: this.name }, (performance.now() - started) / 1000);
+        this.queue.done(key);
+      }
+    }
+  }
+}

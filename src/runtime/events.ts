@@ -1,0 +1,152 @@
+// Kubernetes Events (events.k8s.io/v1) with repeats aggregated into a series instead of new objects.
+import { randomBytes } from "node:crypto";
+import type { KubeClient, KubeObject, ResourceType } from "./client.ts";
+import { type Clock, systemClock, type Timer } from "./clock.ts";
+import { microTime } from "./leader.ts";
+import type { Logger } from "./log.ts";
+
+export const EVENTS: ResourceType = {
+  group: "events.k8s.io",
+  version: "v1",
+  plural: "events",
+  kind: "Event",
+  namespaced: true,
+};
+
+export type EventType = "Normal" | "Warning";
+
+export interface EventRecorderOptions {
+  client: KubeClient;
+  /** e.g. "mxops.dev/operator" */
+  controller: string;
+  /** e.g. the pod name */
+  instance: string;
+  log: Logger;
+  clock?: Clock;
+  /** Repeats within this window join the first event's series (default 10 minutes). */
+  seriesWindowMs?: number;
+  /** A series is written at most this often; counts in between are accumulated. */
+  seriesFlushMs?: number;
+}
+
+interface SeriesState {
+  name: string;
+  namespace: string;
+  count: number;
+  written: number;
+  lastObserved: number;
+  lastWrite: number;
+  timer?: Timer;
+}
+
+export class EventRecorder {
+  private readonly opts: EventRecorderOptions;
+  private readonly clock: Clock;
+  private readonly series = new Map<string, SeriesState>();
+  private readonly inflight = new Set<Promise<void>>();
+  /** Event API writes made (creates + series patches), for tests and benchmarks. */
+  writes = 0;
+
+  constructor(opts: EventRecorderOptions) {
+    this.opts = opts;
+    this.clock = opts.clock ?? systemClock;
+  }
+
+  /** Records an event about `regarding`; never throws (events are best-effort and must not fail a reconcile). */
+  event(regarding: KubeObject, type: EventType, reason: string, action: string, note: string): void {
+    const meta = regarding.metadata;
+    const namespace = meta.namespace ?? "default";
+    const key = [meta.uid ?? `${namespace}/${meta.name}`, type, reason, action, note].join("\u0000");
+    const now = this.clock.now();
+    const s = this.series.get(key);
+    const window = this.opts.seriesWindowMs ?? 10 * 60_000;
+    if (s && now - s.lastObserved < window) {
+      s.count++;
+      s.lastObserved = now;
+      this.scheduleSeriesWrite(s);
+      return;
+    }
+    if (this.series.size > 10_000) this.prune(now, window);
+    const name = `${meta.name}.${randomBytes(8).toString("hex")}`.slice(0, 253);
+    const state: SeriesState = { name, namespace, count: 1, written: 1, lastObserved: now, lastWrite: now };
+    this.series.set(key, state);
+    this.track(
+      this.opts.client
+        .create(EVENTS, {
+          metadata: { name, namespace },
+          eventTime: microTime(now),
+          reportingController: this.opts.controller,
+          reportingInstance: this.opts.instance,
+          action,
+          reason,
+          type,
+          note: note.slice(0, 1024),
+          regarding: {
+            apiVersion: regarding.apiVersion,
+            kind: regarding.kind,
+            name: meta.name,
+            namespace: meta.namespace,
+            uid: meta.uid,
+            resourceVersion: meta.resourceVersion,
+          },
+        })
+        .then(() => {
+          this.writes++;
+        }),
+      { reason, name },
+    );
+  }
+
+  private prune(now: number, window: number): void {
+    for (const [key, s] of this.series)
+      if (now - s.lastObserved >= window && !s.timer) this.series.delete(key);
+  }
+
+  private scheduleSeriesWrite(s: SeriesState): void {
+    if (s.timer) return;
+    const flushMs = this.opts.seriesFlushMs ?? 30_000;
+    const wait = Math.max(0, s.lastWrite + flushMs - this.clock.now());
+    s.timer = this.clock.after(wait, () => {
+      s.timer = undefined;
+      this.writeSeries(s);
+    });
+  }
+
+  private writeSeries(s: SeriesState): void {
+    if (s.count === s.written) return;
+    s.written = s.count;
+    s.lastWrite = this.clock.now();
+    this.track(
+      this.opts.client
+        .patch(
+          EVENTS,
+          s.namespace,
+          s.name,
+          { series: { count: s.count, lastObservedTime: microTime(s.lastObserved) } },
+          "merge",
+        )
+        .then(() => {
+          this.writes++;
+        }),
+      { name: s.name, count: s.count },
+    );
+  }
+
+  private track(p: Promise<void>, context: Record<string, unknown>): void {
+    const tracked = p.catch((err: unknown) => {
+      this.opts.log.warn({ ...context, err: (err as Error).message }, "could not record event");
+    });
+    this.inflight.add(tracked);
+    void tracked.finally(() => this.inflight.delete(tracked));
+  }
+
+  /** Writes pending series counts and waits for in-flight writes (call on shutdown). */
+  async flush(): Promise<void> {
+    for (const s of this.series.values()) {
+      s.timer?.cancel();
+      s.timer = undefined;
+      this.writeSeries(s);
+    }
+    await Promise.all([...this.inflight]);
+  }
+}

@@ -1,0 +1,377 @@
+// A watch cache per resource kind: list + watch with bookmarks, resume, relist on 410, reconnect with backoff,
+// a stall watchdog, indexes, and handlers that see every add, update and delete exactly as the cache does.
+import { Counter, type Registry } from "prom-client";
+import { Backoff, sleep } from "./backoff.ts";
+import {
+  ApiError,
+  isGone,
+  type KubeClient,
+  type KubeObject,
+  type ResourceType,
+  WatchStalledError,
+} from "./client.ts";
+import type { Logger } from "./log.ts";
+
+export interface EventHandler<T> {
+  onAdd?(obj: T): void;
+  onUpdate?(oldObj: T, newObj: T): void;
+  onDelete?(obj: T): void;
+}
+
+export type IndexFunc<T> = (obj: T) => string[];
+
+export interface InformerOptions {
+  /** Namespaces to watch; undefined or empty means all namespaces. */
+  namespaces?: string[];
+  labelSelector?: string;
+  fieldSelector?: string;
+  /** List page size. */
+  pageSize?: number;
+  /** A watch that receives nothing (bookmarks arrive about every minute) for this long is reconnected. */
+  stallTimeoutMs?: number;
+  /** Server-side watch timeout; a random value in [min, 2*min) spreads reconnects (client-go's 5-10 min). */
+  minWatchTimeoutSeconds?: number;
+  backoff?: { initialMs: number; maxMs: number };
+  log: Logger;
+  registry?: Registry;
+}
+
+export function objectKey(obj: { metadata: { namespace?: string; name: string } }): string {
+  return obj.metadata.namespace ? `${obj.metadata.namespace}/${obj.metadata.name}` : obj.metadata.name;
+}
+
+export function splitKey(key: string): { namespace?: string; name: string } {
+  const i = key.indexOf("/");
+  return i < 0 ? { name: key } : { namespace: key.slice(0, i), name: key.slice(i + 1) };
+}
+
+interface InformerMetrics {
+  lists: Counter<"resource">;
+  restarts: Counter<"resource" | "reason">;
+}
+const metricsByRegistry = new WeakMap<Registry, InformerMetrics>();
+function informerMetrics(registry: Registry): InformerMetrics {
+  let m = metricsByRegistry.get(registry);
+  if (!m) {
+    m = {
+      lists: new Counter({
+        name: "mxops_informer_lists_total",
+        help: "Full lists of a resource by its watch cache (start, 410 Gone, errors).",
+        labelNames: ["resource"],
+        registers: [registry],
+      }),
+      restarts: new Counter({
+        name: "mxops_informer_watch_restarts_total",
+        help: "Watches restarted, by reason: timeout (normal), gone (relist), stalled, error.",
+        labelNames: ["resource", "reason"],
+        registers: [registry],
+      }),
+    };
+    metricsByRegistry.set(registry, m);
+  }
+  return m;
+}
+
+export class Informer<T extends KubeObject> {
+  readonly resource: ResourceType;
+  private readonly client: KubeClient;
+  private readonly opts: InformerOptions;
+  private readonly store = new Map<string, T>();
+  private readonly handlers: EventHandler<T>[] = [];
+  private readonly indexers = new Map<string, IndexFunc<T>>();
+  private readonly indexes = new Map<string, Map<string, Set<string>>>();
+  private readonly scopes: (string | undefined)[];
+  private readonly syncedScopes = new Set<string | undefined>();
+  private readonly syncWaiters: (() => void)[] = [];
+  private readonly abort = new AbortController();
+  private readonly loops: Promise<void>[] = [];
+  private readonly metrics: InformerMetrics | undefined;
+  private started = false;
+  /** Counters for tests and diagnostics. */
+  readonly stats = { lists: 0, watches: 0, events: 0 };
+
+  constructor(client: KubeClient, resource: ResourceType, opts: InformerOptions) {
+    this.client = client;
+    this.resource = resource;
+    this.opts = opts;
+    this.scopes = resource.namespaced && opts.namespaces?.length ? [...opts.namespaces] : [undefined];
+    this.metrics = opts.registry ? informerMetrics(opts.registry) : undefined;
+  }
+
+  /** Registers handlers; objects already in the cache are replayed to it as adds. */
+  addHandler(handler: EventHandler<T>): void {
+    this.handlers.push(handler);
+    for (const obj of this.store.values()) handler.onAdd?.(obj);
+  }
+
+  removeHandler(handler: EventHandler<T>): void {
+    const i = this.handlers.indexOf(handler);
+    if (i >= 0) this.handlers.splice(i, 1);
+  }
+
+  /** Adds an index, e.g. apps by contact name; `byIndex(name, value)` then answers from memory. */
+  addIndex(name: string, fn: IndexFunc<T>): void {
+    this.indexers.set(name, fn);
+    const index = new Map<string, Set<string>>();
+    this.indexes.set(name, index);
+    for (const [key, obj] of this.store) for (const v of fn(obj)) addTo(index, v, key);
+  }
+
+  get(namespace: string | undefined, name: string): T | undefined {
+    return this.store.get(namespace ? `${namespace}/${name}` : name);
+  }
+
+  getByKey(key: string): T | undefined {
+    return this.store.get(key);
+  }
+
+  list(namespace?: string): T[] {
+    const all = [...this.store.values()];
+    return namespace === undefined ? all : all.filter((o) => o.metadata.namespace === namespace);
+  }
+
+  keys(): string[] {
+    return [...this.store.keys()];
+  }
+
+  size(): number {
+    return this.store.size;
+  }
+
+  byIndex(name: string, value: string): T[] {
+    const keys = this.indexes.get(name)?.get(value);
+    if (!keys) return [];
+    return [...keys].map((k) => this.store.get(k)).filter((o): o is T => o !== undefined);
+  }
+
+  hasSynced(): boolean {
+    return this.scopes.every((s) => this.syncedScopes.has(s));
+  }
+
+  async waitForSync(signal?: AbortSignal): Promise<boolean> {
+    if (this.hasSynced()) return true;
+    await new Promise<void>((resolve) => {
+      this.syncWaiters.push(resolve);
+      signal?.addEventListener("abort", () => resolve(), { once: true });
+    });
+    return this.hasSynced();
+  }
+
+  start(): void {
+    if (this.started) return;
+    this.started = true;
+    for (const scope of this.scopes) this.loops.push(this.run(scope));
+  }
+
+  async stop(): Promise<void> {
+    this.abort.abort();
+    await Promise.all(this.loops);
+  }
+
+  private get name(): string {
+    return this.resource.group ? `${this.resource.plural}.${this.resource.group}` : this.resource.plural;
+  }
+
+  /** One reflector: list, then watch from the list's resourceVersion, forever. */
+  private async run(namespace: string | undefined): Promise<void> {
+    const log = this.opts.log.child({ resource: this.name, ...(namespace ? { namespace } : {}) });
+    const backoff = new Backoff(this.opts.backoff ?? { initialMs: 200, maxMs: 30_000 });
+    const signal = this.abort.signal;
+    let resourceVersion: string | undefined;
+    while (!signal.aborted) {
+      try {
+        if (resourceVersion === undefined) {
+          resourceVersion = await this.listAll(namespace, signal);
+          backoff.reset();
+        }
+        const minTimeout = this.opts.minWatchTimeoutSeconds ?? 300;
+        this.stats.watches++;
+        await this.client.watch<T>(
+          this.resource,
+          {
+            namespace,
+            labelSelector: this.opts.labelSelector,
+            fieldSelector: this.opts.fieldSelector,
+            resourceVersion,
+            timeoutSeconds: Math.floor(minTimeout * (1 + Math.random())),
+            stallTimeoutMs: this.opts.stallTimeoutMs ?? 90_000,
+            signal,
+          },
+          (event) => {
+            this.stats.events++;
+            if (event.type === "ERROR") {
+              const status = event.object as unknown as { code?: number; reason?: string; message?: string };
+              throw new ApiError(
+                status.code ?? 500,
+                status.reason ?? "Error",
+                status.message ?? "watch error",
+              );
+            }
+            const rv = event.object.metadata?.resourceVersion;
+            if (event.type !== "BOOKMARK") this.apply(event.type, event.object);
+            if (rv) resourceVersion = rv;
+            backoff.reset();
+          },
+        );
+        if (!signal.aborted) this.metrics?.restarts.inc({ resource: this.name, reason: "timeout" });
+      } catch (err) {
+        if (signal.aborted) break;
+        if (isGone(err)) {
+          // Our resourceVersion was compacted away: relist, and the diff tells handlers what they missed.
+          log.info({ resourceVersion }, "watch expired (410 Gone); relisting");
+          this.metrics?.restarts.inc({ resource: this.name, reason: "gone" });
+          resourceVersion = undefined;
+          continue;
+        }
+        const stalled = err instanceof WatchStalledError;
+        this.metrics?.restarts.inc({ resource: this.name, reason: stalled ? "stalled" : "error" });
+        const retryAfter =
+          err instanceof ApiError && err.retryAfterSeconds ? err.retryAfterSeconds * 1000 : 0;
+        const delay = Math.max(retryAfter, backoff.next());
+        log.warn(
+          { err: (err as Error).message, delayMs: delay },
+          stalled ? "watch stalled; reconnecting" : "watch failed; retrying",
+        );
+        await sleep(delay, signal);
+      }
+    }
+  }
+
+  /** Lists every page; replaces the scope's part of the cache, emitting the differences. Returns the list's RV. */
+  private async listAll(namespace: string | undefined, signal: AbortSignal): Promise<string> {
+    this.stats.lists++;
+    this.metrics?.lists.inc({ resource: this.name });
+    const items: T[] = [];
+    let cont: string | undefined;
+    let rv = "";
+    do {
+      const page = await this.client.list<T>(this.resource, {
+        namespace,
+        labelSelector: this.opts.labelSelector,
+        fieldSelector: this.opts.fieldSelector,
+        limit: this.opts.pageSize ?? 500,
+        continue: cont,
+        signal,
+      });
+      for (const item of page.items) items.push(withTypeMeta(item, this.resource));
+      cont = page.metadata.continue || undefined;
+      rv = page.metadata.resourceVersion ?? rv;
+    } while (cont);
+    this.replace(namespace, items);
+    this.syncedScopes.add(namespace);
+    if (this.hasSynced()) for (const w of this.syncWaiters.splice(0)) w();
+    return rv;
+  }
+
+  private replace(namespace: string | undefined, items: T[]): void {
+    const seen = new Set<string>();
+    for (const item of items) {
+      seen.add(objectKey(item));
+      this.apply("SYNC", item);
+    }
+    for (const [key, obj] of [...this.store]) {
+      if (namespace !== undefined && obj.metadata.namespace !== namespace) continue;
+      if (!seen.has(key)) this.apply("DELETED", obj);
+    }
+  }
+
+  private apply(type: "ADDED" | "MODIFIED" | "DELETED" | "SYNC", raw: T): void {
+    const obj = withTypeMeta(raw, this.resource);
+    const key = objectKey(obj);
+    const old = this.store.get(key);
+    if (type === "DELETED") {
+      if (!old) return;
+      this.store.delete(key);
+      this.unindex(key, old);
+      for (const h of this.handlers) h.onDelete?.(obj);
+      return;
+    }
+    if (old && old.metadata.resourceVersion === obj.metadata.resourceVersion) return;
+    this.store.set(key, obj);
+    if (old) this.unindex(key, old);
+    this.index(key, obj);
+    for (const h of this.handlers) {
+      if (old) h.onUpdate?.(old, obj);
+      else h.onAdd?.(obj);
+    }
+  }
+
+  private index(key: string, obj: T): void {
+    for (const [name, fn] of this.indexers) {
+      const index = this.indexes.get(name);
+      if (index) for (const v of fn(obj)) addTo(index, v, key);
+    }
+  }
+
+  private unindex(key: string, obj: T): void {
+    for (const [name, fn] of this.indexers) {
+      const index = this.indexes.get(name);
+      if (!index) continue;
+      for (const v of fn(obj)) {
+        const set = index.get(v);
+        set?.delete(key);
+        if (set?.size === 0) index.delete(v);
+      }
+    }
+  }
+}
+
+function addTo(index: Map<string, Set<string>>, value: string, key: string): void {
+  let set = index.get(value);
+  if (!set) {
+    set = new Set();
+    index.set(value, set);
+  }
+  set.add(key);
+}
+
+/** List items come without apiVersion/kind; watch events carry them. Make both look alike. */
+function withTypeMeta<T extends KubeObject>(obj: T, rt: ResourceType): T {
+  if (obj.apiVersion && obj.kind) return obj;
+  return { ...obj, apiVersion: rt.group ? `${rt.group}/${rt.version}` : rt.version, kind: rt.kind };
+}
+
+/** One shared informer per resource kind (and selector), however many controllers read it. */
+export class InformerFactory {
+  private readonly informers = new Map<string, Informer<KubeObject>>();
+  private readonly client: KubeClient;
+  private readonly defaults: InformerOptions;
+
+  constructor(client: KubeClient, defaults: InformerOptions) {
+    this.client = client;
+    this.defaults = defaults;
+  }
+
+  informerFor<T extends KubeObject>(rt: ResourceType, opts: Partial<InformerOptions> = {}): Informer<T> {
+    const key = [rt.group, rt.version, rt.plural, opts.labelSelector ?? "", opts.fieldSelector ?? ""].join(
+      "|",
+    );
+    let inf = this.informers.get(key);
+    if (!inf) {
+      inf = new Informer<KubeObject>(this.client, rt, { ...this.defaults, ...opts });
+      this.informers.set(key, inf);
+    }
+    return inf as unknown as Informer<T>;
+  }
+
+  all(): Informer<KubeObject>[] {
+    return [...this.informers.values()];
+  }
+
+  start(): void {
+    for (const inf of this.informers.values()) inf.start();
+  }
+
+  hasSynced(): boolean {
+    return [...this.informers.values()].every((i) => i.hasSynced());
+  }
+
+  async waitForSync(signal?: AbortSignal): Promise<boolean> {
+    const results = await Promise.all([...this.informers.values()].map((i) => i.waitForSync(signal)));
+    return results.every(Boolean);
+  }
+
+  async stop(): Promise<void> {
+    await Promise.all([...this.informers.values()].map((i) => i.stop()));
+  }
+}

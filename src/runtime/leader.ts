@@ -1,0 +1,190 @@
+// Leader election on a coordination.k8s.io Lease, after client-go's leaderelection package.
+import { Gauge, type Registry } from "prom-client";
+import { sleep } from "./backoff.ts";
+import {
+  isAlreadyExists,
+  isConflict,
+  type KubeClient,
+  type KubeObject,
+  type ResourceType,
+} from "./client.ts";
+import { type Clock, systemClock } from "./clock.ts";
+import type { Logger } from "./log.ts";
+
+export const LEASES: ResourceType = {
+  group: "coordination.k8s.io",
+  version: "v1",
+  plural: "leases",
+  kind: "Lease",
+  namespaced: true,
+};
+
+interface LeaseSpec {
+  holderIdentity?: string;
+  leaseDurationSeconds?: number;
+  acquireTime?: string;
+  renewTime?: string;
+  leaseTransitions?: number;
+}
+
+interface Lease extends KubeObject {
+  spec?: LeaseSpec;
+}
+
+export interface LeaderElectionOptions {
+  client: KubeClient;
+  namespace: string;
+  name: string;
+  identity: string;
+  leaseDurationMs?: number;
+  renewDeadlineMs?: number;
+  retryPeriodMs?: number;
+  log: Logger;
+  registry?: Registry;
+  clock?: Clock;
+}
+
+/** RFC 3339 with microseconds, as the API server's MicroTime expects. */
+export function microTime(ms: number): string {
+  return new Date(ms).toISOString().replace(/\.(\d{3})Z$/, ".$1000Z");
+}
+
+const gauges = new WeakMap<Registry, Gauge<"name">>();
+function statusGauge(registry: Registry): Gauge<"name"> {
+  let g = gauges.get(registry);
+  if (!g) {
+    g = new Gauge({
+      name: "leader_election_master_status",
+      help: "1 while this instance holds the leader Lease, 0 otherwise.",
+      labelNames: ["name"],
+      registers: [registry],
+    });
+    gauges.set(registry, g);
+  }
+  return g;
+}
+
+export class LeaderElector {
+  private readonly opts: Required<Omit<LeaderElectionOptions, "registry">> & { registry?: Registry };
+  private observed: { record: string; at: number } | undefined;
+  private leading = false;
+
+  constructor(opts: LeaderElectionOptions) {
+    this.opts = {
+      leaseDurationMs: 15_000,
+      renewDeadlineMs: 10_000,
+      retryPeriodMs: 2_000,
+      clock: systemClock,
+      ...opts,
+    };
+    this.setGauge(0);
+  }
+
+  isLeader(): boolean {
+    return this.leading;
+  }
+
+  /**
+   * Campaigns until leader, calls `onStartedLeading`, renews until `signal` aborts (then releases the Lease
+   * and resolves) or renewal fails for longer than the renew deadline (then calls `onStoppedLeading`).
+   */
+  async run(signal: AbortSignal, onStartedLeading: () => void, onStoppedLeading: () => void): Promise<void> {
+    const { retryPeriodMs, renewDeadlineMs, clock, log } = this.opts;
+    while (!signal.aborted && !(await this.tryAcquireOrRenew())) await sleep(retryPeriodMs, signal);
+    if (signal.aborted) return;
+    this.leading = true;
+    this.setGauge(1);
+    log.info(
+      { lease: `${this.opts.namespace}/${this.opts.name}`, identity: this.opts.identity },
+      "became leader",
+    );
+    onStartedLeading();
+    let lastRenew = clock.now();
+    while (!signal.aborted) {
+      await sleep(retryPeriodMs, signal);
+      if (signal.aborted) break;
+      if (await this.tryAcquireOrRenew()) {
+        lastRenew = clock.now();
+      } else if (clock.now() - lastRenew > renewDeadlineMs) {
+        this.leading = false;
+        this.setGauge(0);
+        log.error({ renewDeadlineMs }, "failed to renew the leader Lease in time; leadership lost");
+        onStoppedLeading();
+        return;
+      }
+    }
+    await this.release();
+  }
+
+  private setGauge(v: number) {
+    if (this.opts.registry) statusGauge(this.opts.registry).set({ name: this.opts.name }, v);
+  }
+
+  /** One round: create the Lease, renew our own, or take over an expired one. */
+  async tryAcquireOrRenew(): Promise<boolean> {
+    const { client, namespace, name, identity, leaseDurationMs, clock, log } = this.opts;
+    const now = clock.now();
+    const ours: LeaseSpec = {
+      holderIdentity: identity,
+      leaseDurationSeconds: Math.round(leaseDurationMs / 1000),
+      acquireTime: microTime(now),
+      renewTime: microTime(now),
+      leaseTransitions: 0,
+    };
+    try {
+      const lease = await client.get<Lease>(LEASES, namespace, name);
+      if (!lease) {
+        await client.create<Lease>(LEASES, { metadata: { name, namespace }, spec: ours });
+        this.observed = { record: JSON.stringify(ours), at: now };
+        return true;
+      }
+      const spec = lease.spec ?? {};
+      const record = JSON.stringify(spec);
+      if (this.observed?.record !== record) this.observed = { record, at: now };
+      const heldByOther = !!spec.holderIdentity && spec.holderIdentity !== identity;
+      // Expiry is judged by when *we* saw the record change, not by the holder's clock.
+      const expiresAt = (this.observed?.at ?? now) + (spec.leaseDurationSeconds ?? 0) * 1000;
+      if (heldByOther && expiresAt > now) return false;
+      const next: LeaseSpec =
+        spec.holderIdentity === identity
+          ? {
+              ...ours,
+              acquireTime: spec.acquireTime ?? ours.acquireTime,
+              leaseTransitions: spec.leaseTransitions ?? 0,
+            }
+          : { ...ours, leaseTransitions: (spec.leaseTransitions ?? 0) + 1 };
+      await client.replace<Lease>(LEASES, { ...lease, spec: next });
+      this.observed = { record: JSON.stringify(next), at: now };
+      return true;
+    } catch (err) {
+      if (!isConflict(err) && !isAlreadyExists(err))
+        log.warn({ err: (err as Error).message }, "leader election round failed");
+      return false;
+    }
+  }
+
+  /** Gives the Lease up so another instance takes over at once instead of waiting for expiry. */
+  private async release(): Promise<void> {
+    const { client, namespace, name, identity, clock, log } = this.opts;
+    this.leading = false;
+    this.setGauge(0);
+    try {
+      const lease = await client.get<Lease>(LEASES, namespace, name);
+      if (!lease || lease.spec?.holderIdentity !== identity) return;
+      const now = microTime(clock.now());
+      await client.replace<Lease>(LEASES, {
+        ...lease,
+        spec: {
+          ...lease.spec,
+          holderIdentity: "",
+          leaseDurationSeconds: 1,
+          renewTime: now,
+          acquireTime: now,
+        },
+      });
+      log.info("released the leader Lease");
+    } catch (err) {
+      log.warn({ err: (err as Error).message }, "could not release the leader Lease; it expires by itself");
+    }
+  }
+}

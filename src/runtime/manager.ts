@@ -1,0 +1,165 @@
+// Wires the runtime together: one client, registry and cache set; controllers run only on the leader.
+
+import type { Server } from "node:http";
+import type { KubeConfig } from "@kubernetes/client-node";
+import type { Registry } from "prom-client";
+import { KubeClient, type KubeObject } from "./client.ts";
+import { Controller, type ControllerOptions } from "./controller.ts";
+import { EventRecorder } from "./events.ts";
+import { type Check, closeServer, serveMetrics, serveProbes } from "./http.ts";
+import { InformerFactory, type InformerOptions } from "./informer.ts";
+import { LeaderElector } from "./leader.ts";
+import type { Logger } from "./log.ts";
+import { newRegistry } from "./metrics.ts";
+
+export interface LeaderElectionConfig {
+  enabled: boolean;
+  namespace: string;
+  name: string;
+  identity: string;
+  leaseDurationMs?: number;
+  renewDeadlineMs?: number;
+  retryPeriodMs?: number;
+}
+
+export interface ManagerOptions {
+  kubeConfig: KubeConfig;
+  log: Logger;
+  registry?: Registry;
+  /** Namespaces to watch; empty means all. */
+  namespaces?: string[];
+  /** "host:port" of /metrics; empty disables. */
+  metricsAddr?: string;
+  /** "host:port" of /healthz and /readyz; empty disables. */
+  probeAddr?: string;
+  leaderElection: LeaderElectionConfig;
+  gracefulShutdownMs?: number;
+  informer?: Partial<Omit<InformerOptions, "log" | "registry" | "namespaces">>;
+  /** Reporting controller of Events, e.g. "mxops.dev/operator". */
+  eventsController?: string;
+  userAgent?: string;
+}
+
+export class Manager {
+  readonly client: KubeClient;
+  readonly registry: Registry;
+  readonly log: Logger;
+  readonly informers: InformerFactory;
+  readonly events: EventRecorder;
+  readonly elector: LeaderElector | undefined;
+  private readonly opts: ManagerOptions;
+  private readonly controllers: Controller<KubeObject>[] = [];
+  private readonly readyChecks: Record<string, Check> = {};
+  private readonly servers: Server[] = [];
+  private readonly electionAbort = new AbortController();
+  private election: Promise<void> | undefined;
+  private stopped = false;
+  /** Called when leadership is lost after renewals failed; default: log and exit(1) so the pod restarts clean. */
+  onLeadershipLost: () => void;
+  readonly ports: { metrics?: number; probes?: number } = {};
+
+  constructor(opts: ManagerOptions) {
+    this.opts = opts;
+    this.log = opts.log;
+    this.registry = opts.registry ?? newRegistry();
+    this.client = new KubeClient(opts.kubeConfig, { registry: this.registry, userAgent: opts.userAgent });
+    this.informers = new InformerFactory(this.client, {
+      ...opts.informer,
+      namespaces: opts.namespaces,
+      log: opts.log.child({ component: "informer" }),
+      registry: this.registry,
+    });
+    this.events = new EventRecorder({
+      client: this.client,
+      controller: opts.eventsController ?? "mxops.dev/operator",
+      instance: opts.leaderElection.identity,
+      log: opts.log.child({ component: "events" }),
+    });
+    if (opts.leaderElection.enabled) {
+      this.elector = new LeaderElector({
+        client: this.client,
+        ...opts.leaderElection,
+        log: opts.log.child({ component: "leader-election" }),
+        registry: this.registry,
+      });
+    }
+    this.readyChecks["informers-synced"] = () => this.informers.hasSynced();
+    this.onLeadershipLost = () => {
+      this.log.fatal("leadership lost; exiting so that a fresh process campaigns again");
+      process.exit(1);
+    };
+  }
+
+  addController<P extends KubeObject>(opts: Omit<ControllerOptions<P>, "log" | "registry">): Controller<P> {
+    const ctrl = new Controller<P>({ ...opts, log: this.log, registry: this.registry });
+    this.controllers.push(ctrl as unknown as Controller<KubeObject>);
+    return ctrl;
+  }
+
+  addReadyCheck(name: string, check: Check): void {
+    this.readyChecks[name] = check;
+  }
+
+  isLeader(): boolean {
+    return this.elector ? this.elector.isLeader() : true;
+  }
+
+  /** Serves probes and metrics, fills the caches, then (as leader) starts the controllers. Resolves once synced. */
+  async start(): Promise<void> {
+    if (this.opts.metricsAddr) {
+      const { server, port } = await serveMetrics(this.opts.metricsAddr, this.registry);
+      this.servers.push(server);
+      this.ports.metrics = port;
+    }
+    if (this.opts.probeAddr) {
+      const { server, port } = await serveProbes(this.opts.probeAddr, {
+        healthz: { ping: () => true },
+        readyz: this.readyChecks,
+      });
+      this.servers.push(server);
+      this.ports.probes = port;
+    }
+    this.informers.start();
+    const started = Date.now();
+    await this.informers.waitForSync(this.electionAbort.signal);
+    this.log.info({ ms: Date.now() - started, objects: this.cacheSize() }, "caches synced");
+    if (this.stopped) return;
+    if (!this.elector) {
+      this.startControllers();
+      return;
+    }
+    this.election = this.elector.run(
+      this.electionAbort.signal,
+      () => this.startControllers(),
+      () => {
+        void Promise.all(this.controllers.map((c) => c.stop(this.opts.gracefulShutdownMs))).then(() =>
+          this.onLeadershipLost(),
+        );
+      },
+    );
+  }
+
+  private cacheSize(): number {
+    return this.informers.all().reduce((n, i) => n + i.size(), 0);
+  }
+
+  private startControllers(): void {
+    if (this.stopped) return;
+    for (const c of this.controllers) c.start();
+    this.log.info({ controllers: this.controllers.map((c) => c.name) }, "controllers started");
+  }
+
+  /** Stops taking work, lets in-flight reconciles finish (within the grace period), releases the Lease. */
+  async stop(): Promise<void> {
+    if (this.stopped) return;
+    this.stopped = true;
+    const grace = this.opts.gracefulShutdownMs ?? 30_000;
+    await Promise.all(this.controllers.map((c) => c.stop(grace)));
+    this.electionAbort.abort();
+    await this.election;
+    await this.events.flush();
+    await this.informers.stop();
+    await Promise.all(this.servers.map(closeServer));
+    this.log.info("stopped");
+  }
+}

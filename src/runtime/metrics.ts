@@ -1,0 +1,93 @@
+// Controller metrics with controller-runtime's names, on a Registry instance (never the global one).
+import { Counter, Gauge, Histogram, Registry } from "prom-client";
+import type { QueueMetrics } from "./queue.ts";
+
+export function newRegistry(): Registry {
+  return new Registry();
+}
+
+export interface ControllerMetrics {
+  reconciles: Counter<"controller" | "result">;
+  reconcileErrors: Counter<"controller">;
+  reconcileTime: Histogram<"controller">;
+  activeWorkers: Gauge<"controller">;
+  queue(name: string): QueueMetrics;
+}
+
+const byRegistry = new WeakMap<Registry, ControllerMetrics>();
+
+/** The controller and work-queue metrics of a registry (created once per registry). */
+export function controllerMetrics(registry: Registry): ControllerMetrics {
+  const existing = byRegistry.get(registry);
+  if (existing) return existing;
+  const registers = [registry];
+  const durationBuckets = [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60];
+  const depth = new Gauge({
+    name: "workqueue_depth",
+    help: "Current depth of the work queue.",
+    labelNames: ["name"],
+    registers,
+  });
+  const adds = new Counter({
+    name: "workqueue_adds_total",
+    help: "Total adds handled by the work queue.",
+    labelNames: ["name"],
+    registers,
+  });
+  const retries = new Counter({
+    name: "workqueue_retries_total",
+    help: "Total retries (rate-limited re-adds) handled by the work queue.",
+    labelNames: ["name"],
+    registers,
+  });
+  const queueDuration = new Histogram({
+    name: "workqueue_queue_duration_seconds",
+    help: "How long in seconds an item stays in the work queue before being requested.",
+    labelNames: ["name"],
+    buckets: durationBuckets,
+    registers,
+  });
+  const workDuration = new Histogram({
+    name: "workqueue_work_duration_seconds",
+    help: "How long in seconds processing an item from the work queue takes.",
+    labelNames: ["name"],
+    buckets: durationBuckets,
+    registers,
+  });
+  const m: ControllerMetrics = {
+    reconciles: new Counter({
+      name: "controller_runtime_reconcile_total",
+      help: "Total number of reconciliations per controller, by result (success, error, requeue, requeue_after).",
+      labelNames: ["controller", "result"],
+      registers,
+    }),
+    reconcileErrors: new Counter({
+      name: "controller_runtime_reconcile_errors_total",
+      help: "Total number of reconciliation errors per controller.",
+      labelNames: ["controller"],
+      registers,
+    }),
+    reconcileTime: new Histogram({
+      name: "controller_runtime_reconcile_time_seconds",
+      help: "Length of time per reconciliation per controller.",
+      labelNames: ["controller"],
+      buckets: durationBuckets,
+      registers,
+    }),
+    activeWorkers: new Gauge({
+      name: "controller_runtime_active_workers",
+      help: "Number of currently used workers per controller.",
+      labelNames: ["controller"],
+      registers,
+    }),
+    queue: (name) => ({
+      depth: (n) => depth.set({ name }, n),
+      added: () => adds.inc({ name }),
+      retried: () => retries.inc({ name }),
+      queued: (s) => queueDuration.observe({ name }, s),
+      worked: (s) => workDuration.observe({ name }, s),
+    }),
+  };
+  byRegistry.set(registry, m);
+  return m;
+}

@@ -1,0 +1,122 @@
+// Status conditions and status writes that happen only when something changed.
+import { isConflict, type KubeClient, type KubeObject, type ResourceType } from "./client.ts";
+
+export interface Condition {
+  type: string;
+  status: "True" | "False" | "Unknown";
+  reason: string;
+  message: string;
+  lastTransitionTime: string;
+  observedGeneration?: number;
+}
+
+export type ConditionInput = Omit<Condition, "lastTransitionTime">;
+
+/**
+ * Returns `conditions` with `input` set. lastTransitionTime moves only when the status changes, so
+ * re-applying the same condition (or a new message) never churns it.
+ */
+export function setCondition(
+  conditions: Condition[] | undefined,
+  input: ConditionInput,
+  now: Date,
+): Condition[] {
+  const list = [...(conditions ?? [])];
+  const i = list.findIndex((c) => c.type === input.type);
+  const existing = i >= 0 ? list[i] : undefined;
+  const lastTransitionTime =
+    existing && existing.status === input.status
+      ? existing.lastTransitionTime
+      : now.toISOString().replace(/\.\d{3}Z$/, "Z");
+  const next: Condition = { ...input, lastTransitionTime };
+  if (i >= 0) list[i] = next;
+  else list.push(next);
+  return list;
+}
+
+export function findCondition(conditions: Condition[] | undefined, type: string): Condition | undefined {
+  return conditions?.find((c) => c.type === type);
+}
+
+/** Structural equality of JSON values (key order ignored; undefined members treated as absent). */
+export function deepEqual(a: unknown, b: unknown): boolean {
+  if (a === b) return true;
+  if (a === null || b === null || typeof a !== "object" || typeof b !== "object") return false;
+  if (Array.isArray(a) !== Array.isArray(b)) return false;
+  if (Array.isArray(a) && Array.isArray(b)) {
+    return a.length === b.length && a.every((v, i) => deepEqual(v, b[i]));
+  }
+  const ao = a as Record<string, unknown>;
+  const bo = b as Record<string, unknown>;
+  const keys = new Set([...Object.keys(ao), ...Object.keys(bo)]);
+  for (const k of keys) {
+    if (ao[k] === undefined && bo[k] === undefined) continue;
+    if (!deepEqual(ao[k], bo[k])) return false;
+  }
+  return true;
+}
+
+/** An RFC 7386 JSON merge patch turning `from` into `to` (removed members become null). */
+export function mergePatch(from: unknown, to: unknown): unknown {
+  if (
+    from === null ||
+    to === null ||
+    typeof from !== "object" ||
+    typeof to !== "object" ||
+    Array.isArray(from) ||
+    Array.isArray(to)
+  ) {
+    return to === undefined ? null : to;
+  }
+  const patch: Record<string, unknown> = {};
+  const f = from as Record<string, unknown>;
+  const t = to as Record<string, unknown>;
+  for (const k of new Set([...Object.keys(f), ...Object.keys(t)])) {
+    if (t[k] === undefined) {
+      if (f[k] !== undefined) patch[k] = null;
+    } else if (!deepEqual(f[k], t[k])) {
+      patch[k] = mergePatch(f[k], t[k]);
+    }
+  }
+  return patch;
+}
+
+/**
+ * Writes `status` to the object's status subresource only when it differs from `obj.status`.
+ * Sends a merge patch of just the differences, guarded by the object's resourceVersion; on a conflict
+ * re-reads the object and tries again (its status may already be what we want). Returns whether it wrote.
+ */
+export async function patchStatusIfChanged<T extends KubeObject & { status?: unknown }>(
+  client: KubeClient,
+  rt: ResourceType,
+  obj: T,
+  status: unknown,
+  attempts = 3,
+): Promise<{ written: boolean; object: T }> {
+  let current = obj;
+  for (let attempt = 1; ; attempt++) {
+    if (deepEqual(current.status ?? {}, status)) return { written: false, object: current };
+    const patch = {
+      metadata: { resourceVersion: current.metadata.resourceVersion },
+      status: mergePatch(current.status ?? {}, status),
+    };
+    try {
+      const object = await client.patch<T>(
+        rt,
+        current.metadata.namespace,
+        current.metadata.name,
+        patch,
+        "merge",
+        {
+          subresource: "status",
+        },
+      );
+      return { written: true, object };
+    } catch (err) {
+      if (!isConflict(err) || attempt >= attempts) throw err;
+      const fresh = await client.get<T>(rt, current.metadata.namespace, current.metadata.name);
+      if (!fresh) throw err;
+      current = fresh;
+    }
+  }
+}
