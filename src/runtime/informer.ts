@@ -186,6 +186,7 @@ export class Informer<T extends KubeObject> {
         }
         const minTimeout = this.opts.minWatchTimeoutSeconds ?? 300;
         this.stats.watches++;
+        log.debug({ resourceVersion }, "watching");
         await this.client.watch<T>(
           this.resource,
           {
@@ -241,6 +242,7 @@ export class Informer<T extends KubeObject> {
   private async listAll(namespace: string | undefined, signal: AbortSignal): Promise<string> {
     this.stats.lists++;
     this.metrics?.lists.inc({ resource: this.name });
+    this.opts.log.debug({ resource: this.name, namespace }, "listing");
     const items: T[] = [];
     let cont: string | undefined;
     let rv = "";

@@ -19,7 +19,6 @@ export function createLogger(
   const paths = REDACTED_KEYS.flatMap((k) => [k, `*.${k}`, `*.*.${k}`]);
   return pino(
     {
-      name: opts.name ?? "mxops",
       level: opts.level ?? "info",
       redact: { paths, censor: "[redacted]" },
       timestamp: pino.stdTimeFunctions.isoTime,

@@ -1,0 +1,208 @@
+// Flags and MXOPS_* environment variables -> one validated Config (the only place the environment is read).
+import { z } from "zod";
+import { parseDuration } from "./api/common.ts";
+
+interface Setting {
+  flag: string;
+  env: string;
+  default: string;
+  description: string;
+  /** Parses the raw string; throws with a message naming the rule. */
+  parse: z.ZodType;
+}
+
+const duration = z.string().transform((s, ctx) => {
+  const ms = parseDuration(s);
+  if (ms === undefined) {
+    ctx.addIssue({ code: "custom", message: "must be a duration such as 30s, 5m, 1h30m" });
+    return z.NEVER;
+  }
+  return ms;
+});
+const bool = z
+  .string()
+  .toLowerCase()
+  .refine((s) => ["true", "false", "1", "0", "yes", "no"].includes(s), "must be true or false")
+  .transform((s) => ["true", "1", "yes"].includes(s));
+const address = z
+  .string()
+  .refine(
+    (s) => s === "" || s === "0" || /^(\[[^\]]+\]|[^:]*):\d{1,5}$/.test(s),
+    "must be host:port, :port, or 0 to disable",
+  )
+  .transform((s) => (s === "0" ? "" : s));
+const list = z.string().transform((s) =>
+  s
+    .split(",")
+    .map((x) => x.trim())
+    .filter(Boolean),
+);
+
+/** Every setting, in the order of the README table. */
+export const SETTINGS = {
+  kubeconfig: {
+    flag: "kubeconfig",
+    env: "MXOPS_KUBECONFIG",
+    default: "",
+    description:
+      "Kubeconfig file; empty: $KUBECONFIG, then ~/.kube/config, then the in-cluster service account.",
+    parse: z.string(),
+  },
+  namespaces: {
+    flag: "namespaces",
+    env: "MXOPS_NAMESPACES",
+    default: "",
+    description: "Comma-separated namespaces to watch; empty watches all namespaces.",
+    parse: list,
+  },
+  metricsBindAddress: {
+    flag: "metrics-bind-address",
+    env: "MXOPS_METRICS_BIND_ADDRESS",
+    default: ":8080",
+    description: "Where /metrics is served (host:port; 0 disables).",
+    parse: address,
+  },
+  healthProbeBindAddress: {
+    flag: "health-probe-bind-address",
+    env: "MXOPS_HEALTH_PROBE_BIND_ADDRESS",
+    default: ":8081",
+    description: "Where /healthz and /readyz are served (host:port; 0 disables).",
+    parse: address,
+  },
+  leaderElect: {
+    flag: "leader-elect",
+    env: "MXOPS_LEADER_ELECT",
+    default: "false",
+    description:
+      "Elect a leader through a Lease so only one replica reconciles (the deploy manifests set true).",
+    parse: bool,
+  },
+  leaderElectionNamespace: {
+    flag: "leader-election-namespace",
+    env: "MXOPS_LEADER_ELECTION_NAMESPACE",
+    default: "",
+    description:
+      "Namespace of the leader Lease; empty: the pod's namespace, else the kubeconfig context's, else default.",
+    parse: z.string(),
+  },
+  leaderElectionId: {
+    flag: "leader-election-id",
+    env: "MXOPS_LEADER_ELECTION_ID",
+    default: "mxops-operator",
+    description: "Name of the leader Lease.",
+    parse: z.string().min(1),
+  },
+  leaseDuration: {
+    flag: "lease-duration",
+    env: "MXOPS_LEASE_DURATION",
+    default: "15s",
+    description: "How long followers wait before taking over a Lease that is not renewed.",
+    parse: duration,
+  },
+  renewDeadline: {
+    flag: "renew-deadline",
+    env: "MXOPS_RENEW_DEADLINE",
+    default: "10s",
+    description: "How long the leader retries renewing before it gives leadership up.",
+    parse: duration,
+  },
+  retryPeriod: {
+    flag: "retry-period",
+    env: "MXOPS_RETRY_PERIOD",
+    default: "2s",
+    description: "How often leader election is attempted or renewed.",
+    parse: duration,
+  },
+  gracefulShutdownTimeout: {
+    flag: "graceful-shutdown-timeout",
+    env: "MXOPS_GRACEFUL_SHUTDOWN_TIMEOUT",
+    default: "30s",
+    description: "How long in-flight reconciles may run after SIGTERM before they are aborted.",
+    parse: duration,
+  },
+  logLevel: {
+    flag: "log-level",
+    env: "MXOPS_LOG_LEVEL",
+    default: "info",
+    description: "trace, debug, info, warn, error or fatal.",
+    parse: z.enum(["trace", "debug", "info", "warn", "error", "fatal"]),
+  },
+} satisfies Record<string, Setting>;
+
+type Settings = typeof SETTINGS;
+export type Config = { [K in keyof Settings]: z.output<Settings[K]["parse"]> };
+
+export class ConfigError extends Error {
+  constructor(message: string) {
+    super(message);
+    this.name = "ConfigError";
+  }
+}
+
+/** Parses `--flag value`, `--flag=value` and bare boolean `--flag`; rejects unknown flags. */
+function parseFlags(argv: string[]): Map<string, string> {
+  const byFlag = new Map(Object.values(SETTINGS).map((s: Setting) => [s.flag, s]));
+  const out = new Map<string, string>();
+  for (let i = 0; i < argv.length; i++) {
+    const arg = argv[i] ?? "";
+    if (!arg.startsWith("--"))
+      throw new ConfigError(`unexpected argument "${arg}"; settings are given as --name=value`);
+    const [name, inline] = arg.slice(2).split(/=(.*)/s, 2) as [string, string | undefined];
+    const setting = byFlag.get(name);
+    if (!setting) throw new ConfigError(`unknown flag --${name}; see --help`);
+    if (inline !== undefined) {
+      out.set(name, inline);
+    } else if (setting.parse === bool && (argv[i + 1] === undefined || argv[i + 1]?.startsWith("--"))) {
+      out.set(name, "true");
+    } else {
+      const next = argv[++i];
+      if (next === undefined) throw new ConfigError(`--${name} needs a value`);
+      out.set(name, next);
+    }
+  }
+  return out;
+}
+
+/** Flags win over MXOPS_* variables, which win over defaults. Errors name the flag, the variable and the rule. */
+export function loadConfig(argv: string[], env: Record<string, string | undefined>): Config {
+  const flags = parseFlags(argv);
+  const config: Record<string, unknown> = {};
+  const problems: string[] = [];
+  for (const [key, setting] of Object.entries(SETTINGS) as [string, Setting][]) {
+    const fromFlag = flags.get(setting.flag);
+    const raw = fromFlag ?? env[setting.env] ?? setting.default;
+    const result = setting.parse.safeParse(raw);
+    if (result.success) config[key] = result.data;
+    else {
+      const source =
+        fromFlag !== undefined
+          ? `--${setting.flag}`
+          : env[setting.env] !== undefined
+            ? setting.env
+            : "default";
+      problems.push(
+        `${source} (--${setting.flag} / ${setting.env}) = "${raw}": ${result.error.issues.map((i) => i.message).join("; ")}`,
+      );
+    }
+  }
+  if (problems.length) throw new ConfigError(`invalid configuration:\n  ${problems.join("\n  ")}`);
+  return config as Config;
+}
+
+export function helpText(): string {
+  const rows = Object.values(SETTINGS).map(
+    (s: Setting) => `  --${s.flag} (${s.env}, default "${s.default}")\n      ${s.description}`,
+  );
+  return `mxops: the Kubernetes operator for Mendix apps\n\nSettings (flag, environment variable, default):\n${rows.join("\n")}\n`;
+}
+
+/** The README's configuration table, generated so that it cannot drift from the code. */
+export function settingsMarkdownTable(): string {
+  const rows = Object.values(SETTINGS).map(
+    (s: Setting) =>
+      `| \`--${s.flag}\` | \`${s.env}\` | ${s.default === "" ? "(empty)" : `\`${s.default}\``} | ${s.description} |`,
+  );
+  return ["| flag | environment variable | default | meaning |", "| --- | --- | --- | --- |", ...rows].join(
+    "\n",
+  );
+}

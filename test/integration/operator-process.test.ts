@@ -1,0 +1,109 @@
+// The operator as users run it: a separate process, configured by flags and MXOPS_* variables, stopped by SIGTERM.
+import { type ChildProcess, spawn } from "node:child_process";
+import { createServer } from "node:net";
+import { join } from "node:path";
+import { afterEach, describe, expect, it } from "vitest";
+import { adminKubeconfig, eventually, kubectl, newNamespace } from "./helpers.ts";
+
+const main = join(import.meta.dirname, "..", "..", "src", "main.ts");
+
+async function freePort(): Promise<number> {
+  return await new Promise((resolve) => {
+    const srv = createServer().listen(0, "127.0.0.1", () => {
+      const addr = srv.address();
+      srv.close(() => resolve(typeof addr === "object" && addr ? addr.port : 0));
+    });
+  });
+}
+
+interface Running {
+  child: ChildProcess;
+  stdout: string[];
+  stderr: string[];
+  exit: Promise<number | null>;
+}
+
+function run(args: string[], env: Record<string, string> = {}): Running {
+  const child = spawn(process.execPath, [main, ...args], {
+    env: { ...process.env, KUBECONFIG: adminKubeconfig(), ...env },
+    stdio: ["ignore", "pipe", "pipe"],
+  });
+  const stdout: string[] = [];
+  const stderr: string[] = [];
+  child.stdout?.on("data", (d: Buffer) => stdout.push(...d.toString().split("\n").filter(Boolean)));
+  child.stderr?.on("data", (d: Buffer) => stderr.push(d.toString()));
+  const exit = new Promise<number | null>((r) => child.on("exit", (code) => r(code)));
+  return { child, stdout, stderr, exit };
+}
+
+describe("the operator process", () => {
+  const started: Running[] = [];
+  afterEach(() => {
+    for (const r of started) r.child.kill("SIGKILL");
+  });
+
+  it("serves probes and metrics on the configured ports, leads, logs JSON, and exits 0 on SIGTERM releasing its Lease", async () => {
+    const ns = await newNamespace("operator");
+    const [metricsPort, probePort] = [await freePort(), await freePort()];
+    const op = run(["--leader-elect", `--health-probe-bind-address=127.0.0.1:${probePort}`], {
+      MXOPS_METRICS_BIND_ADDRESS: `127.0.0.1:${metricsPort}`,
+      MXOPS_LEADER_ELECTION_NAMESPACE: ns,
+    });
+    started.push(op);
+    await eventually(
+      async () => ((await fetch(`http://127.0.0.1:${probePort}/readyz`)).ok ? true : undefined),
+      {
+        what: `readiness (stderr: ${op.stderr.join("")})`,
+      },
+    );
+    expect((await fetch(`http://127.0.0.1:${probePort}/healthz`)).status).toBe(200);
+    await eventually(
+      async () => {
+        const text = await (await fetch(`http://127.0.0.1:${metricsPort}/metrics`)).text();
+        return text.includes('leader_election_master_status{name="mxops-operator"} 1') ? text : undefined;
+      },
+      { what: "leadership in /metrics" },
+    );
+    const holder = (
+      await kubectl(adminKubeconfig(), [
+        "get",
+        "lease",
+        "mxops-operator",
+        "-n",
+        ns,
+        "-o",
+        "jsonpath={.spec.holderIdentity}",
+      ])
+    ).trim();
+    expect(holder).not.toBe("");
+
+    const lines = op.stdout.map((l) => JSON.parse(l) as { level: string; msg: string });
+    expect(lines.map((l) => l.msg)).toEqual(
+      expect.arrayContaining(["starting mxops", "caches synced", "became leader"]),
+    );
+
+    op.child.kill("SIGTERM");
+    expect(await op.exit).toBe(0);
+    const after = (
+      await kubectl(adminKubeconfig(), [
+        "get",
+        "lease",
+        "mxops-operator",
+        "-n",
+        ns,
+        "-o",
+        "jsonpath={.spec.holderIdentity}",
+      ])
+    ).trim();
+    expect(after).toBe("");
+  });
+
+  it("refuses a bad setting with exit code 2, naming the flag, the variable and the rule", async () => {
+    const op = run(["--lease-duration=forever"]);
+    started.push(op);
+    expect(await op.exit).toBe(2);
+    expect(op.stderr.join("")).toMatch(
+      /--lease-duration .*MXOPS_LEASE_DURATION\) = "forever": must be a duration/,
+    );
+  });
+});

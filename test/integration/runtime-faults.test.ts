@@ -1,0 +1,132 @@
+// Watch caches under faults, on a control plane of this file's own (its API server is restarted and etcd compacted).
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { KubeClient } from "../../src/runtime/client.ts";
+import { Informer } from "../../src/runtime/informer.ts";
+import { newRegistry } from "../../src/runtime/metrics.ts";
+import { type ControlPlane, kubectl, startControlPlane } from "../controlplane/controlplane.ts";
+import { type FreezableProxy, startProxy } from "../controlplane/proxy.ts";
+import { eventually } from "./helpers.ts";
+import { CONFIGMAPS, type ConfigMap, counterSum, loadKubeConfig, testLog } from "./runtime-support.ts";
+
+const local = !process.env.MXOPS_TEST_KUBECONFIG;
+
+describe.runIf(local)("watch caches under API server faults", () => {
+  let cp: ControlPlane;
+  let proxy: FreezableProxy;
+  const informers: Informer<ConfigMap>[] = [];
+
+  beforeAll(async () => {
+    cp = await startControlPlane();
+    proxy = await startProxy("127.0.0.1", Number(new URL(cp.server).port));
+  });
+
+  afterAll(async () => {
+    await Promise.all(informers.map((i) => i.stop()));
+    await proxy?.close();
+    await cp?.stop();
+  });
+
+  function cacheOf(ns: string, server?: string, stallTimeoutMs = 90_000) {
+    const registry = newRegistry();
+    const informer = new Informer<ConfigMap>(
+      new KubeClient(loadKubeConfig(cp.kubeconfig, server)),
+      CONFIGMAPS,
+      {
+        namespaces: [ns],
+        log: testLog,
+        registry,
+        stallTimeoutMs,
+        backoff: { initialMs: 100, maxMs: 1000 },
+      },
+    );
+    const events: string[] = [];
+    informer.addHandler({
+      onAdd: (o) => events.push(`add ${o.metadata.name}`),
+      onUpdate: (_o, n) => events.push(`update ${n.metadata.name} ${n.data?.v}`),
+      onDelete: (o) => events.push(`delete ${o.metadata.name}`),
+    });
+    informers.push(informer);
+    informer.start();
+    return { informer, events, registry };
+  }
+
+  const k = (args: string[]) => kubectl(cp.kubeconfig, args);
+  /** name=value pairs of the cache, sorted by name. */
+  const data = (informer: Informer<ConfigMap>) =>
+    Object.fromEntries(
+      informer
+        .list()
+        .map((o) => [o.metadata.name, o.data?.v ?? ""])
+        .sort(([a], [b]) => String(a).localeCompare(String(b))),
+    );
+
+  it("resumes after the kube-apiserver restarts and loses no update", async () => {
+    await k(["create", "namespace", "restart"]);
+    await k(["create", "configmap", "a", "-n", "restart", "--from-literal=v=1"]);
+    const { informer, events } = cacheOf("restart");
+    await informer.waitForSync();
+    await cp.stopApiServer();
+    await cp.startApiServer();
+    await k(["create", "configmap", "b", "-n", "restart", "--from-literal=v=1"]);
+    await k(["patch", "configmap", "a", "-n", "restart", "-p", '{"data":{"v":"2"}}']);
+    await eventually(async () => (data(informer).b === "1" && data(informer).a === "2" ? true : undefined), {
+      what: "the cache to catch up after the restart",
+      timeoutMs: 30_000,
+    });
+    expect(events).toEqual(expect.arrayContaining(["add a", "add b", "update a 2"]));
+    expect(informer.stats.watches).toBeGreaterThanOrEqual(2);
+  });
+
+  it("relists after 410 Gone (etcd compacted past the watch's resourceVersion) and misses nothing", async () => {
+    await k(["create", "namespace", "gone"]);
+    for (const n of ["keep", "change", "remove"])
+      await k(["create", "configmap", n, "-n", "gone", "--from-literal=v=1"]);
+    const { informer, events, registry } = cacheOf("gone", `https://127.0.0.1:${proxy.port}`);
+    await informer.waitForSync();
+    const listsBefore = informer.stats.lists;
+
+    proxy.freeze(); // the cache is cut off: its watch goes silent, reconnects hang
+    await k(["create", "configmap", "added", "-n", "gone", "--from-literal=v=1"]);
+    await k(["patch", "configmap", "change", "-n", "gone", "-p", '{"data":{"v":"2"}}']);
+    await k(["delete", "configmap", "remove", "-n", "gone"]);
+    const compactedAt = await cp.compactEtcd();
+    // A restarted API server's watch cache starts at the current revision: it cannot serve the old one either.
+    await cp.stopApiServer();
+    await cp.startApiServer();
+    proxy.thaw();
+
+    await eventually(
+      async () =>
+        JSON.stringify(data(informer)) === JSON.stringify({ added: "1", change: "2", keep: "1" })
+          ? true
+          : undefined,
+      { what: `the cache to relist (etcd compacted at revision ${compactedAt})`, timeoutMs: 30_000 },
+    );
+    expect(events).toEqual(expect.arrayContaining(["add added", "update change 2", "delete remove"]));
+    expect(informer.stats.lists).toBeGreaterThan(listsBefore);
+    expect(
+      await counterSum(registry, "mxops_informer_watch_restarts_total", (l) => l.reason === "gone"),
+    ).toBeGreaterThanOrEqual(1);
+  });
+
+  it("reconnects a watch whose connection went silent (half-open) and catches up", async () => {
+    await k(["create", "namespace", "stall"]);
+    await k(["create", "configmap", "x", "-n", "stall", "--from-literal=v=1"]);
+    const { informer, registry } = cacheOf("stall", `https://127.0.0.1:${proxy.port}`, 1500);
+    await informer.waitForSync();
+    // Only a change seen through the watch proves the watch connection is open (sync ends with the list).
+    await k(["patch", "configmap", "x", "-n", "stall", "-p", '{"data":{"v":"live"}}']);
+    await eventually(async () => (data(informer).x === "live" ? true : undefined), {
+      what: "the watch to be live",
+    });
+    proxy.freezeExisting(); // the open watch stays connected but nothing gets through
+    await k(["patch", "configmap", "x", "-n", "stall", "-p", '{"data":{"v":"2"}}']);
+    await eventually(async () => (data(informer).x === "2" ? true : undefined), {
+      what: "the stalled watch to be replaced",
+      timeoutMs: 15_000,
+    });
+    expect(
+      await counterSum(registry, "mxops_informer_watch_restarts_total", (l) => l.reason === "stalled"),
+    ).toBeGreaterThanOrEqual(1);
+  });
+});

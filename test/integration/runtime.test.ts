@@ -1,0 +1,397 @@
+// The controller runtime on the shared control plane: caches, reconciles without churn, events, leader election.
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { KubeClient } from "../../src/runtime/client.ts";
+import { EventRecorder } from "../../src/runtime/events.ts";
+import { Informer } from "../../src/runtime/informer.ts";
+import { LeaderElector } from "../../src/runtime/leader.ts";
+import { Manager } from "../../src/runtime/manager.ts";
+import { patchStatusIfChanged, setCondition } from "../../src/runtime/status.ts";
+import { adminKubeconfig, eventually, kubectl, newNamespace } from "./helpers.ts";
+import {
+  CONFIGMAPS,
+  type ConfigMap,
+  counterSum,
+  GADGETS,
+  type Gadget,
+  gadgetCrd,
+  isWrite,
+  loadKubeConfig,
+  testLog,
+} from "./runtime-support.ts";
+
+const kc = () => loadKubeConfig(adminKubeconfig());
+
+function gadgetManager(
+  ns: string,
+  opts: { identity?: string; leaderElection?: boolean; resyncPeriodMs?: number } = {},
+) {
+  const identity = opts.identity ?? "solo";
+  const manager = new Manager({
+    kubeConfig: kc(),
+    log: testLog.child({ identity }),
+    namespaces: [ns],
+    metricsAddr: "127.0.0.1:0",
+    probeAddr: "127.0.0.1:0",
+    gracefulShutdownMs: 5000,
+    leaderElection: {
+      enabled: opts.leaderElection ?? false,
+      namespace: ns,
+      name: "gadget-operator",
+      identity,
+      leaseDurationMs: 4000,
+      renewDeadlineMs: 3000,
+      retryPeriodMs: 500,
+    },
+  });
+  const informer = manager.informers.informerFor<Gadget>(GADGETS);
+  const seen = { reconciles: 0, keys: [] as string[] };
+  manager.addController<Gadget>({
+    name: "gadget",
+    primary: informer,
+    concurrency: 2,
+    resyncPeriodMs: opts.resyncPeriodMs ?? 0,
+    reconcile: async ({ namespace, name, key }) => {
+      seen.reconciles++;
+      seen.keys.push(key);
+      const gadget = informer.get(namespace, name);
+      if (!gadget) return;
+      const generation = gadget.metadata.generation;
+      const status = {
+        observedGeneration: generation,
+        conditions: setCondition(
+          gadget.status?.conditions,
+          {
+            type: "Ready",
+            status: "True",
+            reason: "Sized",
+            message: `size ${gadget.spec.size}`,
+            observedGeneration: generation,
+          },
+          new Date(),
+        ),
+      };
+      await patchStatusIfChanged(manager.client, GADGETS, gadget, status);
+      return undefined;
+    },
+  });
+  return { manager, informer, seen };
+}
+
+async function getJson<T>(kubeconfig: string, args: string[]): Promise<T> {
+  return JSON.parse(await kubectl(kubeconfig, [...args, "-o", "json"])) as T;
+}
+
+describe("controller runtime on a real API server", () => {
+  let ns: string;
+
+  beforeAll(async () => {
+    await kubectl(adminKubeconfig(), ["apply", "-f", "-"], gadgetCrd);
+    await kubectl(adminKubeconfig(), [
+      "wait",
+      "--for=condition=Established",
+      "crd/gadgets.runtime.mxops.dev",
+    ]);
+  });
+
+  afterAll(async () => {
+    if (ns) await kubectl(adminKubeconfig(), ["delete", "namespace", ns, "--wait=false"]);
+  });
+
+  it("fills a watch cache, keeps it current, and answers index queries", async () => {
+    ns = await newNamespace("runtime");
+    for (const [name, team] of [
+      ["a", "red"],
+      ["b", "red"],
+      ["c", "blue"],
+    ] as const) {
+      await kubectl(adminKubeconfig(), ["create", "configmap", name, "-n", ns, "--from-literal=v=1"]);
+      await kubectl(adminKubeconfig(), ["label", "configmap", name, "-n", ns, `team=${team}`]);
+    }
+    const informer = new Informer<ConfigMap>(new KubeClient(kc()), CONFIGMAPS, {
+      namespaces: [ns],
+      log: testLog,
+    });
+    informer.addIndex("team", (cm) => (cm.metadata.labels?.team ? [cm.metadata.labels.team] : []));
+    const events: string[] = [];
+    informer.addHandler({
+      onAdd: (o) => events.push(`add ${o.metadata.name}`),
+      onUpdate: (_o, n) => events.push(`update ${n.metadata.name} ${n.data?.v}`),
+      onDelete: (o) => events.push(`delete ${o.metadata.name}`),
+    });
+    informer.start();
+    try {
+      expect(await informer.waitForSync()).toBe(true);
+      expect(informer.keys().sort()).toEqual([`${ns}/a`, `${ns}/b`, `${ns}/c`]);
+      expect(
+        informer
+          .byIndex("team", "red")
+          .map((o) => o.metadata.name)
+          .sort(),
+      ).toEqual(["a", "b"]);
+
+      await kubectl(adminKubeconfig(), ["create", "configmap", "d", "-n", ns, "--from-literal=v=1"]);
+      await kubectl(adminKubeconfig(), ["patch", "configmap", "a", "-n", ns, "-p", '{"data":{"v":"2"}}']);
+      await kubectl(adminKubeconfig(), ["label", "configmap", "b", "-n", ns, "team=blue", "--overwrite"]);
+      await kubectl(adminKubeconfig(), ["delete", "configmap", "c", "-n", ns]);
+      await eventually(
+        async () => (events.includes("delete c") && events.includes("add d") ? true : undefined),
+        {
+          what: "watch events",
+        },
+      );
+      expect(events).toContain("update a 2");
+      expect(informer.get(ns, "a")?.data?.v).toBe("2");
+      expect(informer.byIndex("team", "red").map((o) => o.metadata.name)).toEqual(["a"]);
+      expect(informer.byIndex("team", "blue").map((o) => o.metadata.name)).toEqual(["b"]);
+      expect(informer.get(ns, "c")).toBeUndefined();
+    } finally {
+      await informer.stop();
+    }
+  });
+
+  it("reconciles every object, writes status only when it changes, and writes nothing on resyncs", async () => {
+    const gns = await newNamespace("gadgets");
+    for (const [name, size] of [
+      ["g1", 1],
+      ["g2", 2],
+      ["g3", 3],
+    ] as const) {
+      await kubectl(
+        adminKubeconfig(),
+        ["apply", "-n", gns, "-f", "-"],
+        `apiVersion: runtime.mxops.dev/v1\nkind: Gadget\nmetadata: {name: ${name}}\nspec: {size: ${size}}\n`,
+      );
+    }
+    const { manager, seen } = gadgetManager(gns, { resyncPeriodMs: 300 });
+    await manager.start();
+    try {
+      await eventually(
+        async () => {
+          const list = await getJson<{ items: Gadget[] }>(adminKubeconfig(), ["get", "gadgets", "-n", gns]);
+          return list.items.every((g) => g.status?.conditions?.[0]?.message === `size ${g.spec.size}`)
+            ? true
+            : undefined;
+        },
+        { what: "every gadget's status" },
+      );
+      // Let our own status writes come back through the watch before counting.
+      await new Promise((r) => setTimeout(r, 700));
+      const writesBefore = await counterSum(manager.registry, "rest_client_requests_total", isWrite);
+      const reconcilesBefore = seen.reconciles;
+      await new Promise((r) => setTimeout(r, 2000));
+      expect(seen.reconciles - reconcilesBefore).toBeGreaterThanOrEqual(9); // >= 3 resyncs of 3 objects
+      expect(await counterSum(manager.registry, "rest_client_requests_total", isWrite)).toBe(writesBefore);
+
+      await kubectl(adminKubeconfig(), [
+        "patch",
+        "gadget",
+        "g2",
+        "-n",
+        gns,
+        "--type=merge",
+        "-p",
+        '{"spec":{"size":20}}',
+      ]);
+      await eventually(
+        async () => {
+          const g = await getJson<Gadget>(adminKubeconfig(), ["get", "gadget", "g2", "-n", gns]);
+          return g.status?.conditions?.[0]?.message === "size 20" && g.status.observedGeneration === 2
+            ? g
+            : undefined;
+        },
+        { what: "g2's status after a spec change" },
+      );
+      expect(await counterSum(manager.registry, "rest_client_requests_total", isWrite)).toBe(
+        writesBefore + 1,
+      );
+
+      const probes = `http://127.0.0.1:${manager.ports.probes}`;
+      expect((await fetch(`${probes}/readyz`)).status).toBe(200);
+      expect((await fetch(`${probes}/healthz`)).status).toBe(200);
+      const metrics = await (await fetch(`http://127.0.0.1:${manager.ports.metrics}/metrics`)).text();
+      for (const name of [
+        'controller_runtime_reconcile_total{controller="gadget",result="success"}',
+        "controller_runtime_reconcile_errors_total",
+        "controller_runtime_reconcile_time_seconds_bucket",
+        'workqueue_depth{name="gadget"}',
+        'workqueue_adds_total{name="gadget"}',
+        "workqueue_retries_total",
+        "workqueue_queue_duration_seconds_bucket",
+        "workqueue_work_duration_seconds_bucket",
+        'rest_client_requests_total{code="200",method="PATCH"}',
+      ]) {
+        expect(metrics).toContain(name);
+      }
+    } finally {
+      await manager.stop();
+    }
+  });
+
+  it("retries a failing reconcile with backoff and succeeds once the cause is gone", async () => {
+    const fns = await newNamespace("failing");
+    await kubectl(adminKubeconfig(), ["create", "configmap", "flaky", "-n", fns, "--from-literal=v=1"]);
+    const manager = new Manager({
+      kubeConfig: kc(),
+      log: testLog,
+      namespaces: [fns],
+      leaderElection: { enabled: false, namespace: fns, name: "x", identity: "x" },
+    });
+    const informer = manager.informers.informerFor<ConfigMap>(CONFIGMAPS);
+    let attempts = 0;
+    const ctrl = manager.addController<ConfigMap>({
+      name: "flaky",
+      primary: informer,
+      reconcile: async () => {
+        attempts++;
+        if (attempts < 4) throw new Error(`transient failure ${attempts}`);
+        return undefined;
+      },
+    });
+    await manager.start();
+    try {
+      await eventually(async () => (attempts >= 4 ? true : undefined), { what: "4 attempts" });
+      expect(ctrl.queue.retries(`${fns}/flaky`)).toBe(0); // forgotten after the success
+      expect(await counterSum(manager.registry, "controller_runtime_reconcile_errors_total")).toBe(3);
+      expect(await counterSum(manager.registry, "workqueue_retries_total")).toBe(3);
+    } finally {
+      await manager.stop();
+    }
+  });
+
+  it("aggregates repeated events into one Event with a series", async () => {
+    const ens = await newNamespace("events");
+    await kubectl(adminKubeconfig(), ["create", "configmap", "subject", "-n", ens]);
+    const cm = await getJson<ConfigMap>(adminKubeconfig(), ["get", "configmap", "subject", "-n", ens]);
+    const recorder = new EventRecorder({
+      client: new KubeClient(kc()),
+      controller: "mxops.dev/test",
+      instance: "test-1",
+      log: testLog,
+      seriesFlushMs: 60_000,
+    });
+    for (let i = 0; i < 5; i++)
+      recorder.event(cm, "Warning", "ContactNotFound", "Reconcile", "contact bob not found");
+    recorder.event(cm, "Normal", "LicenseActivated", "Reconcile", "license activated");
+    await recorder.flush();
+    expect(recorder.writes).toBe(3); // two creates and one series update, not six creates
+    const list = await getJson<{
+      items: { reason: string; series?: { count: number }; regarding: { name: string } }[];
+    }>(adminKubeconfig(), ["get", "events.v1.events.k8s.io", "-n", ens]);
+    const byReason = Object.fromEntries(list.items.map((e) => [e.reason, e]));
+    expect(byReason.ContactNotFound?.series?.count).toBe(5);
+    expect(byReason.ContactNotFound?.regarding.name).toBe("subject");
+    expect(byReason.LicenseActivated?.series).toBeUndefined();
+  });
+
+  it("lets exactly one of two managers reconcile; the other, warm, takes over within the lease duration", async () => {
+    const lns = await newNamespace("leader");
+    await kubectl(
+      adminKubeconfig(),
+      ["apply", "-n", lns, "-f", "-"],
+      "apiVersion: runtime.mxops.dev/v1\nkind: Gadget\nmetadata: {name: g}\nspec: {size: 1}\n",
+    );
+    const a = gadgetManager(lns, { identity: "a", leaderElection: true });
+    const b = gadgetManager(lns, { identity: "b", leaderElection: true });
+    await Promise.all([a.manager.start(), b.manager.start()]);
+    let stoppedA = false;
+    try {
+      const leader = await eventually(
+        async () => (a.manager.isLeader() ? a : b.manager.isLeader() ? b : undefined),
+        {
+          what: "a leader",
+        },
+      );
+      const follower = leader === a ? b : a;
+      await eventually(async () => (leader.seen.reconciles > 0 ? true : undefined), {
+        what: "leader reconciles",
+      });
+      await new Promise((r) => setTimeout(r, 1500));
+      expect(follower.manager.isLeader()).toBe(false);
+      expect(follower.seen.reconciles).toBe(0);
+      expect(follower.manager.informers.hasSynced()).toBe(true); // a warm cache, ready to take over
+      expect((await fetch(`http://127.0.0.1:${follower.manager.ports.probes}/readyz`)).status).toBe(200);
+
+      const released = Date.now();
+      await leader.manager.stop();
+      if (leader === a) stoppedA = true;
+      await eventually(async () => (follower.manager.isLeader() ? true : undefined), {
+        what: "takeover",
+        timeoutMs: 8000,
+      });
+      const takeoverMs = Date.now() - released;
+      expect(takeoverMs).toBeLessThan(4000);
+      await eventually(async () => (follower.seen.reconciles > 0 ? true : undefined), {
+        what: "new leader reconciles",
+      });
+      const lease = await getJson<{ spec: { holderIdentity: string; leaseTransitions: number } }>(
+        adminKubeconfig(),
+        ["get", "lease", "gadget-operator", "-n", lns],
+      );
+      expect(lease.spec.holderIdentity).toBe(follower === a ? "a" : "b");
+      expect(lease.spec.leaseTransitions).toBe(1);
+    } finally {
+      await Promise.all([stoppedA ? undefined : a.manager.stop(), b.manager.stop()]);
+    }
+  });
+
+  it("waits out a vanished holder's Lease, then takes over", async () => {
+    const lns = await newNamespace("ghost");
+    const ghost = new LeaderElector({
+      client: new KubeClient(kc()),
+      namespace: lns,
+      name: "gadget-operator",
+      identity: "ghost",
+      leaseDurationMs: 4000,
+      log: testLog,
+    });
+    expect(await ghost.tryAcquireOrRenew()).toBe(true); // ...and never renews: a crashed leader
+    const acquired = Date.now();
+    const heir = gadgetManager(lns, { identity: "heir", leaderElection: true });
+    await heir.manager.start();
+    try {
+      await new Promise((r) => setTimeout(r, 2000));
+      expect(heir.manager.isLeader()).toBe(false);
+      await eventually(async () => (heir.manager.isLeader() ? true : undefined), {
+        what: "takeover",
+        timeoutMs: 10_000,
+      });
+      const waited = Date.now() - acquired;
+      expect(waited).toBeGreaterThanOrEqual(4000);
+      expect(waited).toBeLessThan(4000 + 2500);
+    } finally {
+      await heir.manager.stop();
+    }
+  });
+
+  it("finishes the in-flight reconcile on shutdown and starts no new one", async () => {
+    const sns = await newNamespace("shutdown");
+    for (const n of ["s1", "s2", "s3"])
+      await kubectl(adminKubeconfig(), ["create", "configmap", n, "-n", sns]);
+    const manager = new Manager({
+      kubeConfig: kc(),
+      log: testLog,
+      namespaces: [sns],
+      gracefulShutdownMs: 5000,
+      leaderElection: { enabled: false, namespace: sns, name: "x", identity: "x" },
+    });
+    const informer = manager.informers.informerFor<ConfigMap>(CONFIGMAPS);
+    const started: string[] = [];
+    const finished: string[] = [];
+    manager.addController<ConfigMap>({
+      name: "slow",
+      primary: informer,
+      concurrency: 1,
+      reconcile: async ({ name }) => {
+        started.push(name);
+        await new Promise((r) => setTimeout(r, 800));
+        finished.push(name);
+        return undefined;
+      },
+    });
+    await manager.start();
+    await eventually(async () => (started.length === 1 ? true : undefined), { what: "first reconcile" });
+    await manager.stop();
+    expect(finished).toEqual(started);
+    expect(started.length).toBe(1);
+  });
+});
