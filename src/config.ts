@@ -31,6 +31,7 @@ const address = z
     "must be host:port, :port, or 0 to disable",
   )
   .transform((s) => (s === "0" ? "" : s));
+const port = z.coerce.number().int().min(1).max(65535);
 const list = z.string().transform((s) =>
   s
     .split(",")
@@ -118,6 +119,79 @@ export const SETTINGS = {
     env: "MXOPS_GRACEFUL_SHUTDOWN_TIMEOUT",
     default: "30s",
     description: "How long in-flight reconciles may run after SIGTERM before they are aborted.",
+    parse: duration,
+  },
+  smtpHost: {
+    flag: "smtp-host",
+    env: "MXOPS_SMTP_HOST",
+    default: "",
+    description: "SMTP server for email notifications; empty disables email.",
+    parse: z.string(),
+  },
+  smtpPort: {
+    flag: "smtp-port",
+    env: "MXOPS_SMTP_PORT",
+    default: "587",
+    description: "SMTP port.",
+    parse: port,
+  },
+  smtpTls: {
+    flag: "smtp-tls",
+    env: "MXOPS_SMTP_TLS",
+    default: "starttls",
+    description:
+      "starttls (upgrade, required), tls (implicit TLS on any port) or none (a relay without TLS).",
+    parse: z.enum(["starttls", "tls", "none"]),
+  },
+  smtpFrom: {
+    flag: "smtp-from",
+    env: "MXOPS_SMTP_FROM",
+    default: "mxops@localhost",
+    description: "Sender address of notification mails.",
+    parse: z.string().min(3),
+  },
+  smtpCredentialsSecret: {
+    flag: "smtp-credentials-secret",
+    env: "MXOPS_SMTP_CREDENTIALS_SECRET",
+    default: "",
+    description: "namespace/name of a Secret with keys username and password for SMTP AUTH; empty: no AUTH.",
+    parse: z
+      .string()
+      .refine((s) => s === "" || /^[a-z0-9-]+\/[a-z0-9.-]+$/.test(s), "must be namespace/name"),
+  },
+  smtpCaFile: {
+    flag: "smtp-ca-file",
+    env: "MXOPS_SMTP_CA_FILE",
+    default: "",
+    description: "PEM file of a private CA the SMTP server's certificate chains to.",
+    parse: z.string(),
+  },
+  alertmanagerUrl: {
+    flag: "alertmanager-url",
+    env: "MXOPS_ALERTMANAGER_URL",
+    default: "",
+    description: "Alertmanager base URL (alerts go to /api/v2/alerts); empty disables forwarding.",
+    parse: z.string().refine((s) => s === "" || /^https?:\/\//.test(s), "must be an http:// or https:// URL"),
+  },
+  notifyMaxAttempts: {
+    flag: "notify-max-attempts",
+    env: "MXOPS_NOTIFY_MAX_ATTEMPTS",
+    default: "8",
+    description: "Delivery attempts per recipient and channel before a notification counts as failed.",
+    parse: z.coerce.number().int().min(1).max(100),
+  },
+  notifyInitialBackoff: {
+    flag: "notify-initial-backoff",
+    env: "MXOPS_NOTIFY_INITIAL_BACKOFF",
+    default: "1s",
+    description: "First retry delay; doubles (jittered) up to --notify-max-backoff. Retry-After is honoured.",
+    parse: duration,
+  },
+  notifyMaxBackoff: {
+    flag: "notify-max-backoff",
+    env: "MXOPS_NOTIFY_MAX_BACKOFF",
+    default: "2m",
+    description: "Longest retry delay.",
     parse: duration,
   },
   logLevel: {

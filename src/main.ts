@@ -2,7 +2,14 @@
 import { readFileSync } from "node:fs";
 import { hostname } from "node:os";
 import { KubeConfig } from "@kubernetes/client-node";
-import { ConfigError, helpText, loadConfig } from "./config.ts";
+import { type Config, ConfigError, helpText, loadConfig } from "./config.ts";
+import { secretValue } from "./controllers/secrets.ts";
+import { registerTechnicalContactController } from "./controllers/technical-contact.ts";
+import { AlertmanagerChannel, type Channel, EmailChannel, WebhookChannel } from "./notify/channels.ts";
+import { Deliverer } from "./notify/deliver.ts";
+import { NotificationSender } from "./notify/sender.ts";
+import { systemClock } from "./runtime/clock.ts";
+import type { Logger } from "./runtime/log.ts";
 import { createLogger } from "./runtime/log.ts";
 import { Manager } from "./runtime/manager.ts";
 
@@ -14,6 +21,38 @@ function inClusterNamespace(): string | undefined {
   } catch {
     return undefined; // not running in a pod
   }
+}
+
+async function notificationChannels(config: Config, manager: Manager, log: Logger): Promise<Channel[]> {
+  const channels: Channel[] = [new WebhookChannel()];
+  if (config.smtpHost) {
+    let auth: { user: string; pass: string } | undefined;
+    if (config.smtpCredentialsSecret) {
+      const [namespace = "", name = ""] = config.smtpCredentialsSecret.split("/");
+      const user = await secretValue(manager.client, namespace, name, "username");
+      const pass = await secretValue(manager.client, namespace, name, "password");
+      if (user === undefined || pass === undefined) {
+        throw new ConfigError(
+          `--smtp-credentials-secret (MXOPS_SMTP_CREDENTIALS_SECRET) = "${config.smtpCredentialsSecret}": the Secret must exist and hold keys username and password`,
+        );
+      }
+      auth = { user, pass };
+    }
+    channels.push(
+      new EmailChannel({
+        host: config.smtpHost,
+        port: config.smtpPort,
+        tls: config.smtpTls,
+        from: config.smtpFrom,
+        auth,
+        ca: config.smtpCaFile ? readFileSync(config.smtpCaFile, "utf8") : undefined,
+      }),
+    );
+  } else {
+    log.warn("no --smtp-host (MXOPS_SMTP_HOST): email notifications are disabled");
+  }
+  if (config.alertmanagerUrl) channels.push(new AlertmanagerChannel({ url: config.alertmanagerUrl }));
+  return channels;
 }
 
 async function main(): Promise<number> {
@@ -51,11 +90,35 @@ async function main(): Promise<number> {
     userAgent: "mxops-operator",
   });
 
+  const deliverer = new Deliverer({
+    channels: await notificationChannels(config, manager, log),
+    policy: {
+      maxAttempts: config.notifyMaxAttempts,
+      initialBackoffMs: config.notifyInitialBackoff,
+      maxBackoffMs: config.notifyMaxBackoff,
+    },
+    registry: manager.registry,
+    log: log.child({ component: "notify" }),
+  });
+  const sender = new NotificationSender({
+    client: manager.client,
+    deliverer,
+    events: manager.events,
+    log: log.child({ component: "notify" }),
+    registry: manager.registry,
+  });
+  registerTechnicalContactController(manager, {
+    sender,
+    clock: systemClock,
+    alertmanager: !!config.alertmanagerUrl,
+  });
+
   let stopping: Promise<void> | undefined;
   const shutdown = (signal: string) => {
     if (stopping) return;
     log.info({ signal }, "shutting down");
-    stopping = manager.stop();
+    // Deliveries still retrying stay Pending in status: the next leader resumes them with the same keys.
+    stopping = manager.stop().then(() => deliverer.close());
   };
   process.on("SIGTERM", () => shutdown("SIGTERM"));
   process.on("SIGINT", () => shutdown("SIGINT"));

@@ -1,6 +1,14 @@
 // AlertPolicy: CPU, memory and disk alert rules for one app (or the apps a selector picks).
 import { z } from "zod";
-import { cel, conditionsList, duration, ObjectMeta, objectName, observedGeneration } from "./common.ts";
+import {
+  cel,
+  conditionsList,
+  duration,
+  notificationsList,
+  ObjectMeta,
+  objectName,
+  observedGeneration,
+} from "./common.ts";
 
 export const Metric = z.enum(["CPU", "Disk", "Memory"]);
 export type Metric = z.infer<typeof Metric>;
@@ -172,6 +180,7 @@ export const AlertPolicyStatus = z
       .optional()
       .describe("The apps this policy currently applies to."),
     rules: z.array(RuleStatus).max(10000).optional().describe("Alert state per app and rule."),
+    notifications: notificationsList(),
   })
   .describe("Observed state of the AlertPolicy.");
 export type AlertPolicyStatus = z.infer<typeof AlertPolicyStatus>;

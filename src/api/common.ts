@@ -130,3 +130,62 @@ export const ObjectMeta = z
     finalizers: z.array(z.string()).optional(),
   })
   .loose();
+
+/** A notification the operator recorded before sending it (the outbox), so a restart neither loses nor repeats it. */
+export const NotificationRecord = z
+  .object({
+    id: z
+      .string()
+      .max(253)
+      .describe("Idempotency key, stable across restarts; receivers can deduplicate on it."),
+    kind: z.string().max(64).describe("What it is about, e.g. LicenseReminder, AlertFiring, Test."),
+    severity: z
+      .enum(["Ok", "Warning", "Critical", "Recovery"])
+      .describe("Ok, Warning, Critical or Recovery."),
+    title: z.string().max(256).describe("Subject line."),
+    body: z.string().max(4096).describe("Message text (never contains license keys or secrets)."),
+    app: z
+      .object({
+        namespace: z.string().max(63).describe("Namespace of the app."),
+        name: z.string().max(253).describe("Name of the MendixApp."),
+        environment: z.string().max(63).optional().describe("Environment of the app."),
+      })
+      .optional()
+      .describe("The app the notification concerns."),
+    threadId: z
+      .string()
+      .max(253)
+      .optional()
+      .describe("First notification of the same alert, for mail threading."),
+    occurredAt: z.iso.datetime().describe("When the reported event happened."),
+    labels: z
+      .record(z.string().max(63), z.string().max(253))
+      .optional()
+      .describe("Labels for webhook and Alertmanager receivers."),
+    state: z
+      .enum(["Pending", "Sent", "Failed"])
+      .describe("Pending until every target is delivered or has failed."),
+    createdAt: z.iso.datetime().describe("When the intent to send was recorded."),
+    completedAt: z.iso.datetime().optional().describe("When delivery finished."),
+    delivered: z
+      .array(z.string().max(512))
+      .max(64)
+      .optional()
+      .describe("Targets (notification/channel/recipient) already delivered: never sent again."),
+    failed: z
+      .array(z.string().max(512))
+      .max(64)
+      .optional()
+      .describe("Targets that failed past the retry budget."),
+    message: z.string().max(1024).optional().describe("Why targets failed."),
+  })
+  .describe("One notification and its delivery state.");
+export type NotificationRecord = z.infer<typeof NotificationRecord>;
+
+export function notificationsList() {
+  return z
+    .array(NotificationRecord)
+    .max(64)
+    .optional()
+    .describe("The notification outbox: intents recorded before sending, with their delivery state.");
+}

@@ -5,6 +5,7 @@ import {
   conditionsList,
   duration,
   localObjectReference,
+  notificationsList,
   ObjectMeta,
   objectName,
   observedGeneration,
@@ -274,24 +275,7 @@ export const MendixAppStatus = z
       })
       .optional()
       .describe("Maintenance window bookkeeping."),
-    notifications: z
-      .array(
-        z
-          .object({
-            id: z.string().max(128).describe("Idempotency key, stable across restarts."),
-            kind: z.string().max(64).describe("What the notification is about."),
-            state: z.enum(["Pending", "Sent", "Failed"]).describe("Delivery state."),
-            attempts: z.number().int().min(0).optional().describe("Delivery attempts so far."),
-            createdAt: z.iso.datetime().describe("When the intent to send was recorded."),
-            message: z.string().max(1024).optional().describe("The last delivery error."),
-          })
-          .describe("One notification the operator intends to send or has sent."),
-      )
-      .max(64)
-      .optional()
-      .describe(
-        "Notification intents recorded before sending, so that a restart never loses or resends one.",
-      ),
+    notifications: notificationsList(),
   })
   .describe("Observed state of the MendixApp.");
 export type MendixAppStatus = z.infer<typeof MendixAppStatus>;

@@ -4,6 +4,7 @@ import {
   cel,
   conditionsList,
   localObjectReference,
+  notificationsList,
   ObjectMeta,
   objectName,
   observedGeneration,
@@ -127,6 +128,7 @@ export const TechnicalContactStatus = z
       })
       .optional()
       .describe("The last test message sent through this person's channels."),
+    notifications: notificationsList(),
   })
   .describe("Observed state of the TechnicalContact.");
 export type TechnicalContactStatus = z.infer<typeof TechnicalContactStatus>;

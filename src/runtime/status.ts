@@ -82,19 +82,21 @@ export function mergePatch(from: unknown, to: unknown): unknown {
 }
 
 /**
- * Writes `status` to the object's status subresource only when it differs from `obj.status`.
- * Sends a merge patch of just the differences, guarded by the object's resourceVersion; on a conflict
- * re-reads the object and tries again (its status may already be what we want). Returns whether it wrote.
+ * Writes the status `desired(current)` returns, only when it differs from the current one. Sends a merge
+ * patch of just the differences, guarded by the object's resourceVersion; on a conflict re-reads the object
+ * and computes again from the fresh status (so fields other writers own, like an outbox, are never rolled
+ * back). Returns whether it wrote, and the latest object.
  */
 export async function patchStatusIfChanged<T extends KubeObject & { status?: unknown }>(
   client: KubeClient,
   rt: ResourceType,
   obj: T,
-  status: unknown,
-  attempts = 3,
+  desired: (current: T["status"]) => NonNullable<T["status"]>,
+  attempts = 5,
 ): Promise<{ written: boolean; object: T }> {
   let current = obj;
   for (let attempt = 1; ; attempt++) {
+    const status = desired(current.status);
     if (deepEqual(current.status ?? {}, status)) return { written: false, object: current };
     const patch = {
       metadata: { resourceVersion: current.metadata.resourceVersion },

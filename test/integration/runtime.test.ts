@@ -56,10 +56,11 @@ function gadgetManager(
       const gadget = informer.get(namespace, name);
       if (!gadget) return;
       const generation = gadget.metadata.generation;
-      const status = {
+      await patchStatusIfChanged(manager.client, GADGETS, gadget, (current: Gadget["status"]) => ({
+        ...current,
         observedGeneration: generation,
         conditions: setCondition(
-          gadget.status?.conditions,
+          current?.conditions,
           {
             type: "Ready",
             status: "True",
@@ -69,8 +70,7 @@ function gadgetManager(
           },
           new Date(),
         ),
-      };
-      await patchStatusIfChanged(manager.client, GADGETS, gadget, status);
+      }));
       return undefined;
     },
   });

@@ -1,0 +1,158 @@
+// Reconciles TechnicalContacts: validates them, resumes their pending notifications, and answers the
+// mxops.dev/send-test annotation with a test message through every channel of the person.
+import { API_VERSION, GROUP, type NotificationRecord, VERSION } from "../api/common.ts";
+import { TechnicalContact } from "../api/technical-contact.ts";
+import type { Notification, Recipient } from "../notify/message.ts";
+import type { NotificationSender, Owner, SubmitOptions } from "../notify/sender.ts";
+import type { ResourceType } from "../runtime/client.ts";
+import type { Clock } from "../runtime/clock.ts";
+import type { Manager } from "../runtime/manager.ts";
+import { patchStatusIfChanged, setCondition } from "../runtime/status.ts";
+import { secretValue } from "./secrets.ts";
+
+export const TECHNICAL_CONTACTS: ResourceType = {
+  group: GROUP,
+  version: VERSION,
+  plural: "technicalcontacts",
+  kind: "TechnicalContact",
+  namespaced: true,
+};
+
+export const SEND_TEST_ANNOTATION = "mxops.dev/send-test";
+
+type ContactObject = TechnicalContact & { status?: TechnicalContact["status"] };
+
+const isoSeconds = (ms: number) => new Date(ms).toISOString().replace(/\.\d{3}Z$/, "Z");
+
+/** The person behind a TechnicalContact and the channels that reach them; Secrets are read at send time. */
+export async function contactRecipient(
+  manager: Manager,
+  contact: TechnicalContact,
+  alertmanager: boolean,
+): Promise<Recipient> {
+  const { spec, metadata } = contact;
+  const recipient: Recipient = { key: `contact:${metadata.name}`, displayName: spec.displayName };
+  if (spec.channels?.email?.enabled !== false) recipient.email = spec.email;
+  const hook = spec.channels?.webhook;
+  if (hook) {
+    const secretName = hook.secretRef?.name;
+    const secret = secretName
+      ? await secretValue(manager.client, metadata.namespace ?? "", secretName, "secret")
+      : undefined;
+    recipient.webhook = { url: hook.url, secret: secret ?? "" };
+  }
+  if (alertmanager && spec.channels?.alertmanager?.enabled) recipient.alertmanager = true;
+  return recipient;
+}
+
+export function testNotification(contact: TechnicalContact, nonce: string, nowMs: number): Notification {
+  return {
+    id: `test/${contact.metadata.uid ?? contact.metadata.name}/${nonce}`,
+    kind: "Test",
+    severity: "Ok",
+    title: "mxops test message",
+    body:
+      `This is a test message for ${contact.spec.displayName}, technical contact ` +
+      `${contact.metadata.namespace}/${contact.metadata.name}, requested with the ${SEND_TEST_ANNOTATION} annotation ` +
+      `(${nonce}). If you read this, the channel works.`,
+    occurredAt: isoSeconds(nowMs),
+    labels: { alertname: "MendixTestMessage", contact: contact.metadata.name },
+  };
+}
+
+export function registerTechnicalContactController(
+  manager: Manager,
+  deps: { sender: NotificationSender; clock: Clock; alertmanager: boolean },
+) {
+  const contacts = manager.informers.informerFor<ContactObject>(TECHNICAL_CONTACTS);
+
+  const submitOptions =
+    (namespace: string, name: string) =>
+    (record: NotificationRecord): SubmitOptions => ({
+      recipients: async () => {
+        const current = contacts.get(namespace, name);
+        const parsed = current ? TechnicalContact.safeParse(current) : undefined;
+        return parsed?.success ? [await contactRecipient(manager, parsed.data, deps.alertmanager)] : [];
+      },
+      onComplete: (status, closed, outcomes) => {
+        if (record.kind !== "Test") return;
+        const nonce = record.id.split("/").pop() ?? "";
+        const result = outcomes.length
+          ? outcomes.map((o) => `${o.channel}: ${o.ok ? "delivered" : `failed (${o.error})`}`).join("; ")
+          : "no channel reaches this contact";
+        status.lastTest = {
+          nonce,
+          result: result.slice(0, 4096),
+          at: closed.completedAt ?? isoSeconds(deps.clock.now()),
+        };
+      },
+    });
+
+  return manager.addController<ContactObject>({
+    name: "technicalcontact",
+    primary: contacts,
+    reconcile: async ({ namespace, name }, { log }) => {
+      if (!namespace) return;
+      const raw = contacts.get(namespace, name);
+      if (!raw) return;
+      const owner: Owner = { rt: TECHNICAL_CONTACTS, namespace, name };
+      const generation = raw.metadata.generation;
+      const parsed = TechnicalContact.safeParse({ ...raw, apiVersion: raw.apiVersion ?? API_VERSION });
+      const now = new Date(deps.clock.now());
+      if (!parsed.success) {
+        const problems = parsed.error.issues.map((i) => `${i.path.join(".")}: ${i.message}`).join("; ");
+        log.warn({ problems }, "TechnicalContact cannot be used");
+        await patchStatusIfChanged(manager.client, TECHNICAL_CONTACTS, raw, (current) => ({
+          ...current,
+          observedGeneration: generation,
+          conditions: setCondition(
+            current?.conditions,
+            {
+              type: "Ready",
+              status: "False",
+              reason: "InvalidSpec",
+              message: problems.slice(0, 2048),
+              observedGeneration: generation,
+            },
+            now,
+          ),
+        }));
+        return;
+      }
+      const contact = parsed.data;
+
+      deps.sender.resume(owner, raw, submitOptions(namespace, name));
+
+      const nonce = raw.metadata.annotations?.[SEND_TEST_ANNOTATION];
+      if (nonce && raw.status?.lastTest?.nonce !== nonce) {
+        const notification = testNotification(contact, nonce, deps.clock.now());
+        if (!raw.status?.notifications?.some((r) => r.id === notification.id)) {
+          const written = await deps.sender.record(owner, [notification]);
+          const record = written?.status?.notifications?.find((r) => r.id === notification.id);
+          if (record?.state === "Pending")
+            deps.sender.submit(owner, record, submitOptions(namespace, name)(record));
+          log.info({ nonce }, "test message requested");
+        }
+      }
+
+      await patchStatusIfChanged(manager.client, TECHNICAL_CONTACTS, raw, (current) => ({
+        ...current,
+        observedGeneration: generation,
+        conditions: setCondition(
+          current?.conditions,
+          {
+            type: "Ready",
+            status: "True",
+            reason: contact.spec.mxid ? "Valid" : "MxIDMissing",
+            message: contact.spec.mxid
+              ? "contact is valid"
+              : "contact has no MxID: licenses of apps with this primary contact cannot be activated until spec.mxid is set",
+            observedGeneration: generation,
+          },
+          now,
+        ),
+      }));
+      return undefined;
+    },
+  });
+}

@@ -1,0 +1,170 @@
+// Delivers one notification to every recipient on every channel that reaches them, each target on its own:
+// retried with jittered backoff when the failure is temporary, given up past the retry budget.
+import { Counter, Gauge, Histogram, type Registry } from "prom-client";
+import { Backoff, sleep as defaultSleep } from "../runtime/backoff.ts";
+import type { Logger } from "../runtime/log.ts";
+import { type Channel, DeliveryError } from "./channels.ts";
+import { type ChannelName, type Notification, type Recipient, targetKey } from "./message.ts";
+
+export interface RetryPolicy {
+  /** Attempts per target before it counts as failed (the retry budget). */
+  maxAttempts: number;
+  initialBackoffMs: number;
+  maxBackoffMs: number;
+}
+
+export const DEFAULT_RETRY_POLICY: RetryPolicy = {
+  maxAttempts: 8,
+  initialBackoffMs: 1000,
+  maxBackoffMs: 120_000,
+};
+
+export interface TargetOutcome {
+  target: string;
+  channel: ChannelName;
+  recipient: string;
+  ok: boolean;
+  attempts: number;
+  error?: string;
+}
+
+export interface NotifyMetrics {
+  notifications: Counter<"channel" | "kind" | "result">;
+  attempts: Counter<"channel" | "result">;
+  duration: Histogram<"channel">;
+  oldestPending: Gauge;
+}
+
+const metricsByRegistry = new WeakMap<Registry, NotifyMetrics>();
+
+export function notifyMetrics(registry: Registry): NotifyMetrics {
+  let m = metricsByRegistry.get(registry);
+  if (!m) {
+    const registers = [registry];
+    m = {
+      notifications: new Counter({
+        name: "mxops_notifications_total",
+        help: "Notifications per target (recipient and channel), by outcome: sent, or failed past the retry budget.",
+        labelNames: ["channel", "kind", "result"],
+        registers,
+      }),
+      attempts: new Counter({
+        name: "mxops_notification_attempts_total",
+        help: "Delivery attempts by outcome: success, retry (temporary failure) or failure (final).",
+        labelNames: ["channel", "result"],
+        registers,
+      }),
+      duration: new Histogram({
+        name: "mxops_notification_duration_seconds",
+        help: "Duration of one delivery attempt.",
+        labelNames: ["channel"],
+        buckets: [0.01, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30],
+        registers,
+      }),
+      oldestPending: new Gauge({
+        name: "mxops_notification_oldest_pending_seconds",
+        help: "Age of the oldest notification recorded but not yet delivered (0 when none).",
+        registers,
+      }),
+    };
+    metricsByRegistry.set(registry, m);
+  }
+  return m;
+}
+
+export interface DelivererOptions {
+  channels: Channel[];
+  policy?: RetryPolicy;
+  registry: Registry;
+  log: Logger;
+  /** Injected in tests to run backoff without waiting. */
+  sleep?: (ms: number) => Promise<void>;
+}
+
+export class Deliverer {
+  private readonly channels: Channel[];
+  private readonly policy: RetryPolicy;
+  private readonly metrics: NotifyMetrics;
+  private readonly log: Logger;
+  private readonly sleep: (ms: number) => Promise<void>;
+
+  constructor(opts: DelivererOptions) {
+    this.channels = opts.channels;
+    this.policy = opts.policy ?? DEFAULT_RETRY_POLICY;
+    this.metrics = notifyMetrics(opts.registry);
+    this.log = opts.log;
+    this.sleep = opts.sleep ?? ((ms) => defaultSleep(ms));
+  }
+
+  channelNames(): ChannelName[] {
+    return this.channels.map((c) => c.name);
+  }
+
+  /**
+   * Sends `n` to each target not in `done`, all concurrently: a slow or failing target never holds up or
+   * repeats another. `onDelivered` runs after each success (to record it) before the outcome is returned.
+   */
+  async deliver(
+    n: Notification,
+    recipients: Recipient[],
+    done: ReadonlySet<string>,
+    onDelivered: (target: string) => Promise<void>,
+  ): Promise<TargetOutcome[]> {
+    const jobs: Promise<TargetOutcome>[] = [];
+    for (const recipient of recipients) {
+      for (const channel of this.channels) {
+        if (!channel.reaches(recipient)) continue;
+        const target = targetKey(n.id, channel.name, recipient.key);
+        if (done.has(target)) continue;
+        jobs.push(this.deliverOne(n, recipient, channel, target, onDelivered));
+      }
+    }
+    return await Promise.all(jobs);
+  }
+
+  private async deliverOne(
+    n: Notification,
+    recipient: Recipient,
+    channel: Channel,
+    target: string,
+    onDelivered: (target: string) => Promise<void>,
+  ): Promise<TargetOutcome> {
+    const backoff = new Backoff({ initialMs: this.policy.initialBackoffMs, maxMs: this.policy.maxBackoffMs });
+    const base = { target, channel: channel.name, recipient: recipient.key };
+    const log = this.log.child({
+      notification: n.id,
+      kind: n.kind,
+      channel: channel.name,
+      recipient: recipient.key,
+    });
+    for (let attempt = 1; ; attempt++) {
+      const started = performance.now();
+      try {
+        await channel.send(n, recipient, target);
+        this.metrics.duration.observe({ channel: channel.name }, (performance.now() - started) / 1000);
+        this.metrics.attempts.inc({ channel: channel.name, result: "success" });
+        this.metrics.notifications.inc({ channel: channel.name, kind: n.kind, result: "sent" });
+        log.info({ attempt }, "notification delivered");
+        await onDelivered(target);
+        return { ...base, ok: true, attempts: attempt };
+      } catch (err) {
+        this.metrics.duration.observe({ channel: channel.name }, (performance.now() - started) / 1000);
+        const e = err instanceof DeliveryError ? err : new DeliveryError((err as Error).message, true);
+        const final = !e.retryable || attempt >= this.policy.maxAttempts;
+        this.metrics.attempts.inc({ channel: channel.name, result: final ? "failure" : "retry" });
+        if (final) {
+          this.metrics.notifications.inc({ channel: channel.name, kind: n.kind, result: "failed" });
+          log.warn({ attempt, err: e.message, retryable: e.retryable }, "notification failed; giving up");
+          return { ...base, ok: false, attempts: attempt, error: e.message };
+        }
+        const wait = Math.max(backoff.next(), e.retryAfterMs ?? 0);
+        log.info({ attempt, err: e.message, retryInMs: wait }, "notification attempt failed; retrying");
+        await this.sleep(wait);
+      }
+    }
+  }
+
+  close(): void {
+    for (const c of this.channels) c.close?.();
+  }
+}

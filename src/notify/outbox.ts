@@ -1,0 +1,93 @@
+// The outbox kept in an owner's status: pure operations on notification records.
+import type { NotificationRecord } from "../api/common.ts";
+import type { TargetOutcome } from "./deliver.ts";
+import type { Notification, NotificationKind } from "./message.ts";
+
+const KEEP_COMPLETED = 16;
+const iso = (d: Date) => d.toISOString().replace(/\.\d{3}Z$/, "Z");
+
+/** Adds Pending records for notifications not recorded yet (same id = same notification); prunes old completed ones. */
+export function recordIntents(
+  records: NotificationRecord[] | undefined,
+  notifications: Notification[],
+  now: Date,
+): NotificationRecord[] {
+  const list = [...(records ?? [])];
+  const known = new Set(list.map((r) => r.id));
+  for (const n of notifications) {
+    if (known.has(n.id)) continue;
+    known.add(n.id);
+    list.push({ ...n, state: "Pending", createdAt: iso(now) });
+  }
+  return prune(list);
+}
+
+function prune(list: NotificationRecord[]): NotificationRecord[] {
+  const completed = list.filter((r) => r.state !== "Pending");
+  if (completed.length <= KEEP_COMPLETED) return list;
+  const drop = new Set(
+    completed
+      .sort((a, b) => (a.completedAt ?? a.createdAt).localeCompare(b.completedAt ?? b.createdAt))
+      .slice(0, completed.length - KEEP_COMPLETED)
+      .map((r) => r.id),
+  );
+  return list.filter((r) => !drop.has(r.id));
+}
+
+export function markDelivered(
+  records: NotificationRecord[],
+  id: string,
+  target: string,
+): NotificationRecord[] {
+  return records.map((r) =>
+    r.id === id && !r.delivered?.includes(target) ? { ...r, delivered: [...(r.delivered ?? []), target] } : r,
+  );
+}
+
+/** Closes a record: Sent when no target failed, Failed otherwise (with the reasons). */
+export function complete(
+  records: NotificationRecord[],
+  id: string,
+  outcomes: TargetOutcome[],
+  now: Date,
+): NotificationRecord[] {
+  const failed = outcomes.filter((o) => !o.ok);
+  return records.map((r) => {
+    if (r.id !== id) return r;
+    const delivered = [
+      ...new Set([...(r.delivered ?? []), ...outcomes.filter((o) => o.ok).map((o) => o.target)]),
+    ];
+    const next: NotificationRecord = {
+      ...r,
+      state: failed.length ? "Failed" : "Sent",
+      completedAt: iso(now),
+      delivered,
+    };
+    if (failed.length) {
+      next.failed = failed.map((o) => o.target);
+      next.message = failed
+        .map((o) => `${o.channel} to ${o.recipient} after ${o.attempts} attempt(s): ${o.error ?? "failed"}`)
+        .join("; ")
+        .slice(0, 1024);
+    }
+    return next;
+  });
+}
+
+export function pendingRecords(records: NotificationRecord[] | undefined): NotificationRecord[] {
+  return (records ?? []).filter((r) => r.state === "Pending");
+}
+
+export function toNotification(r: NotificationRecord): Notification {
+  return {
+    id: r.id,
+    kind: r.kind as NotificationKind,
+    severity: r.severity,
+    app: r.app,
+    title: r.title,
+    body: r.body,
+    threadId: r.threadId,
+    occurredAt: r.occurredAt,
+    labels: r.labels,
+  };
+}

@@ -1,0 +1,217 @@
+// Sends what the outbox holds: intents are written to the owner's status before any delivery, each delivered
+// target is recorded as soon as it succeeds, and pending intents found after a restart are sent again with the
+// same idempotency keys (at-least-once; a duplicate only from the window between send and record).
+import type { Registry } from "prom-client";
+import type { NotificationRecord } from "../api/common.ts";
+import { isConflict, type KubeClient, type KubeObject, type ResourceType } from "../runtime/client.ts";
+import { type Clock, systemClock } from "../runtime/clock.ts";
+import type { EventRecorder } from "../runtime/events.ts";
+import type { Logger } from "../runtime/log.ts";
+import { type Condition, deepEqual, mergePatch, setCondition } from "../runtime/status.ts";
+import { type Deliverer, notifyMetrics, type TargetOutcome } from "./deliver.ts";
+import type { Notification, Recipient } from "./message.ts";
+import { complete, markDelivered, pendingRecords, recordIntents, toNotification } from "./outbox.ts";
+
+export interface Owner {
+  rt: ResourceType;
+  namespace: string;
+  name: string;
+}
+
+interface OwnerStatus {
+  notifications?: NotificationRecord[];
+  conditions?: Condition[];
+  [key: string]: unknown;
+}
+
+type OwnerObject = KubeObject & { status?: OwnerStatus };
+
+export interface SubmitOptions {
+  /** Resolved when delivery starts, so a contact changed meanwhile is honoured. */
+  recipients: () => Promise<Recipient[]>;
+  /** Adjusts the owner's status in the same write that closes the record (e.g. a test message's result). */
+  onComplete?: (status: OwnerStatus, record: NotificationRecord, outcomes: TargetOutcome[]) => void;
+}
+
+export class NotificationSender {
+  private readonly client: KubeClient;
+  private readonly deliverer: Deliverer;
+  private readonly events: EventRecorder;
+  private readonly log: Logger;
+  private readonly clock: Clock;
+  private readonly registry: Registry;
+  private readonly inflight = new Map<string, Promise<void>>();
+  private readonly pendingSince = new Map<string, number>();
+  private readonly locks = new Map<string, Promise<unknown>>();
+
+  constructor(opts: {
+    client: KubeClient;
+    deliverer: Deliverer;
+    events: EventRecorder;
+    log: Logger;
+    registry: Registry;
+    clock?: Clock;
+  }) {
+    this.client = opts.client;
+    this.deliverer = opts.deliverer;
+    this.events = opts.events;
+    this.log = opts.log;
+    this.registry = opts.registry;
+    this.clock = opts.clock ?? systemClock;
+  }
+
+  /** Writes Pending records for `notifications` to the owner's status (ids already there are kept as they are). */
+  async record(owner: Owner, notifications: Notification[]): Promise<OwnerObject | undefined> {
+    return await this.update(owner, (status) => {
+      status.notifications = recordIntents(status.notifications, notifications, new Date(this.clock.now()));
+    });
+  }
+
+  /** Starts delivering every Pending record of `obj` not already being delivered by this process. */
+  resume(owner: Owner, obj: OwnerObject, opts: (r: NotificationRecord) => SubmitOptions): void {
+    for (const record of pendingRecords(obj.status?.notifications)) this.submit(owner, record, opts(record));
+  }
+
+  submit(owner: Owner, record: NotificationRecord, opts: SubmitOptions): void {
+    const key = `${owner.rt.plural}/${owner.namespace}/${owner.name}/${record.id}`;
+    if (this.inflight.has(key)) return;
+    this.pendingSince.set(key, Date.parse(record.createdAt) || this.clock.now());
+    this.updateOldestPending();
+    const run = this.deliver(owner, record, opts)
+      .catch((err: unknown) => {
+        // The record stays Pending in status: the next reconcile (or the next leader) resumes it.
+        this.log.error({ err, notification: record.id }, "notification delivery interrupted; will resume");
+      })
+      .finally(() => {
+        this.inflight.delete(key);
+        this.pendingSince.delete(key);
+        this.updateOldestPending();
+      });
+    this.inflight.set(key, run);
+  }
+
+  /** Resolves when every delivery started so far has finished (tests, shutdown). */
+  async idle(): Promise<void> {
+    while (this.inflight.size) await Promise.all([...this.inflight.values()]);
+  }
+
+  inflightCount(): number {
+    return this.inflight.size;
+  }
+
+  private updateOldestPending(): void {
+    const oldest = Math.min(...this.pendingSince.values());
+    notifyMetrics(this.registry).oldestPending.set(
+      Number.isFinite(oldest) ? Math.max(0, (this.clock.now() - oldest) / 1000) : 0,
+    );
+  }
+
+  private async deliver(owner: Owner, record: NotificationRecord, opts: SubmitOptions): Promise<void> {
+    const recipients = await opts.recipients();
+    const outcomes = await this.deliverer.deliver(
+      toNotification(record),
+      recipients,
+      new Set(record.delivered ?? []),
+      async (target) => {
+        await this.update(owner, (status) => {
+          status.notifications = markDelivered(status.notifications ?? [], record.id, target);
+        });
+      },
+    );
+    const failed = outcomes.filter((o) => !o.ok);
+    const now = new Date(this.clock.now());
+    const obj = await this.update(owner, (status) => {
+      status.notifications = complete(status.notifications ?? [], record.id, outcomes, now);
+      const closed = status.notifications.find((r) => r.id === record.id);
+      if (failed.length) {
+        status.conditions = setCondition(
+          status.conditions,
+          {
+            type: "NotificationFailed",
+            status: "True",
+            reason: "DeliveryFailed",
+            message: `${record.kind} ${record.id}: ${closed?.message ?? "delivery failed"}`.slice(0, 2048),
+          },
+          now,
+        );
+      } else if (status.conditions?.some((c) => c.type === "NotificationFailed" && c.status === "True")) {
+        status.conditions = setCondition(
+          status.conditions,
+          {
+            type: "NotificationFailed",
+            status: "False",
+            reason: "Delivered",
+            message: `${record.kind} ${record.id} delivered`,
+          },
+          now,
+        );
+      }
+      if (closed) opts.onComplete?.(status, closed, outcomes);
+    });
+    const delivered = outcomes.filter((o) => o.ok);
+    if (obj && delivered.length && !failed.length) {
+      this.events.event(
+        obj,
+        "Normal",
+        "NotificationSent",
+        "Notify",
+        `${record.kind} delivered: ${delivered.map((o) => `${o.channel} to ${o.recipient}`).join(", ")}`,
+      );
+    }
+    if (obj && failed.length) {
+      this.events.event(
+        obj,
+        "Warning",
+        "NotificationFailed",
+        "Notify",
+        `${record.kind} could not be delivered: ${failed.map((o) => `${o.channel} to ${o.recipient}: ${o.error}`).join("; ")}`,
+      );
+    }
+    if (!recipients.length) this.log.warn({ notification: record.id }, "notification had no recipients");
+  }
+
+  /**
+   * Read-modify-write of the owner's status from the API server (never the cache: the outbox must not go
+   * back in time), serialized per owner in this process and guarded by resourceVersion across processes.
+   */
+  private async update(
+    owner: Owner,
+    mutate: (status: OwnerStatus) => void,
+  ): Promise<OwnerObject | undefined> {
+    const lockKey = `${owner.rt.plural}/${owner.namespace}/${owner.name}`;
+    const previous = this.locks.get(lockKey) ?? Promise.resolve();
+    const run = previous.catch(() => undefined).then(() => this.updateNow(owner, mutate));
+    this.locks.set(lockKey, run);
+    try {
+      return await run;
+    } finally {
+      if (this.locks.get(lockKey) === run) this.locks.delete(lockKey);
+    }
+  }
+
+  private async updateNow(
+    owner: Owner,
+    mutate: (status: OwnerStatus) => void,
+  ): Promise<OwnerObject | undefined> {
+    for (let attempt = 1; ; attempt++) {
+      const obj = await this.client.get<OwnerObject>(owner.rt, owner.namespace, owner.name);
+      if (!obj) return undefined; // the owner is gone: nothing left to notify about
+      const before = obj.status ?? {};
+      const after: OwnerStatus = structuredClone(before);
+      mutate(after);
+      if (deepEqual(before, after)) return obj;
+      try {
+        return await this.client.patch<OwnerObject>(
+          owner.rt,
+          owner.namespace,
+          owner.name,
+          { metadata: { resourceVersion: obj.metadata.resourceVersion }, status: mergePatch(before, after) },
+          "merge",
+          { subresource: "status" },
+        );
+      } catch (err) {
+        if (!isConflict(err) || attempt >= 10) throw err;
+      }
+    }
+  }
+}

@@ -1,0 +1,310 @@
+// Notification channels against real servers in the test process: SMTP in each TLS mode, webhook receivers
+// that fail, throttle and hang, and an Alertmanager-API-compatible receiver.
+import { createHmac } from "node:crypto";
+import { afterEach, describe, expect, it } from "vitest";
+import {
+  AlertmanagerChannel,
+  type Channel,
+  EmailChannel,
+  signWebhook,
+  WebhookChannel,
+} from "../../src/notify/channels.ts";
+import { Deliverer, type RetryPolicy } from "../../src/notify/deliver.ts";
+import type { Notification, Recipient } from "../../src/notify/message.ts";
+import { newRegistry } from "../../src/runtime/metrics.ts";
+import { createCertificateAuthority } from "../../src/runtime/pki.ts";
+import { startHttpReceiver } from "../support/http-receiver.ts";
+import { type SmtpSink, startSmtpSink } from "../support/smtp.ts";
+import { counterSum, testLog } from "./runtime-support.ts";
+
+const alert: Notification = {
+  id: "policy-uid/crm/cpu/3",
+  kind: "AlertEscalated",
+  severity: "Critical",
+  app: { namespace: "mendix-apps", name: "crm", environment: "production" },
+  title: "CPU of crm is critical (91%)",
+  body: "CPU usage of crm is 91% of its limit (critical threshold 85%) for 5m.",
+  threadId: "policy-uid/crm/cpu/1",
+  occurredAt: "2026-11-27T10:00:00Z",
+  labels: { alertname: "MendixAppCPU", rule: "cpu" },
+};
+const alice: Recipient = { key: "contact:alice", displayName: "Alice de Vries", email: "alice@example.com" };
+
+const fast: RetryPolicy = { maxAttempts: 4, initialBackoffMs: 20, maxBackoffMs: 100 };
+const ca = createCertificateAuthority("test-smtp-ca");
+const serverCert = ca.issueServing("smtp.test", ["localhost"], ["127.0.0.1"]);
+
+function deliverer(channels: Channel[], policy = fast) {
+  const registry = newRegistry();
+  return { registry, d: new Deliverer({ channels, policy, registry, log: testLog }) };
+}
+
+const cleanups: (() => Promise<void> | void)[] = [];
+afterEach(async () => {
+  for (const c of cleanups.splice(0)) await c();
+});
+
+async function sink(opts: Parameters<typeof startSmtpSink>[0]): Promise<SmtpSink> {
+  const s = await startSmtpSink(opts);
+  cleanups.push(() => s.close());
+  return s;
+}
+
+describe("email over SMTP", () => {
+  it.each([
+    ["plain, no AUTH (a relay)", "plain", "none", false],
+    ["STARTTLS with AUTH", "starttls", "starttls", true],
+    ["implicit TLS on a custom port with AUTH", "tls", "tls", true],
+  ] as const)(
+    "delivers %s, with a stable Message-ID, threading and both text and HTML",
+    async (_name, mode, tls, withAuth) => {
+      const server = await sink({
+        mode,
+        cert: serverCert.certPem,
+        key: serverCert.keyPem,
+        users: withAuth ? { mxops: "s3cret" } : undefined,
+      });
+      const email = new EmailChannel({
+        host: "127.0.0.1",
+        port: server.port,
+        tls,
+        from: "mxops@example.com",
+        auth: withAuth ? { user: "mxops", pass: "s3cret" } : undefined,
+        ca: ca.certPem,
+      });
+      cleanups.push(() => email.close());
+      const { d } = deliverer([email]);
+      const outcomes = await d.deliver(alert, [alice], new Set(), async () => {});
+      expect(outcomes).toEqual([expect.objectContaining({ ok: true, attempts: 1, channel: "email" })]);
+      const [mail] = server.mails;
+      expect(mail?.to).toEqual(["alice@example.com"]);
+      expect(mail?.user).toBe(withAuth ? "mxops" : undefined);
+      expect(mail?.headers.subject).toBe("[Critical] CPU of crm is critical (91%)");
+      expect(mail?.headers["message-id"]).toMatch(/^<[0-9a-f]{32}@mxops\.dev>$/);
+      expect(mail?.headers["in-reply-to"]).toMatch(/^<[0-9a-f]{32}@mxops\.dev>$/);
+      expect(mail?.headers["x-mxops-delivery-id"]).toBe("policy-uid/crm/cpu/3/email/contact:alice");
+      expect(mail?.decoded).toContain("CPU usage of crm is 91% of its limit");
+      expect(mail?.headers["content-type"]).toMatch(/multipart\/alternative/);
+      expect(mail?.decoded).toContain("text/html");
+    },
+  );
+
+  it("refuses to send without STARTTLS when the server does not offer it", async () => {
+    const server = await sink({ mode: "plain" });
+    const email = new EmailChannel({
+      host: "127.0.0.1",
+      port: server.port,
+      tls: "starttls",
+      from: "mxops@example.com",
+    });
+    cleanups.push(() => email.close());
+    const { d } = deliverer([email], { ...fast, maxAttempts: 1 });
+    const [outcome] = await d.deliver(alert, [alice], new Set(), async () => {});
+    expect(outcome?.ok).toBe(false);
+    expect(server.mails).toEqual([]);
+  });
+
+  it("retries an SMTP 4xx with backoff and fails fast on a 5xx", async () => {
+    const tempfail = await sink({ mode: "plain", reply: (_m, i) => (i < 2 ? 451 : undefined) });
+    const e1 = new EmailChannel({
+      host: "127.0.0.1",
+      port: tempfail.port,
+      tls: "none",
+      from: "mxops@example.com",
+    });
+    const permfail = await sink({ mode: "plain", reply: () => 550 });
+    const e2 = new EmailChannel({
+      host: "127.0.0.1",
+      port: permfail.port,
+      tls: "none",
+      from: "mxops@example.com",
+    });
+    cleanups.push(
+      () => e1.close(),
+      () => e2.close(),
+    );
+
+    const a = deliverer([e1]);
+    const [retried] = await a.d.deliver(alert, [alice], new Set(), async () => {});
+    expect(retried).toMatchObject({ ok: true, attempts: 3 });
+    expect(tempfail.mails).toHaveLength(1);
+    expect(
+      await counterSum(a.registry, "mxops_notification_attempts_total", (l) => l.result === "retry"),
+    ).toBe(2);
+
+    const b = deliverer([e2]);
+    const [failed] = await b.d.deliver(alert, [alice], new Set(), async () => {});
+    expect(failed).toMatchObject({ ok: false, attempts: 1 });
+    expect(failed?.error).toMatch(/SMTP 550/);
+    expect(await counterSum(b.registry, "mxops_notifications_total", (l) => l.result === "failed")).toBe(1);
+  });
+
+  it("never puts a license key in a mail: the templates only see the notification's text", async () => {
+    const server = await sink({ mode: "plain" });
+    const email = new EmailChannel({
+      host: "127.0.0.1",
+      port: server.port,
+      tls: "none",
+      from: "mxops@example.com",
+    });
+    cleanups.push(() => email.close());
+    const reminder: Notification = {
+      ...alert,
+      id: "r1",
+      kind: "LicenseReminder",
+      severity: "Warning",
+      threadId: undefined,
+    };
+    const { d } = deliverer([email]);
+    await d.deliver(reminder, [alice], new Set(), async () => {});
+    expect(server.mails[0]?.raw).not.toMatch(/LICENSE_KEY|licenseKey/i);
+  });
+});
+
+describe("signed webhooks", () => {
+  const hook = (url: string): Recipient => ({
+    key: "contact:carol",
+    displayName: "Carol",
+    webhook: { url, secret: "whsec_c2VjcmV0LWtleQ==" },
+  });
+
+  it("posts Mendix's alert fields with Alertmanager-style labels, signed over id.timestamp.payload", async () => {
+    const receiver = await startHttpReceiver();
+    cleanups.push(() => receiver.close());
+    const { d } = deliverer([new WebhookChannel()]);
+    const [outcome] = await d.deliver(
+      alert,
+      [hook(`${receiver.url}/hooks/mendix`)],
+      new Set(),
+      async () => {},
+    );
+    expect(outcome?.ok).toBe(true);
+    const [req] = receiver.received;
+    const id = String(req?.headers["webhook-id"]);
+    const ts = String(req?.headers["webhook-timestamp"]);
+    expect(id).toBe("policy-uid/crm/cpu/3/webhook/contact:carol");
+    const expected = createHmac("sha256", Buffer.from("secret-key"))
+      .update(`${id}.${ts}.${req?.body}`)
+      .digest("base64");
+    expect(req?.headers["webhook-signature"]).toBe(`v1,${expected}`);
+    expect(signWebhook("whsec_c2VjcmV0LWtleQ==", id, Number(ts), req?.body ?? "")).toBe(`v1,${expected}`);
+    const body = JSON.parse(req?.body ?? "{}");
+    expect(body).toMatchObject({
+      app_name: "crm",
+      environment: "production",
+      id,
+      severity: "Critical",
+      service: "mxops",
+      timestamp: "2026-11-27T10:00:00Z",
+      message: alert.body,
+      labels: { alertname: "MendixAppCPU", namespace: "mendix-apps", app: "crm", rule: "cpu" },
+      annotations: { summary: alert.title },
+    });
+    expect(body.fingerprint).toMatch(/^[0-9a-f]{16}$/);
+  });
+
+  it("retries 500s, honours 429 Retry-After, retries a timeout, and fails fast on a 400", async () => {
+    const flaky = await startHttpReceiver((_r, i) =>
+      i === 0
+        ? { status: 500 }
+        : i === 1
+          ? { status: 429, headers: { "retry-after": "1" } }
+          : { status: 204 },
+    );
+    const hanging = await startHttpReceiver((_r, i) =>
+      i === 0 ? { status: 200, delayMs: 2000 } : { status: 200 },
+    );
+    const refusing = await startHttpReceiver(() => ({ status: 400 }));
+    cleanups.push(
+      () => flaky.close(),
+      () => hanging.close(),
+      () => refusing.close(),
+    );
+
+    const { d } = deliverer([new WebhookChannel({ timeoutMs: 500 })]);
+    const [a, b, c] = await Promise.all([
+      d.deliver(alert, [hook(flaky.url)], new Set(), async () => {}),
+      d.deliver(alert, [hook(hanging.url)], new Set(), async () => {}),
+      d.deliver(alert, [hook(refusing.url)], new Set(), async () => {}),
+    ]);
+    expect(a?.[0]).toMatchObject({ ok: true, attempts: 3 });
+    const gap = (flaky.received[2]?.at ?? 0) - (flaky.received[1]?.at ?? 0);
+    expect(gap).toBeGreaterThanOrEqual(950); // Retry-After: 1 beats the 20-100 ms backoff
+    expect(new Set(flaky.received.map((r) => r.headers["webhook-id"])).size).toBe(1); // one idempotency key
+    expect(b?.[0]).toMatchObject({ ok: true, attempts: 2 });
+    expect(c?.[0]).toMatchObject({ ok: false, attempts: 1 });
+    expect(c?.[0]?.error).toMatch(/HTTP 400/);
+  });
+
+  it("delivers to one recipient while another's endpoint keeps failing, and skips targets already delivered", async () => {
+    const good = await startHttpReceiver();
+    const bad = await startHttpReceiver(() => ({ status: 503 }));
+    cleanups.push(
+      () => good.close(),
+      () => bad.close(),
+    );
+    const { d } = deliverer([new WebhookChannel()]);
+    const recorded: string[] = [];
+    const outcomes = await d.deliver(
+      alert,
+      [hook(good.url), { ...hook(bad.url), key: "contact:dave" }, { ...hook(good.url), key: "contact:erin" }],
+      new Set(["policy-uid/crm/cpu/3/webhook/contact:erin"]),
+      async (t) => {
+        recorded.push(t);
+      },
+    );
+    expect(outcomes.map((o) => [o.recipient, o.ok])).toEqual([
+      ["contact:carol", true],
+      ["contact:dave", false],
+    ]);
+    expect(good.received).toHaveLength(1); // erin was done before: not sent again
+    expect(bad.received).toHaveLength(fast.maxAttempts);
+    expect(recorded).toEqual(["policy-uid/crm/cpu/3/webhook/contact:carol"]);
+  });
+});
+
+describe("Alertmanager", () => {
+  it("posts to /api/v2/alerts, re-sends active alerts, resolves the old severity on escalation and sets endsAt on resolve", async () => {
+    const am = await startHttpReceiver();
+    cleanups.push(() => am.close());
+    const channel = new AlertmanagerChannel({ url: am.url, resendIntervalMs: 300 });
+    cleanups.push(() => channel.close());
+    const { d } = deliverer([channel]);
+    const r: Recipient = { key: "contact:alice", displayName: "Alice", alertmanager: true };
+    const warning: Notification = { ...alert, id: "w", kind: "AlertFiring", severity: "Warning" };
+    await d.deliver(warning, [r], new Set(), async () => {});
+    await d.deliver(alert, [r], new Set(), async () => {}); // escalates to Critical
+    await new Promise((res) => setTimeout(res, 700)); // at least one periodic re-send
+    await d.deliver(
+      { ...alert, id: "ok", kind: "AlertResolved", severity: "Recovery", occurredAt: "2026-11-27T10:30:00Z" },
+      [r],
+      new Set(),
+      async () => {},
+    );
+
+    const posts = am.received.map((p) => ({
+      path: p.path,
+      alerts: JSON.parse(p.body) as { labels: Record<string, string>; endsAt?: string; startsAt: string }[],
+    }));
+    expect(posts.every((p) => p.path === "/api/v2/alerts")).toBe(true);
+    expect(posts[0]?.alerts).toEqual([
+      expect.objectContaining({ labels: expect.objectContaining({ severity: "warning", app: "crm" }) }),
+    ]);
+    const escalation = posts[1]?.alerts ?? [];
+    expect(escalation.map((a) => [a.labels.severity, a.endsAt])).toEqual([
+      ["warning", "2026-11-27T10:00:00Z"],
+      ["critical", undefined],
+    ]);
+    const resends = posts.slice(2, -1);
+    expect(resends.length).toBeGreaterThanOrEqual(1);
+    expect(resends[0]?.alerts.map((a) => a.labels.severity)).toEqual(["critical"]);
+    const resolve = posts.at(-1)?.alerts ?? [];
+    expect(resolve).toEqual([
+      expect.objectContaining({
+        endsAt: "2026-11-27T10:30:00Z",
+        labels: expect.objectContaining({ severity: "critical" }),
+      }),
+    ]);
+    expect(channel.activeCount()).toBe(0);
+  });
+});
