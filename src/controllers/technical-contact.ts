@@ -78,7 +78,10 @@ export function registerTechnicalContactController(
         if (record.kind !== "Test") return;
         const nonce = record.id.split("/").pop() ?? "";
         const result = outcomes.length
-          ? outcomes.map((o) => `${o.channel}: ${o.ok ? "delivered" : `failed (${o.error})`}`).join("; ")
+          ? [...outcomes]
+              .sort((a, b) => a.channel.localeCompare(b.channel))
+              .map((o) => `${o.channel}: ${o.ok ? "delivered" : `failed (${o.error})`}`)
+              .join("; ")
           : "no channel reaches this contact";
         status.lastTest = {
           nonce,

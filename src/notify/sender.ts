@@ -106,7 +106,11 @@ export class NotificationSender {
     );
   }
 
-  private async deliver(owner: Owner, record: NotificationRecord, opts: SubmitOptions): Promise<void> {
+  private async deliver(owner: Owner, submitted: NotificationRecord, opts: SubmitOptions): Promise<void> {
+    // The caller's copy may come from a stale cache: only the stored record says what is still to do.
+    const current = await this.client.get<OwnerObject>(owner.rt, owner.namespace, owner.name);
+    const record = current?.status?.notifications?.find((r) => r.id === submitted.id);
+    if (!record || record.state !== "Pending") return;
     const recipients = await opts.recipients();
     const outcomes = await this.deliverer.deliver(
       toNotification(record),

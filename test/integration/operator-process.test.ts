@@ -1,11 +1,8 @@
 // The operator as users run it: a separate process, configured by flags and MXOPS_* variables, stopped by SIGTERM.
-import { type ChildProcess, spawn } from "node:child_process";
 import { createServer } from "node:net";
-import { join } from "node:path";
-import { afterEach, describe, expect, it } from "vitest";
+import { afterEach, beforeAll, describe, expect, it } from "vitest";
 import { adminKubeconfig, eventually, kubectl, newNamespace } from "./helpers.ts";
-
-const main = join(import.meta.dirname, "..", "..", "src", "main.ts");
+import { installCrds, type OperatorProcess, startOperator } from "./operator.ts";
 
 async function freePort(): Promise<number> {
   return await new Promise((resolve) => {
@@ -16,28 +13,10 @@ async function freePort(): Promise<number> {
   });
 }
 
-interface Running {
-  child: ChildProcess;
-  stdout: string[];
-  stderr: string[];
-  exit: Promise<number | null>;
-}
-
-function run(args: string[], env: Record<string, string> = {}): Running {
-  const child = spawn(process.execPath, [main, ...args], {
-    env: { ...process.env, KUBECONFIG: adminKubeconfig(), ...env },
-    stdio: ["ignore", "pipe", "pipe"],
-  });
-  const stdout: string[] = [];
-  const stderr: string[] = [];
-  child.stdout?.on("data", (d: Buffer) => stdout.push(...d.toString().split("\n").filter(Boolean)));
-  child.stderr?.on("data", (d: Buffer) => stderr.push(d.toString()));
-  const exit = new Promise<number | null>((r) => child.on("exit", (code) => r(code)));
-  return { child, stdout, stderr, exit };
-}
-
 describe("the operator process", () => {
-  const started: Running[] = [];
+  beforeAll(installCrds);
+  const started: OperatorProcess[] = [];
+  const run = (args: string[], env: Record<string, string> = {}) => startOperator(args, env);
   afterEach(() => {
     for (const r of started) r.child.kill("SIGKILL");
   });
@@ -77,8 +56,7 @@ describe("the operator process", () => {
     ).trim();
     expect(holder).not.toBe("");
 
-    const lines = op.stdout.map((l) => JSON.parse(l) as { level: string; msg: string });
-    expect(lines.map((l) => l.msg)).toEqual(
+    expect(op.logs().map((l) => l.msg)).toEqual(
       expect.arrayContaining(["starting mxops", "caches synced", "became leader"]),
     );
 

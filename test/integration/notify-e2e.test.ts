@@ -1,0 +1,165 @@
+// Notifications end to end: the operator process, a TechnicalContact annotated with kubectl, a real SMTP
+// server and webhook receiver; restarts and a kill -9 between sending and recording.
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { signWebhook } from "../../src/notify/channels.ts";
+import { type HttpReceiver, startHttpReceiver } from "../support/http-receiver.ts";
+import { type SmtpSink, startSmtpSink } from "../support/smtp.ts";
+import { adminKubeconfig, eventually, kubectl, newNamespace } from "./helpers.ts";
+import { installCrds, type OperatorProcess, startOperator } from "./operator.ts";
+
+interface ContactStatus {
+  lastTest?: { nonce: string; result: string };
+  notifications?: { id: string; state: string; delivered?: string[] }[];
+  conditions?: { type: string; status: string; reason: string }[];
+}
+
+const k = (args: string[], input?: string) => kubectl(adminKubeconfig(), args, input);
+
+function contactYaml(ns: string, webhookUrl: string) {
+  return `
+apiVersion: v1
+kind: Secret
+metadata: {name: carol-webhook, namespace: ${ns}}
+stringData: {secret: whsec_c2lnbmluZy1rZXk=}
+---
+apiVersion: mxops.dev/v1alpha1
+kind: TechnicalContact
+metadata: {name: carol, namespace: ${ns}}
+spec:
+  displayName: Carol Smit
+  email: carol@example.com
+  mxid: carol.smit@example.com
+  channels:
+    email: {enabled: true}
+    webhook: {url: "${webhookUrl}/hooks/carol", secretRef: {name: carol-webhook}}
+`;
+}
+
+async function status(ns: string): Promise<ContactStatus> {
+  return (
+    (JSON.parse(await k(["get", "tc", "carol", "-n", ns, "-o", "json"])) as { status?: ContactStatus })
+      .status ?? {}
+  );
+}
+
+describe("test messages through the operator", () => {
+  let smtp: SmtpSink;
+  let hooks: HttpReceiver;
+  let killOnFirstMail: OperatorProcess | undefined;
+  const operators: OperatorProcess[] = [];
+
+  const operator = (ns: string) => {
+    const op = startOperator([`--namespaces=${ns}`], {
+      MXOPS_SMTP_HOST: "127.0.0.1",
+      MXOPS_SMTP_PORT: String(smtp.port),
+      MXOPS_SMTP_TLS: "none",
+      MXOPS_SMTP_FROM: "mxops@example.com",
+      MXOPS_NOTIFY_INITIAL_BACKOFF: "100ms",
+    });
+    operators.push(op);
+    return op;
+  };
+
+  beforeAll(async () => {
+    await installCrds();
+    smtp = await startSmtpSink({
+      mode: "plain",
+      reply: () => {
+        // The crash window: the mail is on the server, the operator dies before it reads 250.
+        if (killOnFirstMail) {
+          killOnFirstMail.child.kill("SIGKILL");
+          killOnFirstMail = undefined;
+        }
+        return undefined;
+      },
+    });
+    hooks = await startHttpReceiver();
+  });
+
+  afterAll(async () => {
+    for (const op of operators) op.child.kill("SIGKILL");
+    await smtp?.close();
+    await hooks?.close();
+  });
+
+  it("sends a test message through every channel once, reports it in status and an Event, and not again after a restart", async () => {
+    const ns = await newNamespace("notify");
+    await k(["apply", "-f", "-"], contactYaml(ns, hooks.url));
+    const op = operator(ns);
+    await k(["annotate", "tc", "carol", "-n", ns, "mxops.dev/send-test=first"]);
+
+    const done = await eventually(
+      async () => {
+        const s = await status(ns);
+        return s.lastTest?.nonce === "first" ? s : undefined;
+      },
+      { what: "the test message's result in status", timeoutMs: 30_000 },
+    );
+    expect(done.lastTest?.result).toBe("email: delivered; webhook: delivered");
+    const record = done.notifications?.find((r) => r.id.endsWith("/first"));
+    expect(record?.state).toBe("Sent");
+    expect(record?.delivered).toHaveLength(2);
+
+    const mails = smtp.mails.filter((m) => m.headers["x-mxops-delivery-id"]?.startsWith(record?.id ?? "-"));
+    expect(mails).toHaveLength(1);
+    expect(mails[0]?.headers.subject).toBe("mxops test message");
+    expect(mails[0]?.to).toEqual(["carol@example.com"]);
+    const posts = hooks.received.filter((r) => String(r.headers["webhook-id"]).startsWith(record?.id ?? "-"));
+    expect(posts).toHaveLength(1);
+    const post = posts[0];
+    const id = String(post?.headers["webhook-id"]);
+    expect(post?.path).toBe("/hooks/carol");
+    expect(post?.headers["webhook-signature"]).toBe(
+      signWebhook("whsec_c2lnbmluZy1rZXk=", id, Number(post?.headers["webhook-timestamp"]), post?.body ?? ""),
+    );
+
+    const events = await k(["get", "events.v1.events.k8s.io", "-n", ns, "-o", "jsonpath={.items[*].reason}"]);
+    expect(events).toContain("NotificationSent");
+
+    // A restart finds the nonce answered: nothing is sent again.
+    expect(await op.stop()).toBe(0);
+    const again = operator(ns);
+    await eventually(
+      async () => (again.logs().some((l) => l.msg === "controllers started") ? true : undefined),
+      {
+        what: "the second operator to start",
+      },
+    );
+    await new Promise((r) => setTimeout(r, 1500));
+    expect(
+      smtp.mails.filter((m) => m.headers["x-mxops-delivery-id"]?.startsWith(record?.id ?? "-")),
+    ).toHaveLength(1);
+    await again.stop();
+  });
+
+  it("after a kill -9 between sending and recording, resends once with the same idempotency key and loses nothing", async () => {
+    const ns = await newNamespace("crash");
+    await k(["apply", "-f", "-"], contactYaml(ns, hooks.url));
+    const victim = operator(ns);
+    killOnFirstMail = victim;
+    await k(["annotate", "tc", "carol", "-n", ns, "mxops.dev/send-test=crash-1"]);
+    expect(await victim.exit).toBeNull(); // killed by SIGKILL
+
+    const pending = await status(ns);
+    const record = pending.notifications?.find((r) => r.id.endsWith("/crash-1"));
+    expect(record?.state).toBe("Pending"); // the intent was recorded before sending
+
+    operator(ns);
+    const done = await eventually(
+      async () => {
+        const s = await status(ns);
+        return s.lastTest?.nonce === "crash-1" ? s : undefined;
+      },
+      { what: "the resumed test message", timeoutMs: 30_000 },
+    );
+    expect(done.notifications?.find((r) => r.id === record?.id)?.state).toBe("Sent");
+    const mails = smtp.mails.filter((m) => m.headers["x-mxops-delivery-id"]?.startsWith(record?.id ?? "-"));
+    expect(mails).toHaveLength(2); // the one the victim never saw acknowledged, and the resend
+    expect(new Set(mails.map((m) => m.headers["message-id"])).size).toBe(1);
+    expect(new Set(mails.map((m) => m.headers["x-mxops-delivery-id"])).size).toBe(1);
+    const posts = hooks.received.filter((r) => String(r.headers["webhook-id"]).startsWith(record?.id ?? "-"));
+    expect(posts.length).toBeGreaterThanOrEqual(1);
+    expect(posts.length).toBeLessThanOrEqual(2);
+    expect(new Set(posts.map((p) => p.headers["webhook-id"])).size).toBe(1);
+  });
+});
