@@ -194,6 +194,21 @@ export const SETTINGS = {
     description: "Longest retry delay.",
     parse: duration,
   },
+  notifyHourlyCap: {
+    flag: "notify-hourly-cap",
+    env: "MXOPS_NOTIFY_HOURLY_CAP",
+    default: "20",
+    description:
+      "Messages per recipient and channel per --notify-cap-window; more go out as one digest when there is room again. Critical alerts are never held. 0: no cap.",
+    parse: z.coerce.number().int().min(0).max(100000),
+  },
+  notifyCapWindow: {
+    flag: "notify-cap-window",
+    env: "MXOPS_NOTIFY_CAP_WINDOW",
+    default: "1h",
+    description: "The window of --notify-hourly-cap.",
+    parse: duration,
+  },
   logLevel: {
     flag: "log-level",
     env: "MXOPS_LOG_LEVEL",

@@ -5,6 +5,7 @@ import { KubeConfig } from "@kubernetes/client-node";
 import { type Config, ConfigError, helpText, loadConfig } from "./config.ts";
 import { secretValue } from "./controllers/secrets.ts";
 import { registerTechnicalContactController } from "./controllers/technical-contact.ts";
+import { RecipientCap } from "./notify/cap.ts";
 import { AlertmanagerChannel, type Channel, EmailChannel, WebhookChannel } from "./notify/channels.ts";
 import { Deliverer } from "./notify/deliver.ts";
 import { NotificationSender } from "./notify/sender.ts";
@@ -99,6 +100,7 @@ async function main(): Promise<number> {
     },
     registry: manager.registry,
     log: log.child({ component: "notify" }),
+    cap: new RecipientCap(config.notifyHourlyCap, config.notifyCapWindow),
   });
   const sender = new NotificationSender({
     client: manager.client,
@@ -107,6 +109,7 @@ async function main(): Promise<number> {
     log: log.child({ component: "notify" }),
     registry: manager.registry,
   });
+  sender.startDigests(Math.max(250, Math.min(config.notifyCapWindow / 12, 60_000)));
   registerTechnicalContactController(manager, {
     sender,
     clock: systemClock,
@@ -118,7 +121,10 @@ async function main(): Promise<number> {
     if (stopping) return;
     log.info({ signal }, "shutting down");
     // Deliveries still retrying stay Pending in status: the next leader resumes them with the same keys.
-    stopping = manager.stop().then(() => deliverer.close());
+    stopping = manager.stop().then(() => {
+      sender.stop();
+      deliverer.close();
+    });
   };
   process.on("SIGTERM", () => shutdown("SIGTERM"));
   process.on("SIGINT", () => shutdown("SIGINT"));

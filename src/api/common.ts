@@ -177,6 +177,13 @@ export const NotificationRecord = z
       .max(64)
       .optional()
       .describe("Targets that failed past the retry budget."),
+    held: z
+      .array(z.string().max(512))
+      .max(64)
+      .optional()
+      .describe(
+        "Targets held back by the per-recipient hourly cap: they go out in the recipient's next digest.",
+      ),
     message: z.string().max(1024).optional().describe("Why targets failed."),
   })
   .describe("One notification and its delivery state.");

@@ -80,7 +80,10 @@ export function registerTechnicalContactController(
         const result = outcomes.length
           ? [...outcomes]
               .sort((a, b) => a.channel.localeCompare(b.channel))
-              .map((o) => `${o.channel}: ${o.ok ? "delivered" : `failed (${o.error})`}`)
+              .map(
+                (o) =>
+                  `${o.channel}: ${o.ok ? "delivered" : o.held ? "held for the hourly digest" : `failed (${o.error})`}`,
+              )
               .join("; ")
           : "no channel reaches this contact";
         status.lastTest = {

@@ -3,6 +3,7 @@
 import { Counter, Gauge, Histogram, type Registry } from "prom-client";
 import { Backoff, sleep as defaultSleep } from "../runtime/backoff.ts";
 import type { Logger } from "../runtime/log.ts";
+import type { RecipientCap } from "./cap.ts";
 import { type Channel, DeliveryError } from "./channels.ts";
 import { type ChannelName, type Notification, type Recipient, targetKey } from "./message.ts";
 
@@ -26,6 +27,8 @@ export interface TargetOutcome {
   ok: boolean;
   attempts: number;
   error?: string;
+  /** Not sent: the recipient's cap is reached; the target waits for a digest. */
+  held?: boolean;
 }
 
 export interface NotifyMetrics {
@@ -79,6 +82,9 @@ export interface DelivererOptions {
   log: Logger;
   /** Injected in tests to run backoff without waiting. */
   sleep?: (ms: number) => Promise<void>;
+  /** The per-recipient cap (email and webhook; Alertmanager groups alerts itself). */
+  cap?: RecipientCap;
+  clock?: () => number;
 }
 
 export class Deliverer {
@@ -87,8 +93,12 @@ export class Deliverer {
   private readonly metrics: NotifyMetrics;
   private readonly log: Logger;
   private readonly sleep: (ms: number) => Promise<void>;
+  private readonly cap: RecipientCap | undefined;
+  private readonly clock: () => number;
 
   constructor(opts: DelivererOptions) {
+    this.cap = opts.cap;
+    this.clock = opts.clock ?? Date.now;
     this.channels = opts.channels;
     this.policy = opts.policy ?? DEFAULT_RETRY_POLICY;
     this.metrics = notifyMetrics(opts.registry);
@@ -98,6 +108,27 @@ export class Deliverer {
 
   channelNames(): ChannelName[] {
     return this.channels.map((c) => c.name);
+  }
+
+  /** Whether a digest may go to this recipient on this channel now (it counts against the cap). */
+  digestAllowed(channel: ChannelName, recipientKey: string): boolean {
+    return !this.cap || this.cap.admit(`${channel}:${recipientKey}`, "Warning", this.clock());
+  }
+
+  /** Sends one message on one channel, with the usual retries (digests). */
+  async deliverOn(channel: ChannelName, n: Notification, recipient: Recipient): Promise<TargetOutcome> {
+    const c = this.channels.find((x) => x.name === channel);
+    const target = targetKey(n.id, channel, recipient.key);
+    if (!c)
+      return {
+        target,
+        channel,
+        recipient: recipient.key,
+        ok: false,
+        attempts: 0,
+        error: "channel not configured",
+      };
+    return await this.deliverOne(n, recipient, c, target, async () => {});
   }
 
   /**
@@ -116,6 +147,25 @@ export class Deliverer {
         if (!channel.reaches(recipient)) continue;
         const target = targetKey(n.id, channel.name, recipient.key);
         if (done.has(target)) continue;
+        if (this.cap && channel.name !== "alertmanager" && n.kind !== "Digest") {
+          if (!this.cap.admit(`${channel.name}:${recipient.key}`, n.severity, this.clock())) {
+            this.log.info(
+              { notification: n.id, recipient: recipient.key, channel: channel.name },
+              "recipient cap reached; held for the digest",
+            );
+            jobs.push(
+              Promise.resolve({
+                target,
+                channel: channel.name,
+                recipient: recipient.key,
+                ok: false,
+                attempts: 0,
+                held: true,
+              }),
+            );
+            continue;
+          }
+        }
         jobs.push(this.deliverOne(n, recipient, channel, target, onDelivered));
       }
     }

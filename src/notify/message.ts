@@ -10,6 +10,7 @@ export const NOTIFICATION_KINDS = [
   "AlertEscalated",
   "AlertResolved",
   "Test",
+  "Digest",
 ] as const;
 export type NotificationKind = (typeof NOTIFICATION_KINDS)[number];
 

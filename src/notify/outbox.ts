@@ -44,31 +44,56 @@ export function markDelivered(
   );
 }
 
-/** Closes a record: Sent when no target failed, Failed otherwise (with the reasons). */
+/**
+ * Closes a delivery run: Sent when no target failed, Failed otherwise (with the reasons). Targets held by the
+ * recipient cap keep the record Pending until the digest carrying them is delivered (see releaseHeld).
+ */
 export function complete(
   records: NotificationRecord[],
   id: string,
   outcomes: TargetOutcome[],
   now: Date,
 ): NotificationRecord[] {
-  const failed = outcomes.filter((o) => !o.ok);
+  const failed = outcomes.filter((o) => !o.ok && !o.held);
+  const held = outcomes.filter((o) => o.held).map((o) => o.target);
   return records.map((r) => {
     if (r.id !== id) return r;
     const delivered = [
       ...new Set([...(r.delivered ?? []), ...outcomes.filter((o) => o.ok).map((o) => o.target)]),
     ];
-    const next: NotificationRecord = {
-      ...r,
-      state: failed.length ? "Failed" : "Sent",
-      completedAt: iso(now),
-      delivered,
-    };
+    const next: NotificationRecord = { ...r, delivered };
     if (failed.length) {
       next.failed = failed.map((o) => o.target);
       next.message = failed
         .map((o) => `${o.channel} to ${o.recipient} after ${o.attempts} attempt(s): ${o.error ?? "failed"}`)
         .join("; ")
         .slice(0, 1024);
+    }
+    // Each run decides anew for every target not yet delivered, so its held list replaces the old one.
+    if (held.length) return { ...next, held };
+    return { ...next, state: failed.length ? "Failed" : "Sent", completedAt: iso(now) };
+  });
+}
+
+/** A digest carried `target`: it counts as delivered; the record closes when nothing is held any more. */
+export function releaseHeld(
+  records: NotificationRecord[],
+  id: string,
+  target: string,
+  now: Date,
+): NotificationRecord[] {
+  return records.map((r) => {
+    if (r.id !== id || !r.held?.includes(target)) return r;
+    const held = r.held.filter((t) => t !== target);
+    const next: NotificationRecord = {
+      ...r,
+      held,
+      delivered: [...new Set([...(r.delivered ?? []), target])],
+    };
+    if (held.length === 0) {
+      delete next.held;
+      next.state = r.failed?.length ? "Failed" : "Sent";
+      next.completedAt = iso(now);
     }
     return next;
   });

@@ -1,6 +1,8 @@
 // Sends what the outbox holds: intents are written to the owner's status before any delivery, each delivered
 // target is recorded as soon as it succeeds, and pending intents found after a restart are sent again with the
 // same idempotency keys (at-least-once; a duplicate only from the window between send and record).
+
+import { createHash } from "node:crypto";
 import type { Registry } from "prom-client";
 import type { NotificationRecord } from "../api/common.ts";
 import { isConflict, type KubeClient, type KubeObject, type ResourceType } from "../runtime/client.ts";
@@ -9,8 +11,29 @@ import type { EventRecorder } from "../runtime/events.ts";
 import type { Logger } from "../runtime/log.ts";
 import { type Condition, deepEqual, mergePatch, setCondition } from "../runtime/status.ts";
 import { type Deliverer, notifyMetrics, type TargetOutcome } from "./deliver.ts";
-import type { Notification, Recipient } from "./message.ts";
-import { complete, markDelivered, pendingRecords, recordIntents, toNotification } from "./outbox.ts";
+import type { ChannelName, Notification, Recipient } from "./message.ts";
+import {
+  complete,
+  markDelivered,
+  pendingRecords,
+  recordIntents,
+  releaseHeld,
+  toNotification,
+} from "./outbox.ts";
+
+interface HeldItem {
+  owner: Owner;
+  recordId: string;
+  target: string;
+  title: string;
+  occurredAt: string;
+}
+
+interface HeldBook {
+  channel: ChannelName;
+  recipient: Recipient;
+  items: Map<string, HeldItem>;
+}
 
 export interface Owner {
   rt: ResourceType;
@@ -43,6 +66,9 @@ export class NotificationSender {
   private readonly inflight = new Map<string, Promise<void>>();
   private readonly pendingSince = new Map<string, number>();
   private readonly locks = new Map<string, Promise<unknown>>();
+  /** Targets held by the recipient cap, per channel and recipient, waiting for a digest. */
+  private readonly held = new Map<string, HeldBook>();
+  private digestTimer: NodeJS.Timeout | undefined;
 
   constructor(opts: {
     client: KubeClient;
@@ -90,6 +116,64 @@ export class NotificationSender {
     this.inflight.set(key, run);
   }
 
+  /** Checks every `everyMs` whether held targets can go out as a digest. */
+  startDigests(everyMs: number): void {
+    this.digestTimer = setInterval(() => void this.sendDigests(), everyMs);
+    this.digestTimer.unref();
+  }
+
+  stop(): void {
+    if (this.digestTimer) clearInterval(this.digestTimer);
+  }
+
+  heldCount(): number {
+    return [...this.held.values()].reduce((n, b) => n + b.items.size, 0);
+  }
+
+  /** One digest per channel and recipient whose cap has room again, carrying every target held for them. */
+  async sendDigests(): Promise<void> {
+    for (const [key, book] of [...this.held]) {
+      if (book.items.size === 0) {
+        this.held.delete(key);
+        continue;
+      }
+      if (!this.deliverer.digestAllowed(book.channel, book.recipient.key)) continue;
+      const items = [...book.items.values()];
+      const digest: Notification = {
+        id: `digest/${createHash("sha256")
+          .update(items.map((i) => i.target).join("\n"))
+          .digest("hex")
+          .slice(0, 24)}`,
+        kind: "Digest",
+        severity: "Warning",
+        title: `${items.length} notification(s) held back by the hourly limit`,
+        body: [
+          `These notifications exceeded your hourly limit and are summarised here (critical alerts are never held back):`,
+          ...items.map((i) => `- ${i.occurredAt} ${i.title} [${i.recordId}]`),
+        ].join("\n"),
+        occurredAt: new Date(this.clock.now()).toISOString().replace(/\.\d{3}Z$/, "Z"),
+      };
+      const outcome = await this.deliverer.deliverOn(book.channel, digest, book.recipient);
+      if (!outcome.ok) continue; // stays held; the next round tries again
+      for (const item of items) {
+        book.items.delete(item.target);
+        await this.update(item.owner, (status) => {
+          status.notifications = releaseHeld(
+            status.notifications ?? [],
+            item.recordId,
+            item.target,
+            new Date(this.clock.now()),
+          );
+        }).catch((err: unknown) => {
+          this.log.warn(
+            { err: (err as Error).message, target: item.target },
+            "could not record a digest delivery",
+          );
+        });
+      }
+    }
+  }
+
   /** Resolves when every delivery started so far has finished (tests, shutdown). */
   async idle(): Promise<void> {
     while (this.inflight.size) await Promise.all([...this.inflight.values()]);
@@ -110,7 +194,7 @@ export class NotificationSender {
     // The caller's copy may come from a stale cache: only the stored record says what is still to do.
     const current = await this.client.get<OwnerObject>(owner.rt, owner.namespace, owner.name);
     const record = current?.status?.notifications?.find((r) => r.id === submitted.id);
-    if (!record || record.state !== "Pending") return;
+    if (record?.state !== "Pending") return;
     const recipients = await opts.recipients();
     const outcomes = await this.deliverer.deliver(
       toNotification(record),
@@ -122,7 +206,21 @@ export class NotificationSender {
         });
       },
     );
-    const failed = outcomes.filter((o) => !o.ok);
+    for (const o of outcomes.filter((x) => x.held)) {
+      const recipient = recipients.find((r) => r.key === o.recipient);
+      if (!recipient) continue;
+      const bookKey = `${o.channel}:${o.recipient}`;
+      const book = this.held.get(bookKey) ?? { channel: o.channel, recipient, items: new Map() };
+      book.items.set(o.target, {
+        owner,
+        recordId: record.id,
+        target: o.target,
+        title: record.title,
+        occurredAt: record.occurredAt,
+      });
+      this.held.set(bookKey, book);
+    }
+    const failed = outcomes.filter((o) => !o.ok && !o.held);
     const now = new Date(this.clock.now());
     const obj = await this.update(owner, (status) => {
       status.notifications = complete(status.notifications ?? [], record.id, outcomes, now);

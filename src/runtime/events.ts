@@ -37,6 +37,8 @@ interface SeriesState {
   lastObserved: number;
   lastWrite: number;
   timer?: Timer;
+  /** The last write to this Event: a series update must not overtake the create (or an earlier update). */
+  last: Promise<void>;
 }
 
 export class EventRecorder {
@@ -68,9 +70,17 @@ export class EventRecorder {
     }
     if (this.series.size > 10_000) this.prune(now, window);
     const name = `${meta.name}.${randomBytes(8).toString("hex")}`.slice(0, 253);
-    const state: SeriesState = { name, namespace, count: 1, written: 1, lastObserved: now, lastWrite: now };
+    const state: SeriesState = {
+      name,
+      namespace,
+      count: 1,
+      written: 1,
+      lastObserved: now,
+      lastWrite: now,
+      last: Promise.resolve(),
+    };
     this.series.set(key, state);
-    this.track(
+    state.last = this.track(
       this.opts.client
         .create(EVENTS, {
           metadata: { name, namespace },
@@ -116,15 +126,10 @@ export class EventRecorder {
     if (s.count === s.written) return;
     s.written = s.count;
     s.lastWrite = this.clock.now();
-    this.track(
-      this.opts.client
-        .patch(
-          EVENTS,
-          s.namespace,
-          s.name,
-          { series: { count: s.count, lastObservedTime: microTime(s.lastObserved) } },
-          "merge",
-        )
+    const series = { count: s.count, lastObservedTime: microTime(s.lastObserved) };
+    s.last = this.track(
+      s.last
+        .then(() => this.opts.client.patch(EVENTS, s.namespace, s.name, { series }, "merge"))
         .then(() => {
           this.writes++;
         }),
@@ -132,12 +137,13 @@ export class EventRecorder {
     );
   }
 
-  private track(p: Promise<void>, context: Record<string, unknown>): void {
+  private track(p: Promise<void>, context: Record<string, unknown>): Promise<void> {
     const tracked = p.catch((err: unknown) => {
       this.opts.log.warn({ ...context, err: (err as Error).message }, "could not record event");
     });
     this.inflight.add(tracked);
     void tracked.finally(() => this.inflight.delete(tracked));
+    return tracked;
   }
 
   /** Writes pending series counts and waits for in-flight writes (call on shutdown). */

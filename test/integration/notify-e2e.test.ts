@@ -48,13 +48,15 @@ describe("test messages through the operator", () => {
   let killOnFirstMail: OperatorProcess | undefined;
   const operators: OperatorProcess[] = [];
 
-  const operator = (ns: string) => {
+  const operator = (ns: string, env: Record<string, string> = {}) => {
     const op = startOperator([`--namespaces=${ns}`], {
       MXOPS_SMTP_HOST: "127.0.0.1",
       MXOPS_SMTP_PORT: String(smtp.port),
       MXOPS_SMTP_TLS: "none",
       MXOPS_SMTP_FROM: "mxops@example.com",
       MXOPS_NOTIFY_INITIAL_BACKOFF: "100ms",
+      MXOPS_NOTIFY_MAX_ATTEMPTS: "3",
+      ...env,
     });
     operators.push(op);
     return op;
@@ -161,5 +163,92 @@ describe("test messages through the operator", () => {
     expect(posts.length).toBeGreaterThanOrEqual(1);
     expect(posts.length).toBeLessThanOrEqual(2);
     expect(new Set(posts.map((p) => p.headers["webhook-id"])).size).toBe(1);
+  });
+
+  it("past the retry budget says so: condition NotificationFailed, a Warning Event, and the other channel still delivers", async () => {
+    const ns = await newNamespace("failing");
+    const refusing = await startHttpReceiver(() => ({ status: 400 }));
+    try {
+      await k(["apply", "-f", "-"], contactYaml(ns, refusing.url));
+      operator(ns);
+      await k(["annotate", "tc", "carol", "-n", ns, "mxops.dev/send-test=doomed"]);
+      const done = await eventually(
+        async () => {
+          const s = await status(ns);
+          return s.lastTest?.nonce === "doomed" ? s : undefined;
+        },
+        { what: "the failed test message", timeoutMs: 30_000 },
+      );
+      expect(done.lastTest?.result).toMatch(/^email: delivered; webhook: failed \(webhook .*HTTP 400\)$/);
+      expect(done.notifications?.find((r) => r.id.endsWith("/doomed"))?.state).toBe("Failed");
+      expect(done.conditions?.find((c) => c.type === "NotificationFailed")).toMatchObject({
+        status: "True",
+        reason: "DeliveryFailed",
+      });
+      expect(refusing.received).toHaveLength(1); // a 400 is final: no retries
+      const events = JSON.parse(await k(["get", "events.v1.events.k8s.io", "-n", ns, "-o", "json"])) as {
+        items: { type: string; reason: string; note: string }[];
+      };
+      expect(events.items).toEqual(
+        expect.arrayContaining([
+          expect.objectContaining({
+            type: "Warning",
+            reason: "NotificationFailed",
+            note: expect.stringMatching(/webhook to contact:carol/),
+          }),
+        ]),
+      );
+    } finally {
+      await refusing.close();
+    }
+  });
+
+  it("holds messages past the per-recipient cap and delivers them in one digest, which closes their records", async () => {
+    const ns = await newNamespace("digest");
+    await k(["apply", "-f", "-"], contactYaml(ns, hooks.url));
+    await k([
+      "patch",
+      "tc",
+      "carol",
+      "-n",
+      ns,
+      "--type=json",
+      "-p",
+      '[{"op":"remove","path":"/spec/channels/webhook"}]',
+    ]);
+    operator(ns, { MXOPS_NOTIFY_HOURLY_CAP: "1", MXOPS_NOTIFY_CAP_WINDOW: "4s" });
+    const forNonce = (nonce: string) => async () => {
+      const s = await status(ns);
+      return s.lastTest?.nonce === nonce ? s : undefined;
+    };
+    await k(["annotate", "tc", "carol", "-n", ns, "mxops.dev/send-test=one"]);
+    await eventually(forNonce("one"), { what: "the first message", timeoutMs: 30_000 });
+    await k(["annotate", "tc", "carol", "-n", ns, "--overwrite", "mxops.dev/send-test=two"]);
+    const held = await eventually(forNonce("two"), {
+      what: "the second message to be held",
+      timeoutMs: 30_000,
+    });
+    expect(held.lastTest?.result).toBe("email: held for the hourly digest");
+    const record = held.notifications?.find((r) => r.id.endsWith("/two"));
+    expect(record?.state, JSON.stringify(held, null, 1)).toBe("Pending");
+
+    const closed = await eventually(
+      async () => {
+        const s = await status(ns);
+        return s.notifications?.find((r) => r.id === record?.id)?.state === "Sent" ? s : undefined;
+      },
+      { what: "the digest to close the held record", timeoutMs: 30_000 },
+    );
+    expect(closed.notifications?.find((r) => r.id === record?.id)?.delivered).toEqual([
+      `${record?.id}/email/contact:carol`,
+    ]);
+    const digest = smtp.mails.find(
+      (m) =>
+        m.headers.subject?.includes("held back by the hourly limit") && m.decoded.includes(record?.id ?? "-"),
+    );
+    expect(digest?.to).toEqual(["carol@example.com"]);
+    expect(
+      smtp.mails.filter((m) => m.headers["x-mxops-delivery-id"]?.startsWith(record?.id ?? "-")),
+    ).toHaveLength(0);
   });
 });

@@ -1,0 +1,125 @@
+import { describe, expect, it } from "vitest";
+import type { TargetOutcome } from "./deliver.ts";
+import { fingerprint, type Notification, renderMail, webhookPayload } from "./message.ts";
+import { complete, markDelivered, pendingRecords, recordIntents, releaseHeld } from "./outbox.ts";
+
+const now = new Date("2026-11-27T10:00:00.500Z");
+const n = (id: string): Notification => ({
+  id,
+  kind: "LicenseReminder",
+  severity: "Warning",
+  app: { namespace: "apps", name: "crm", environment: "production" },
+  title: "License of crm expires in 30 days",
+  body: "The license expires on 2027-01-01.\n\nAsk your account executive to renew it.",
+  occurredAt: "2026-11-27T10:00:00Z",
+});
+const outcome = (target: string, ok: boolean, extra: Partial<TargetOutcome> = {}): TargetOutcome => ({
+  target,
+  channel: "email",
+  recipient: target.split("/").pop() ?? "",
+  ok,
+  attempts: ok ? 1 : 8,
+  ...extra,
+});
+
+describe("the outbox", () => {
+  it("records each notification once, as Pending, whatever is recorded again", () => {
+    const once = recordIntents(undefined, [n("a"), n("b")], now);
+    const twice = recordIntents(once, [n("a"), n("c")], now);
+    expect(twice.map((r) => [r.id, r.state, r.createdAt])).toEqual([
+      ["a", "Pending", "2026-11-27T10:00:00Z"],
+      ["b", "Pending", "2026-11-27T10:00:00Z"],
+      ["c", "Pending", "2026-11-27T10:00:00Z"],
+    ]);
+    expect(pendingRecords(twice)).toHaveLength(3);
+  });
+
+  it("keeps every pending record but only the 16 most recent completed ones", () => {
+    let records = recordIntents(
+      undefined,
+      Array.from({ length: 20 }, (_, i) => n(`done-${i}`)),
+      now,
+    );
+    records = records.map((r, i) => ({
+      ...r,
+      state: "Sent" as const,
+      completedAt: `2026-11-27T10:00:${String(i).padStart(2, "0")}Z`,
+    }));
+    records = recordIntents(records, [n("new")], now);
+    expect(records).toHaveLength(17);
+    expect(records.map((r) => r.id)).not.toContain("done-0");
+    expect(records.map((r) => r.id)).toContain("new");
+  });
+
+  it("marks targets delivered one by one, then closes as Sent or Failed with the reasons", () => {
+    let records = recordIntents(undefined, [n("a")], now);
+    records = markDelivered(records, "a", "a/email/contact:alice");
+    records = markDelivered(records, "a", "a/email/contact:alice");
+    expect(records[0]?.delivered).toEqual(["a/email/contact:alice"]);
+    const sent = complete(records, "a", [outcome("a/email/contact:alice", true)], now);
+    expect(sent[0]).toMatchObject({ state: "Sent", completedAt: "2026-11-27T10:00:00Z" });
+    const failed = complete(
+      records,
+      "a",
+      [outcome("a/email/contact:bob", false, { error: "SMTP 550: no such user" })],
+      now,
+    );
+    expect(failed[0]).toMatchObject({
+      state: "Failed",
+      failed: ["a/email/contact:bob"],
+      message: "email to contact:bob after 8 attempt(s): SMTP 550: no such user",
+    });
+  });
+
+  it("keeps a record with held targets Pending until a digest releases the last of them", () => {
+    let records = recordIntents(undefined, [n("a")], now);
+    records = complete(
+      records,
+      "a",
+      [
+        outcome("a/email/contact:alice", true),
+        outcome("a/email/contact:bob", false, { held: true, attempts: 0 }),
+      ],
+      now,
+    );
+    expect(records[0]).toMatchObject({ state: "Pending", held: ["a/email/contact:bob"] });
+    records = releaseHeld(records, "a", "a/email/contact:bob", now);
+    expect(records[0]?.state).toBe("Sent");
+    expect(records[0]?.held).toBeUndefined();
+    expect(records[0]?.delivered).toEqual(["a/email/contact:alice", "a/email/contact:bob"]);
+  });
+});
+
+describe("rendering", () => {
+  const alice = { key: "contact:alice", displayName: "Alice <admin>", email: "alice@example.com" };
+
+  it("gives a stable Message-ID per notification and recipient, and escapes HTML", () => {
+    const a = renderMail(n("x"), alice);
+    expect(renderMail(n("x"), alice).messageId).toBe(a.messageId);
+    expect(renderMail(n("y"), alice).messageId).not.toBe(a.messageId);
+    expect(a.subject).toBe("[Warning] License of crm expires in 30 days");
+    expect(a.html).toContain("Alice &lt;admin&gt;");
+    expect(a.text).toContain("Ask your account executive");
+  });
+
+  it("falls back to plain text when the HTML template fails", () => {
+    const mail = renderMail(n("x"), alice, () => {
+      throw new Error("template bug");
+    });
+    expect(mail.html).toBeUndefined();
+    expect(mail.text).toContain("The license expires on 2027-01-01.");
+  });
+
+  it("threads alert mails to the first notification of the alert", () => {
+    const first = renderMail({ ...n("alert-1"), threadId: "alert-1" }, alice);
+    const later = renderMail({ ...n("alert-2"), threadId: "alert-1" }, alice);
+    expect(first.inReplyTo).toBeUndefined();
+    expect(later.inReplyTo).toBe(first.messageId);
+  });
+
+  it("fingerprints labels independently of their order", () => {
+    expect(fingerprint({ a: "1", b: "2" })).toBe(fingerprint({ b: "2", a: "1" }));
+    expect(fingerprint({ a: "1" })).not.toBe(fingerprint({ a: "2" }));
+    expect(webhookPayload(n("x"), "x/webhook/contact:alice").status).toBe("firing");
+  });
+});
