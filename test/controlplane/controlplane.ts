@@ -114,7 +114,7 @@ export async function ensureBinaries(log: (line: string) => void = (l) => proces
       for (const line of d.toString().split("\n")) if (line) log(line);
     });
     child.on("error", reject);
-    child.on("exit", (code) => {
+    child.on("close", (code) => {
       const lines = out.trim().split("\n");
       const binDir = lines[lines.length - 1];
       if (code === 0 && binDir) resolvePromise(binDir);
@@ -153,7 +153,9 @@ interface Proc {
 
 function startProcess(bin: string, args: string[], logFile: string, pidsFile: string): Proc {
   const out = createWriteStream(logFile, { flags: "a" });
-  const child = spawn(bin, args, { stdio: ["ignore", "pipe", "pipe"] });
+  // Own process group: a terminal's Ctrl-C reaches the operator first, which still needs the API server to
+  // release its Lease; whoever started the control plane stops it afterwards (or the reaper does).
+  const child = spawn(bin, args, { stdio: ["ignore", "pipe", "pipe"], detached: true });
   child.stdout?.pipe(out);
   child.stderr?.pipe(out);
   if (child.pid) appendFileSync(pidsFile, `${child.pid}\n`);
@@ -443,7 +445,8 @@ export async function kubectl(kubeconfig: string, args: string[], input?: string
       stderr += d.toString();
     });
     child.on("error", reject);
-    child.on("exit", (code) => {
+    // "close", not "exit": only then has all of stdout and stderr been read.
+    child.on("close", (code) => {
       if (code === 0) resolvePromise(stdout);
       else reject(new KubectlError(`kubectl ${args.join(" ")} failed (exit ${code}): ${stderr}`, stderr));
     });
