@@ -1,0 +1,140 @@
+import { describe, expect, it } from "vitest";
+import { contactChanges, resolveContacts } from "./contacts.ts";
+import { checkLicenseSecret, daysRemaining, decideLicense, type LicenseInput, nextUtcMidnight } from "./license.ts";
+import { currentOrNextWindow, decideMaintenance } from "./maintenance.ts";
+
+const NOW = Date.parse("2026-11-27T15:30:00Z");
+const plusDays = (d: number) => new Date(NOW + d * 86_400_000).toISOString().slice(0, 10);
+const ok = { ok: true } as const;
+const base: LicenseInput = {
+  hosting: "OnPremises",
+  license: { secretRef: { name: "l" }, expiresAt: plusDays(200) },
+  secret: ok,
+  primaryContact: { name: "alice", mxid: "alice@example.com" },
+  remindersSent: [],
+  nowMs: NOW,
+};
+
+describe("license secret", () => {
+  it.each([
+    [undefined, "LicenseSecretNotFound"],
+    [{ LICENSE_KEY: "k" }, "LicenseIdMissing"],
+    [{ LICENSE_ID: "12345", LICENSE_KEY: "k" }, "LicenseIdNotUUID"],
+    [{ LICENSE_ID: "3f1c2b8e-7d4a-4e2b-9c61-0a5d8e7f1b23", LICENSE_KEY: " " }, "LicenseKeyMissing"],
+  ])("%j -> %s", (data, reason) => {
+    const r = checkLicenseSecret("l", data);
+    expect(r.ok).toBe(false);
+    if (!r.ok) expect(r.reason).toBe(reason);
+    if (!r.ok) expect(r.message).not.toContain(" k");
+  });
+  it("accepts a UUID and a key", () => {
+    expect(checkLicenseSecret("l", { LICENSE_ID: "3F1C2B8E-7D4A-4E2B-9C61-0A5D8E7F1B23", LICENSE_KEY: "k" })).toEqual({ ok: true });
+  });
+});
+
+describe("license lifecycle", () => {
+  it("counts whole UTC days to the last valid day", () => {
+    expect(daysRemaining(plusDays(0), NOW)).toBe(0);
+    expect(daysRemaining(plusDays(30), NOW)).toBe(30);
+    expect(daysRemaining(plusDays(-1), NOW)).toBe(-1);
+    expect(nextUtcMidnight(NOW)).toBe(Date.parse("2026-11-28T00:00:00Z"));
+  });
+
+  it.each([
+    [200, "Active"],
+    [31, "Active"],
+    [30, "Expiring"],
+    [0, "Expiring"],
+    [-1, "Expired"],
+  ])("%d days left -> %s", (days, state) => {
+    const d = decideLicense({ ...base, license: { secretRef: { name: "l" }, expiresAt: plusDays(days) }, remindersSent: [90, 30, 15, 7] });
+    expect(d.state).toBe(state);
+    expect(d.activate).toBe(true);
+    expect(d.daysRemaining).toBe(days);
+  });
+
+  it("holds activation until the primary contact has an MxID, saying what to do", () => {
+    const d = decideLicense({ ...base, primaryContact: { name: "bob" } });
+    expect(d).toMatchObject({ state: "PendingMxID", activate: false });
+    expect(d.message).toMatch(/TechnicalContact "bob" has no MxID. Set spec.mxid/);
+    expect(decideLicense({ ...base, primaryContact: undefined }).state).toBe("PendingMxID");
+  });
+
+  it("is Unlicensed without a license or with a bad Secret, naming the problem and trial mode", () => {
+    expect(decideLicense({ ...base, license: undefined })).toMatchObject({ state: "Unlicensed", reason: "NoLicense" });
+    const bad = decideLicense({ ...base, secret: { ok: false, reason: "LicenseIdNotUUID", message: "not a UUID" } });
+    expect(bad).toMatchObject({ state: "Unlicensed", reason: "LicenseIdNotUUID", activate: false });
+    expect(bad.message).toMatch(/trial mode: at most 6 concurrent users/);
+  });
+
+  it("names who renews and who to ask for more users", () => {
+    expect(decideLicense(base)).toMatchObject({ renewal: "TechnicalContact", expandVia: "AccountExecutive" });
+    expect(decideLicense({ ...base, hosting: "MendixCloud" })).toMatchObject({ renewal: "Mendix", expandVia: "CustomerSuccessManager" });
+  });
+});
+
+describe("renewal reminders (on-premises)", () => {
+  const at = (days: number, sent: number[] = []) =>
+    decideLicense({ ...base, license: { secretRef: { name: "l" }, expiresAt: plusDays(days) }, remindersSent: sent });
+
+  it.each([
+    [91, [], undefined, []],
+    [90, [], 90, [90]],
+    [45, [90], undefined, [90]],
+    [30, [90], 30, [90, 30]],
+    [15, [90, 30], 15, [90, 30, 15]],
+    [7, [90, 30, 15], 7, [90, 30, 15, 7]],
+    [3, [90, 30, 15, 7], undefined, [90, 30, 15, 7]],
+  ])("%d days left, %j sent -> remind at %s, record %j", (days, sent, reminder, recorded) => {
+    const d = at(days, sent);
+    expect(d.reminder).toBe(reminder);
+    expect(d.remindersSent).toEqual(recorded);
+  });
+
+  it("sends one reminder (the most urgent) when several boundaries are passed at once", () => {
+    expect(at(20)).toMatchObject({ reminder: 30, remindersSent: [90, 30] });
+    expect(at(10)).toMatchObject({ reminder: 15, remindersSent: [90, 30, 15] });
+  });
+
+  it("never reminds for Mendix Cloud apps (Mendix renews)", () => {
+    const d = decideLicense({ ...base, hosting: "MendixCloud", license: { secretRef: { name: "l" }, expiresAt: plusDays(7) } });
+    expect(d.reminder).toBeUndefined();
+    expect(d.state).toBe("Expiring");
+  });
+});
+
+describe("contacts", () => {
+  const known: Record<string, { mxid?: string }> = { alice: { mxid: "a@x.io" }, bob: {} };
+  it("finds the missing and those without MxID; the first is primary", () => {
+    const r = resolveContacts(["alice", "bob", "carol"], (n) => known[n]);
+    expect(r).toMatchObject({ count: 3, primary: "alice", missing: ["carol"], withoutMxid: ["bob"] });
+    expect(r.condition).toMatchObject({ status: "False", reason: "ContactNotFound" });
+    expect(r.condition.message).toContain("carol");
+    expect(resolveContacts(["alice"], (n) => known[n]).condition.status).toBe("True");
+  });
+  it("announces additions and removals", () => {
+    expect(contactChanges(undefined, ["alice"])).toEqual({ added: ["alice"], removed: [] });
+    expect(contactChanges(["alice", "bob"], ["bob", "carol"])).toEqual({ added: ["carol"], removed: ["alice"] });
+  });
+});
+
+describe("maintenance window", () => {
+  // 2026-11-27 is a Friday.
+  const w = { dayOfWeek: "Sunday" as const, startTime: "02:00", duration: "3h", noticeHours: 48 };
+  it("finds the next window, or the one in progress", () => {
+    expect(new Date(currentOrNextWindow(w, NOW).start).toISOString()).toBe("2026-11-29T02:00:00.000Z");
+    const during = Date.parse("2026-11-29T03:00:00Z");
+    expect(new Date(currentOrNextWindow(w, during).start).toISOString()).toBe("2026-11-29T02:00:00.000Z");
+    const after = Date.parse("2026-11-29T05:00:00Z");
+    expect(new Date(currentOrNextWindow(w, after).start).toISOString()).toBe("2026-12-06T02:00:00.000Z");
+  });
+
+  it("is due noticeHours before the window, once", () => {
+    const start = Date.parse("2026-11-29T02:00:00Z");
+    const early = decideMaintenance(w, undefined, start - 49 * 3_600_000);
+    expect(early).toMatchObject({ noticeDue: false, recheckAt: start - 48 * 3_600_000 });
+    expect(decideMaintenance(w, undefined, NOW)).toMatchObject({ noticeDue: true, nextWindowStart: start });
+    expect(decideMaintenance(w, start, NOW).noticeDue).toBe(false);
+    expect(decideMaintenance(w, undefined, start + 3_600_000).noticeDue).toBe(false); // already running
+  });
+});

@@ -1,0 +1,139 @@
+// License rules: the Secret's shape, the MxID gate, the lifecycle (Active/Expiring/Expired) and renewal reminders.
+import type { Hosting, LicenseState } from "../api/mendix-app.ts";
+
+export const REMINDER_DAYS = [90, 30, 15, 7] as const;
+export const EXPIRING_DAYS = 30;
+const DAY_MS = 86_400_000;
+const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
+
+export type SecretProblem = "LicenseSecretNotFound" | "LicenseIdMissing" | "LicenseIdNotUUID" | "LicenseKeyMissing";
+
+/** Checks a license Secret's data (decoded). Never returns or logs the key itself. */
+export function checkLicenseSecret(
+  secretName: string,
+  data: Record<string, string> | undefined,
+): { ok: true } | { ok: false; reason: SecretProblem; message: string } {
+  if (!data) {
+    return { ok: false, reason: "LicenseSecretNotFound", message: `license Secret "${secretName}" does not exist in the app's namespace` };
+  }
+  const id = data.LICENSE_ID?.trim();
+  if (!id) return { ok: false, reason: "LicenseIdMissing", message: `license Secret "${secretName}" has no LICENSE_ID` };
+  if (!UUID.test(id)) {
+    return { ok: false, reason: "LicenseIdNotUUID", message: `LICENSE_ID in Secret "${secretName}" is not a UUID (e.g. 3f1c2b8e-7d4a-4e2b-9c61-0a5d8e7f1b23)` };
+  }
+  if (!data.LICENSE_KEY?.trim()) {
+    return { ok: false, reason: "LicenseKeyMissing", message: `license Secret "${secretName}" has an empty or missing LICENSE_KEY` };
+  }
+  return { ok: true };
+}
+
+/** Whole days from today (UTC) to the last valid day: 0 on that day, negative after it. */
+export function daysRemaining(expiresAt: string, nowMs: number): number {
+  const today = Math.floor(nowMs / DAY_MS);
+  const last = Math.floor(Date.parse(`${expiresAt}T00:00:00Z`) / DAY_MS);
+  return last - today;
+}
+
+/** The next UTC midnight after `nowMs`: when daysRemaining (and maybe the state) changes next. */
+export function nextUtcMidnight(nowMs: number): number {
+  return (Math.floor(nowMs / DAY_MS) + 1) * DAY_MS;
+}
+
+export interface LicenseInput {
+  hosting: Hosting;
+  /** spec.license; undefined when the app has none. */
+  license?: { secretRef: { name: string }; expiresAt?: string };
+  secret: ReturnType<typeof checkLicenseSecret>;
+  primaryContact?: { name: string; mxid?: string };
+  remindersSent: number[];
+  nowMs: number;
+}
+
+export interface LicenseDecision {
+  state: LicenseState;
+  /** Inject LICENSE_ID/LICENSE_KEY into the workload. */
+  activate: boolean;
+  daysRemaining?: number;
+  reason: string;
+  message: string;
+  renewal: "Mendix" | "TechnicalContact";
+  expandVia: "AccountExecutive" | "CustomerSuccessManager";
+  /** A reminder to send now (days before expiry), if one is due. */
+  reminder?: number;
+  /** Reminder boundaries to record as done (the one sent and any passed with it). */
+  remindersSent: number[];
+}
+
+export function decideLicense(input: LicenseInput): LicenseDecision {
+  const cloud = input.hosting === "MendixCloud";
+  const base = {
+    renewal: cloud ? ("Mendix" as const) : ("TechnicalContact" as const),
+    expandVia: cloud ? ("CustomerSuccessManager" as const) : ("AccountExecutive" as const),
+    remindersSent: input.remindersSent,
+  };
+  const trial = "Without a license the app runs in trial mode: at most 6 concurrent users, stopped after 2-4 hours.";
+  if (!input.license) {
+    return { ...base, state: "Unlicensed", activate: false, reason: "NoLicense", message: `spec.license is not set. ${trial}` };
+  }
+  if (!input.secret.ok) {
+    return { ...base, state: "Unlicensed", activate: false, reason: input.secret.reason, message: `${input.secret.message}. ${trial}` };
+  }
+  const primary = input.primaryContact;
+  if (!primary?.mxid) {
+    const who = primary ? `TechnicalContact "${primary.name}"` : "the primary technical contact";
+    return {
+      ...base,
+      state: "PendingMxID",
+      activate: false,
+      reason: "PendingMxID",
+      message:
+        `The license is not activated: ${who} has no MxID. Set spec.mxid on it (the person's Mendix account id); ` +
+        `activation then happens by itself. ${trial}`,
+    };
+  }
+  if (!input.license.expiresAt) {
+    return { ...base, state: "Active", activate: true, reason: "Activated", message: "License activated (no expiry date given)." };
+  }
+  const days = daysRemaining(input.license.expiresAt, input.nowMs);
+  const renew = cloud
+    ? "Mendix renews Mendix Cloud licenses."
+    : "Renew it with Mendix; for more users ask your account executive.";
+  if (days < 0) {
+    return {
+      ...base,
+      state: "Expired",
+      activate: true,
+      daysRemaining: days,
+      reason: "Expired",
+      message: `The license expired on ${input.license.expiresAt}. ${renew}`,
+    };
+  }
+  const state: LicenseState = days <= EXPIRING_DAYS ? "Expiring" : "Active";
+  const decision: LicenseDecision = {
+    ...base,
+    state,
+    activate: true,
+    daysRemaining: days,
+    reason: state,
+    message: `License active until ${input.license.expiresAt} (${days} day(s) left). ${renew}`,
+  };
+  if (cloud) return decision;
+  // On-premises: remind at 90, 30, 15 and 7 days, each once. Boundaries passed together (an app created with
+  // 20 days left) produce one reminder, the most urgent, and are all recorded.
+  const due = REMINDER_DAYS.filter((d) => days <= d && !input.remindersSent.includes(d));
+  if (due.length) {
+    decision.reminder = Math.min(...due);
+    decision.remindersSent = [...input.remindersSent, ...due].sort((a, b) => b - a);
+  }
+  return decision;
+}
+
+export function reminderText(app: string, expiresAt: string, days: number, contactName: string): { title: string; body: string } {
+  return {
+    title: `License of ${app} expires in ${days} day(s)`,
+    body:
+      `The Mendix license of ${app} expires on ${expiresAt} (${days} day(s) from today). As its technical contact ` +
+      `(${contactName}) please renew it with Mendix in time; without a license the app falls back to trial mode ` +
+      `(at most 6 concurrent users, stopped after 2-4 hours).\n\nTo license more users, contact your Mendix account executive.`,
+  };
+}
