@@ -114,6 +114,21 @@ export const SETTINGS = {
     description: "How often leader election is attempted or renewed.",
     parse: duration,
   },
+  maxConcurrentReconciles: {
+    flag: "max-concurrent-reconciles",
+    env: "MXOPS_MAX_CONCURRENT_RECONCILES",
+    default: "4",
+    description: "Workers of the MendixApp controller (one app is never reconciled by two at once).",
+    parse: z.coerce.number().int().min(1).max(256),
+  },
+  resyncPeriod: {
+    flag: "resync-period",
+    env: "MXOPS_RESYNC_PERIOD",
+    default: "10m",
+    description:
+      "Every app is reconciled again this often even without changes (Secrets and workloads are not watched).",
+    parse: duration,
+  },
   gracefulShutdownTimeout: {
     flag: "graceful-shutdown-timeout",
     env: "MXOPS_GRACEFUL_SHUTDOWN_TIMEOUT",

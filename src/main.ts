@@ -3,6 +3,7 @@ import { readFileSync } from "node:fs";
 import { hostname } from "node:os";
 import { KubeConfig } from "@kubernetes/client-node";
 import { type Config, ConfigError, helpText, loadConfig } from "./config.ts";
+import { registerMendixAppController } from "./controllers/mendix-app.ts";
 import { secretValue } from "./controllers/secrets.ts";
 import { registerTechnicalContactController } from "./controllers/technical-contact.ts";
 import { RecipientCap } from "./notify/cap.ts";
@@ -110,6 +111,13 @@ async function main(): Promise<number> {
     registry: manager.registry,
   });
   sender.startDigests(Math.max(250, Math.min(config.notifyCapWindow / 12, 60_000)));
+  registerMendixAppController(manager, {
+    sender,
+    clock: systemClock,
+    alertmanager: !!config.alertmanagerUrl,
+    concurrency: config.maxConcurrentReconciles,
+    resyncPeriodMs: config.resyncPeriod,
+  });
   registerTechnicalContactController(manager, {
     sender,
     clock: systemClock,

@@ -209,6 +209,11 @@ export const MendixAppStatus = z
           .max(16)
           .optional()
           .describe("Referenced contacts that have no MxID."),
+        notified: z
+          .array(z.string().max(253))
+          .max(16)
+          .optional()
+          .describe("Contacts already told they are this app's technical contact (changes are announced)."),
       })
       .optional()
       .describe("What the operator found of the app's technical contacts."),

@@ -1,22 +1,18 @@
 // Reconciles TechnicalContacts: validates them, resumes their pending notifications, and answers the
 // mxops.dev/send-test annotation with a test message through every channel of the person.
-import { API_VERSION, GROUP, type NotificationRecord, VERSION } from "../api/common.ts";
+import { API_VERSION, type NotificationRecord } from "../api/common.ts";
 import { TechnicalContact } from "../api/technical-contact.ts";
 import type { Notification, Recipient } from "../notify/message.ts";
 import type { NotificationSender, Owner, SubmitOptions } from "../notify/sender.ts";
-import type { ResourceType } from "../runtime/client.ts";
+import type { KubeObject } from "../runtime/client.ts";
 import type { Clock } from "../runtime/clock.ts";
+import type { Informer } from "../runtime/informer.ts";
 import type { Manager } from "../runtime/manager.ts";
 import { patchStatusIfChanged, setCondition } from "../runtime/status.ts";
+import { APPS_BY_CONTACT, MENDIX_APPS, TECHNICAL_CONTACTS } from "./resources.ts";
 import { secretValue } from "./secrets.ts";
 
-export const TECHNICAL_CONTACTS: ResourceType = {
-  group: GROUP,
-  version: VERSION,
-  plural: "technicalcontacts",
-  kind: "TechnicalContact",
-  namespaced: true,
-};
+export { TECHNICAL_CONTACTS } from "./resources.ts";
 
 export const SEND_TEST_ANNOTATION = "mxops.dev/send-test";
 
@@ -65,6 +61,10 @@ export function registerTechnicalContactController(
   deps: { sender: NotificationSender; clock: Clock; alertmanager: boolean },
 ) {
   const contacts = manager.informers.informerFor<ContactObject>(TECHNICAL_CONTACTS);
+  // The app controller registers the index; the contact controller reads it for status.assignedApps.
+  const apps = manager.informers.informerFor<
+    KubeObject & { spec?: { technicalContacts?: { name: string }[] } }
+  >(MENDIX_APPS);
 
   const submitOptions =
     (namespace: string, name: string) =>
@@ -97,6 +97,15 @@ export function registerTechnicalContactController(
   return manager.addController<ContactObject>({
     name: "technicalcontact",
     primary: contacts,
+    related: [
+      {
+        informer: apps as unknown as Informer<KubeObject>,
+        map: (a) =>
+          ((a as { spec?: { technicalContacts?: { name: string }[] } }).spec?.technicalContacts ?? []).map(
+            (c) => `${a.metadata.namespace}/${c.name}`,
+          ),
+      },
+    ],
     reconcile: async ({ namespace, name }, { log }) => {
       if (!namespace) return;
       const raw = contacts.get(namespace, name);
@@ -141,9 +150,15 @@ export function registerTechnicalContactController(
         }
       }
 
+      const assignedApps = apps
+        .byIndex(APPS_BY_CONTACT, `${namespace}/${name}`)
+        .map((a) => a.metadata.name)
+        .sort();
       await patchStatusIfChanged(manager.client, TECHNICAL_CONTACTS, raw, (current) => ({
         ...current,
         observedGeneration: generation,
+        assignedApps: assignedApps.length ? assignedApps : undefined,
+        assignedAppCount: assignedApps.length,
         conditions: setCondition(
           current?.conditions,
           {

@@ -14,7 +14,10 @@ export interface ContactResolution {
   condition: { status: "True" | "False"; reason: string; message: string };
 }
 
-export function resolveContacts(referenced: string[], found: (name: string) => { mxid?: string } | undefined): ContactResolution {
+export function resolveContacts(
+  referenced: string[],
+  found: (name: string) => { mxid?: string } | undefined,
+): ContactResolution {
   const facts: ContactFacts[] = referenced.map((name) => {
     const c = found(name);
     return { name, exists: !!c, mxid: c?.mxid };
@@ -27,12 +30,19 @@ export function resolveContacts(referenced: string[], found: (name: string) => {
         reason: "ContactNotFound",
         message: `TechnicalContact(s) not found in this namespace: ${missing.join(", ")}. Create them or fix spec.technicalContacts.`,
       }
-    : { status: "True" as const, reason: "ContactsFound", message: `technical contact(s): ${referenced.join(", ")}` };
+    : {
+        status: "True" as const,
+        reason: "ContactsFound",
+        message: `technical contact(s): ${referenced.join(", ")}`,
+      };
   return { count: referenced.length, primary: referenced[0], missing, withoutMxid, condition };
 }
 
 /** Who became a contact and who stopped being one, since the contacts last announced. */
-export function contactChanges(announced: string[] | undefined, current: string[]): { added: string[]; removed: string[] } {
+export function contactChanges(
+  announced: string[] | undefined,
+  current: string[],
+): { added: string[]; removed: string[] } {
   const before = new Set(announced ?? []);
   const after = new Set(current);
   return { added: current.filter((c) => !before.has(c)), removed: [...before].filter((c) => !after.has(c)) };

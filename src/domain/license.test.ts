@@ -1,6 +1,12 @@
 import { describe, expect, it } from "vitest";
 import { contactChanges, resolveContacts } from "./contacts.ts";
-import { checkLicenseSecret, daysRemaining, decideLicense, type LicenseInput, nextUtcMidnight } from "./license.ts";
+import {
+  checkLicenseSecret,
+  daysRemaining,
+  decideLicense,
+  type LicenseInput,
+  nextUtcMidnight,
+} from "./license.ts";
 import { currentOrNextWindow, decideMaintenance } from "./maintenance.ts";
 
 const NOW = Date.parse("2026-11-27T15:30:00Z");
@@ -28,7 +34,9 @@ describe("license secret", () => {
     if (!r.ok) expect(r.message).not.toContain(" k");
   });
   it("accepts a UUID and a key", () => {
-    expect(checkLicenseSecret("l", { LICENSE_ID: "3F1C2B8E-7D4A-4E2B-9C61-0A5D8E7F1B23", LICENSE_KEY: "k" })).toEqual({ ok: true });
+    expect(
+      checkLicenseSecret("l", { LICENSE_ID: "3F1C2B8E-7D4A-4E2B-9C61-0A5D8E7F1B23", LICENSE_KEY: "k" }),
+    ).toEqual({ ok: true });
   });
 });
 
@@ -47,7 +55,11 @@ describe("license lifecycle", () => {
     [0, "Expiring"],
     [-1, "Expired"],
   ])("%d days left -> %s", (days, state) => {
-    const d = decideLicense({ ...base, license: { secretRef: { name: "l" }, expiresAt: plusDays(days) }, remindersSent: [90, 30, 15, 7] });
+    const d = decideLicense({
+      ...base,
+      license: { secretRef: { name: "l" }, expiresAt: plusDays(days) },
+      remindersSent: [90, 30, 15, 7],
+    });
     expect(d.state).toBe(state);
     expect(d.activate).toBe(true);
     expect(d.daysRemaining).toBe(days);
@@ -61,21 +73,34 @@ describe("license lifecycle", () => {
   });
 
   it("is Unlicensed without a license or with a bad Secret, naming the problem and trial mode", () => {
-    expect(decideLicense({ ...base, license: undefined })).toMatchObject({ state: "Unlicensed", reason: "NoLicense" });
-    const bad = decideLicense({ ...base, secret: { ok: false, reason: "LicenseIdNotUUID", message: "not a UUID" } });
+    expect(decideLicense({ ...base, license: undefined })).toMatchObject({
+      state: "Unlicensed",
+      reason: "NoLicense",
+    });
+    const bad = decideLicense({
+      ...base,
+      secret: { ok: false, reason: "LicenseIdNotUUID", message: "not a UUID" },
+    });
     expect(bad).toMatchObject({ state: "Unlicensed", reason: "LicenseIdNotUUID", activate: false });
     expect(bad.message).toMatch(/trial mode: at most 6 concurrent users/);
   });
 
   it("names who renews and who to ask for more users", () => {
     expect(decideLicense(base)).toMatchObject({ renewal: "TechnicalContact", expandVia: "AccountExecutive" });
-    expect(decideLicense({ ...base, hosting: "MendixCloud" })).toMatchObject({ renewal: "Mendix", expandVia: "CustomerSuccessManager" });
+    expect(decideLicense({ ...base, hosting: "MendixCloud" })).toMatchObject({
+      renewal: "Mendix",
+      expandVia: "CustomerSuccessManager",
+    });
   });
 });
 
 describe("renewal reminders (on-premises)", () => {
   const at = (days: number, sent: number[] = []) =>
-    decideLicense({ ...base, license: { secretRef: { name: "l" }, expiresAt: plusDays(days) }, remindersSent: sent });
+    decideLicense({
+      ...base,
+      license: { secretRef: { name: "l" }, expiresAt: plusDays(days) },
+      remindersSent: sent,
+    });
 
   it.each([
     [91, [], undefined, []],
@@ -97,7 +122,11 @@ describe("renewal reminders (on-premises)", () => {
   });
 
   it("never reminds for Mendix Cloud apps (Mendix renews)", () => {
-    const d = decideLicense({ ...base, hosting: "MendixCloud", license: { secretRef: { name: "l" }, expiresAt: plusDays(7) } });
+    const d = decideLicense({
+      ...base,
+      hosting: "MendixCloud",
+      license: { secretRef: { name: "l" }, expiresAt: plusDays(7) },
+    });
     expect(d.reminder).toBeUndefined();
     expect(d.state).toBe("Expiring");
   });
@@ -114,7 +143,10 @@ describe("contacts", () => {
   });
   it("announces additions and removals", () => {
     expect(contactChanges(undefined, ["alice"])).toEqual({ added: ["alice"], removed: [] });
-    expect(contactChanges(["alice", "bob"], ["bob", "carol"])).toEqual({ added: ["carol"], removed: ["alice"] });
+    expect(contactChanges(["alice", "bob"], ["bob", "carol"])).toEqual({
+      added: ["carol"],
+      removed: ["alice"],
+    });
   });
 });
 

@@ -6,7 +6,11 @@ export const EXPIRING_DAYS = 30;
 const DAY_MS = 86_400_000;
 const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
 
-export type SecretProblem = "LicenseSecretNotFound" | "LicenseIdMissing" | "LicenseIdNotUUID" | "LicenseKeyMissing";
+export type SecretProblem =
+  | "LicenseSecretNotFound"
+  | "LicenseIdMissing"
+  | "LicenseIdNotUUID"
+  | "LicenseKeyMissing";
 
 /** Checks a license Secret's data (decoded). Never returns or logs the key itself. */
 export function checkLicenseSecret(
@@ -14,15 +18,32 @@ export function checkLicenseSecret(
   data: Record<string, string> | undefined,
 ): { ok: true } | { ok: false; reason: SecretProblem; message: string } {
   if (!data) {
-    return { ok: false, reason: "LicenseSecretNotFound", message: `license Secret "${secretName}" does not exist in the app's namespace` };
+    return {
+      ok: false,
+      reason: "LicenseSecretNotFound",
+      message: `license Secret "${secretName}" does not exist in the app's namespace`,
+    };
   }
   const id = data.LICENSE_ID?.trim();
-  if (!id) return { ok: false, reason: "LicenseIdMissing", message: `license Secret "${secretName}" has no LICENSE_ID` };
+  if (!id)
+    return {
+      ok: false,
+      reason: "LicenseIdMissing",
+      message: `license Secret "${secretName}" has no LICENSE_ID`,
+    };
   if (!UUID.test(id)) {
-    return { ok: false, reason: "LicenseIdNotUUID", message: `LICENSE_ID in Secret "${secretName}" is not a UUID (e.g. 3f1c2b8e-7d4a-4e2b-9c61-0a5d8e7f1b23)` };
+    return {
+      ok: false,
+      reason: "LicenseIdNotUUID",
+      message: `LICENSE_ID in Secret "${secretName}" is not a UUID (e.g. 3f1c2b8e-7d4a-4e2b-9c61-0a5d8e7f1b23)`,
+    };
   }
   if (!data.LICENSE_KEY?.trim()) {
-    return { ok: false, reason: "LicenseKeyMissing", message: `license Secret "${secretName}" has an empty or missing LICENSE_KEY` };
+    return {
+      ok: false,
+      reason: "LicenseKeyMissing",
+      message: `license Secret "${secretName}" has an empty or missing LICENSE_KEY`,
+    };
   }
   return { ok: true };
 }
@@ -71,12 +92,25 @@ export function decideLicense(input: LicenseInput): LicenseDecision {
     expandVia: cloud ? ("CustomerSuccessManager" as const) : ("AccountExecutive" as const),
     remindersSent: input.remindersSent,
   };
-  const trial = "Without a license the app runs in trial mode: at most 6 concurrent users, stopped after 2-4 hours.";
+  const trial =
+    "Without a license the app runs in trial mode: at most 6 concurrent users, stopped after 2-4 hours.";
   if (!input.license) {
-    return { ...base, state: "Unlicensed", activate: false, reason: "NoLicense", message: `spec.license is not set. ${trial}` };
+    return {
+      ...base,
+      state: "Unlicensed",
+      activate: false,
+      reason: "NoLicense",
+      message: `spec.license is not set. ${trial}`,
+    };
   }
   if (!input.secret.ok) {
-    return { ...base, state: "Unlicensed", activate: false, reason: input.secret.reason, message: `${input.secret.message}. ${trial}` };
+    return {
+      ...base,
+      state: "Unlicensed",
+      activate: false,
+      reason: input.secret.reason,
+      message: `${input.secret.message}. ${trial}`,
+    };
   }
   const primary = input.primaryContact;
   if (!primary?.mxid) {
@@ -92,7 +126,13 @@ export function decideLicense(input: LicenseInput): LicenseDecision {
     };
   }
   if (!input.license.expiresAt) {
-    return { ...base, state: "Active", activate: true, reason: "Activated", message: "License activated (no expiry date given)." };
+    return {
+      ...base,
+      state: "Active",
+      activate: true,
+      reason: "Activated",
+      message: "License activated (no expiry date given).",
+    };
   }
   const days = daysRemaining(input.license.expiresAt, input.nowMs);
   const renew = cloud
@@ -128,7 +168,12 @@ export function decideLicense(input: LicenseInput): LicenseDecision {
   return decision;
 }
 
-export function reminderText(app: string, expiresAt: string, days: number, contactName: string): { title: string; body: string } {
+export function reminderText(
+  app: string,
+  expiresAt: string,
+  days: number,
+  contactName: string,
+): { title: string; body: string } {
   return {
     title: `License of ${app} expires in ${days} day(s)`,
     body:

@@ -1,6 +1,7 @@
 // The weekly maintenance window (UTC) and when its notice is due.
-import type { DayOfWeek } from "../api/mendix-app.ts";
+
 import { parseDuration } from "../api/common.ts";
+import type { DayOfWeek } from "../api/mendix-app.ts";
 
 const DAYS: DayOfWeek[] = ["Sunday", "Monday", "Tuesday", "Wednesday", "Thursday", "Friday", "Saturday"];
 const HOUR_MS = 3_600_000;
@@ -33,15 +34,26 @@ export interface MaintenanceDecision {
   recheckAt: number;
 }
 
-export function decideMaintenance(w: MaintenanceWindow, lastNoticeFor: number | undefined, nowMs: number): MaintenanceDecision {
+export function decideMaintenance(
+  w: MaintenanceWindow,
+  lastNoticeFor: number | undefined,
+  nowMs: number,
+): MaintenanceDecision {
   const { start, end } = currentOrNextWindow(w, nowMs);
   const noticeAt = start - w.noticeHours * HOUR_MS;
   const noticeDue = nowMs >= noticeAt && nowMs < start && lastNoticeFor !== start;
   return { nextWindowStart: start, noticeDue, recheckAt: nowMs < noticeAt ? noticeAt : end };
 }
 
-export function maintenanceText(app: string, startMs: number, duration: string): { title: string; body: string } {
-  const when = new Date(startMs).toISOString().replace(/:00\.000Z$/, " UTC").replace("T", " ");
+export function maintenanceText(
+  app: string,
+  startMs: number,
+  duration: string,
+): { title: string; body: string } {
+  const when = new Date(startMs)
+    .toISOString()
+    .replace(/:00\.000Z$/, " UTC")
+    .replace("T", " ");
   return {
     title: `Maintenance of ${app} on ${when}`,
     body: `Planned maintenance of ${app} starts ${when} and lasts up to ${duration} (its weekly maintenance window). The app may be unavailable during the window.`,

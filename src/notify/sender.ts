@@ -41,13 +41,13 @@ export interface Owner {
   name: string;
 }
 
-interface OwnerStatus {
+export interface OwnerStatus {
   notifications?: NotificationRecord[];
   conditions?: Condition[];
   [key: string]: unknown;
 }
 
-type OwnerObject = KubeObject & { status?: OwnerStatus };
+export type OwnerObject = KubeObject & { status?: OwnerStatus };
 
 export interface SubmitOptions {
   /** Resolved when delivery starts, so a contact changed meanwhile is honoured. */
@@ -86,10 +86,18 @@ export class NotificationSender {
     this.clock = opts.clock ?? systemClock;
   }
 
-  /** Writes Pending records for `notifications` to the owner's status (ids already there are kept as they are). */
-  async record(owner: Owner, notifications: Notification[]): Promise<OwnerObject | undefined> {
+  /**
+   * Writes Pending records for `notifications` to the owner's status (ids already there are kept as they are),
+   * with `also` applied in the same write: the bookkeeping that says they are due no more (reminders sent...).
+   */
+  async record(
+    owner: Owner,
+    notifications: Notification[],
+    also?: (status: OwnerStatus) => void,
+  ): Promise<OwnerObject | undefined> {
     return await this.update(owner, (status) => {
       status.notifications = recordIntents(status.notifications, notifications, new Date(this.clock.now()));
+      also?.(status);
     });
   }
 

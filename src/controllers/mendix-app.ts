@@ -1,0 +1,468 @@
+// Reconciles MendixApps: contacts, the MxID gate and license activation, the license lifecycle with renewal
+// reminders, maintenance notices, start/stop, contact changes, and clean-up on deletion. Thin: decisions come
+// from src/domain, this file reads the world and performs them.
+import { API_VERSION } from "../api/common.ts";
+import { MendixApp, type MendixAppStatus } from "../api/mendix-app.ts";
+import { TechnicalContact } from "../api/technical-contact.ts";
+import { contactChanges, resolveContacts } from "../domain/contacts.ts";
+import { checkLicenseSecret, decideLicense, nextUtcMidnight, reminderText } from "../domain/license.ts";
+import { decideMaintenance, maintenanceText } from "../domain/maintenance.ts";
+import type { Notification, Recipient } from "../notify/message.ts";
+import type { NotificationSender, Owner, OwnerObject, OwnerStatus } from "../notify/sender.ts";
+import { isNotFound, type KubeObject } from "../runtime/client.ts";
+import type { Clock } from "../runtime/clock.ts";
+import type { Informer } from "../runtime/informer.ts";
+import type { Manager } from "../runtime/manager.ts";
+import { type Condition, patchStatusIfChanged, setCondition } from "../runtime/status.ts";
+import { appMetrics } from "./app-metrics.ts";
+import { APPS_BY_CONTACT, MENDIX_APPS, TECHNICAL_CONTACTS } from "./resources.ts";
+import { SECRETS } from "./secrets.ts";
+import { contactRecipient } from "./technical-contact.ts";
+import {
+  applyLicenseEnv,
+  hasLicenseEnv,
+  licenseInjected,
+  removeLicenseEnv,
+  scaleWorkload,
+  type Workload,
+  workloadType,
+} from "./workload.ts";
+
+export const FINALIZER = "mxops.dev/workload-cleanup";
+
+type AppObject = KubeObject & { spec: MendixApp["spec"]; status?: MendixAppStatus };
+type ContactObject = KubeObject & { spec: TechnicalContact["spec"] };
+
+const iso = (ms: number) => new Date(ms).toISOString().replace(/\.\d{3}Z$/, "Z");
+/** Secret values are read only to check their shape here; they never leave this function's caller. */
+async function secretData(
+  manager: Manager,
+  namespace: string,
+  name: string,
+): Promise<Record<string, string> | undefined> {
+  const s = await manager.client.get<KubeObject & { data?: Record<string, string> }>(
+    SECRETS,
+    namespace,
+    name,
+  );
+  if (!s) return undefined;
+  return Object.fromEntries(
+    Object.entries(s.data ?? {}).map(([k, v]) => [k, Buffer.from(v, "base64").toString("utf8")]),
+  );
+}
+
+export function appsByContact(app: AppObject): string[] {
+  return (app.spec?.technicalContacts ?? []).map((c) => `${app.metadata.namespace}/${c.name}`);
+}
+
+export function registerMendixAppController(
+  manager: Manager,
+  deps: {
+    sender: NotificationSender;
+    clock: Clock;
+    alertmanager: boolean;
+    concurrency?: number;
+    resyncPeriodMs?: number;
+  },
+) {
+  const apps = manager.informers.informerFor<AppObject>(MENDIX_APPS);
+  const contacts = manager.informers.informerFor<ContactObject>(TECHNICAL_CONTACTS);
+  apps.addIndex(APPS_BY_CONTACT, appsByContact);
+  const metrics = appMetrics(manager.registry);
+  const { sender, clock } = deps;
+
+  const contactsOf = (namespace: string, names: string[]) =>
+    names
+      .map((n) => contacts.get(namespace, n))
+      .map((c) => (c ? TechnicalContact.safeParse(c) : undefined))
+      .filter((r) => r?.success)
+      .map((r) => r?.data as TechnicalContact);
+
+  const recipientsFor =
+    (namespace: string, appName: string, record: { kind: string; labels?: Record<string, string> }) =>
+    async () => {
+      const app = apps.get(namespace, appName);
+      // A contact change is told to the one contact it concerns (even a removed one); the rest to all contacts.
+      const names = record.labels?.contact
+        ? [record.labels.contact]
+        : (app?.spec.technicalContacts ?? []).map((c) => c.name);
+      const people: Recipient[] = [];
+      for (const c of contactsOf(namespace, names))
+        people.push(await contactRecipient(manager, c, deps.alertmanager));
+      return people;
+    };
+
+  const owner = (namespace: string, name: string): Owner => ({ rt: MENDIX_APPS, namespace, name });
+
+  return manager.addController<AppObject>({
+    name: "mendixapp",
+    primary: apps,
+    concurrency: deps.concurrency ?? 4,
+    resyncPeriodMs: deps.resyncPeriodMs ?? 0,
+    related: [
+      {
+        informer: contacts as unknown as Informer<KubeObject>,
+        map: (c) =>
+          apps
+            .byIndex(APPS_BY_CONTACT, `${c.metadata.namespace}/${c.metadata.name}`)
+            .map((a) => `${a.metadata.namespace}/${a.metadata.name}`),
+      },
+    ],
+    reconcile: async ({ namespace, name }, { log }) => {
+      if (!namespace) return;
+      const raw = apps.get(namespace, name);
+      if (!raw) {
+        metrics.remove(namespace, name);
+        return;
+      }
+      const now = clock.now();
+      const generation = raw.metadata.generation;
+      const parsed = MendixApp.safeParse({ ...raw, apiVersion: raw.apiVersion ?? API_VERSION });
+      if (!parsed.success) {
+        const problems = parsed.error.issues.map((i) => `${i.path.join(".")}: ${i.message}`).join("; ");
+        await patchStatusIfChanged(manager.client, MENDIX_APPS, raw, (current) => ({
+          ...current,
+          observedGeneration: generation,
+          conditions: setCondition(
+            current?.conditions,
+            {
+              type: "Ready",
+              status: "False",
+              reason: "InvalidSpec",
+              message: problems.slice(0, 2048),
+              observedGeneration: generation,
+            },
+            new Date(now),
+          ),
+        }));
+        return;
+      }
+      const app = parsed.data;
+      const spec = app.spec;
+      const wrt = spec.workloadRef ? workloadType(spec.workloadRef.kind) : undefined;
+      const workload =
+        wrt && spec.workloadRef
+          ? await manager.client.get<Workload>(wrt, namespace, spec.workloadRef.name)
+          : undefined;
+
+      // Deletion: take back what we added to the workload, leave it running, then let the app go.
+      if (raw.metadata.deletionTimestamp) {
+        if (workload && wrt) {
+          if (hasLicenseEnv(workload)) await removeLicenseEnv(manager.client, wrt, workload);
+          const remembered = raw.status?.workload?.rememberedReplicas;
+          if (spec.state === "Stopped" && workload.spec?.replicas === 0 && remembered) {
+            await scaleWorkload(manager.client, wrt, workload, remembered);
+          }
+        }
+        if (raw.metadata.finalizers?.includes(FINALIZER)) {
+          const finalizers = raw.metadata.finalizers.filter((f) => f !== FINALIZER);
+          await manager.client
+            .patch(
+              MENDIX_APPS,
+              namespace,
+              name,
+              { metadata: { finalizers, resourceVersion: raw.metadata.resourceVersion } },
+              "merge",
+            )
+            .catch((e: unknown) => {
+              if (!isNotFound(e)) throw e;
+            });
+        }
+        metrics.remove(namespace, name);
+        log.info("app deleted; workload left running without the license env");
+        return;
+      }
+      if (!raw.metadata.finalizers?.includes(FINALIZER)) {
+        await manager.client.patch(
+          MENDIX_APPS,
+          namespace,
+          name,
+          {
+            metadata: {
+              finalizers: [...(raw.metadata.finalizers ?? []), FINALIZER],
+              resourceVersion: raw.metadata.resourceVersion,
+            },
+          },
+          "merge",
+        );
+      }
+
+      sender.resume(owner(namespace, name), raw as unknown as OwnerObject, (r) => ({
+        recipients: recipientsFor(namespace, name, r),
+      }));
+
+      // Contacts.
+      const referenced = spec.technicalContacts.map((c) => c.name);
+      const found = (n: string) => {
+        const c = contacts.get(namespace, n);
+        return c ? { mxid: c.spec?.mxid } : undefined;
+      };
+      const contactsResolved = resolveContacts(referenced, found);
+      const primary =
+        contactsResolved.primary && found(contactsResolved.primary)
+          ? { name: contactsResolved.primary, mxid: found(contactsResolved.primary)?.mxid }
+          : undefined;
+
+      // License.
+      const secretCheck = spec.license
+        ? checkLicenseSecret(
+            spec.license.secretRef.name,
+            await secretData(manager, namespace, spec.license.secretRef.name),
+          )
+        : ({ ok: true } as const);
+      const decision = decideLicense({
+        hosting: spec.hosting,
+        license: spec.license,
+        secret: secretCheck,
+        primaryContact: primary,
+        remindersSent: raw.status?.license?.remindersSent ?? [],
+        nowMs: now,
+      });
+
+      // Workload: license env and replicas.
+      let injected = false;
+      let remembered = raw.status?.workload?.rememberedReplicas;
+      let workloadMissing = false;
+      if (spec.workloadRef && wrt) {
+        if (!workload) workloadMissing = true;
+        else {
+          const secretName = spec.license?.secretRef.name ?? "";
+          if (decision.activate) {
+            if (!licenseInjected(workload, secretName)) {
+              await applyLicenseEnv(manager.client, wrt, workload, secretName);
+              manager.events.event(
+                raw,
+                "Normal",
+                "LicenseActivated",
+                "ActivateLicense",
+                `LICENSE_ID and LICENSE_KEY of Secret ${secretName} set on ${spec.workloadRef.kind} ${spec.workloadRef.name}`,
+              );
+            }
+            injected = true;
+          } else if (hasLicenseEnv(workload)) {
+            await removeLicenseEnv(manager.client, wrt, workload);
+          }
+          const replicas = workload.spec?.replicas ?? 1;
+          if (spec.state === "Stopped" && replicas !== 0) {
+            remembered = replicas;
+            await scaleWorkload(manager.client, wrt, workload, 0);
+          } else if (spec.state === "Running" && replicas === 0 && remembered) {
+            await scaleWorkload(manager.client, wrt, workload, remembered);
+            remembered = undefined;
+          }
+        }
+      }
+
+      // Notifications: reminders, maintenance notices, contact changes; recorded with their bookkeeping.
+      const notifications: Notification[] = [];
+      const appRef = { namespace, name, environment: spec.environment };
+      const uid = raw.metadata.uid ?? name;
+      if (decision.reminder !== undefined && spec.license?.expiresAt) {
+        const text = reminderText(
+          name,
+          spec.license.expiresAt,
+          decision.daysRemaining ?? decision.reminder,
+          referenced.join(", "),
+        );
+        notifications.push({
+          id: `reminder/${uid}/${spec.license.expiresAt}/${decision.reminder}`,
+          kind: "LicenseReminder",
+          severity: "Warning",
+          app: appRef,
+          ...text,
+          occurredAt: iso(now),
+        });
+      }
+      const lastNoticeFor = raw.status?.maintenance?.lastNoticeFor
+        ? Date.parse(raw.status.maintenance.lastNoticeFor)
+        : undefined;
+      const maintenance =
+        spec.hosting === "MendixCloud" && spec.maintenance
+          ? decideMaintenance(spec.maintenance, lastNoticeFor, now)
+          : undefined;
+      if (maintenance?.noticeDue && spec.maintenance) {
+        notifications.push({
+          id: `maintenance/${uid}/${iso(maintenance.nextWindowStart)}`,
+          kind: "MaintenanceNotice",
+          severity: "Ok",
+          app: appRef,
+          ...maintenanceText(name, maintenance.nextWindowStart, spec.maintenance.duration),
+          occurredAt: iso(now),
+        });
+      }
+      const existing = referenced.filter((n) => found(n));
+      const changes = contactChanges(raw.status?.contacts?.notified, existing);
+      for (const c of changes.added) {
+        notifications.push({
+          id: `contact-added/${uid}/${c}/${generation ?? 0}`,
+          kind: "ContactAssigned",
+          severity: "Ok",
+          app: appRef,
+          title: `You are now the technical contact of ${name}`,
+          body: `You are now a technical contact of the Mendix app ${name} (${spec.hosting}, ${spec.environment}) in namespace ${namespace}. You will receive its license reminders, maintenance notices and alerts.`,
+          occurredAt: iso(now),
+          labels: { contact: c },
+        });
+      }
+      for (const c of changes.removed) {
+        notifications.push({
+          id: `contact-removed/${uid}/${c}/${generation ?? 0}`,
+          kind: "ContactRemoved",
+          severity: "Ok",
+          app: appRef,
+          title: `You are no longer the technical contact of ${name}`,
+          body: `You are no longer a technical contact of the Mendix app ${name} in namespace ${namespace}; the rights that came with the role are withdrawn.`,
+          occurredAt: iso(now),
+          labels: { contact: c },
+        });
+      }
+      if (changes.added.length || changes.removed.length) {
+        manager.events.event(
+          raw,
+          "Normal",
+          "TechnicalContactChanged",
+          "ChangeContact",
+          `added: ${changes.added.join(", ") || "-"}; removed: ${changes.removed.join(", ") || "-"}`,
+        );
+      }
+      let base: AppObject = raw;
+      if (notifications.length) {
+        const written = await sender.record(owner(namespace, name), notifications, (status: OwnerStatus) => {
+          const s = status as MendixAppStatus;
+          const license = s.license ?? { state: decision.state };
+          s.license = {
+            ...license,
+            remindersSent: [...new Set([...(license.remindersSent ?? []), ...decision.remindersSent])].sort(
+              (a, b) => b - a,
+            ),
+          };
+          if (maintenance?.noticeDue)
+            s.maintenance = { ...s.maintenance, lastNoticeFor: iso(maintenance.nextWindowStart) };
+          s.contacts = { ...(s.contacts ?? { count: referenced.length }), notified: existing };
+        });
+        if (written) base = written as AppObject;
+        for (const record of (written?.status?.notifications ?? []).filter(
+          (r) => r.state === "Pending" && notifications.some((n) => n.id === r.id),
+        )) {
+          sender.submit(owner(namespace, name), record, {
+            recipients: recipientsFor(namespace, name, record),
+          });
+        }
+      }
+
+      // Status.
+      const conditionsFor = (current: Condition[] | undefined): Condition[] => {
+        const at = new Date(now);
+        let c = setCondition(
+          current,
+          { ...contactsResolved.condition, type: "ContactAssigned", observedGeneration: generation },
+          at,
+        );
+        c = setCondition(
+          c,
+          {
+            type: "Licensed",
+            status: decision.activate ? "True" : "False",
+            reason: decision.reason,
+            message: decision.message,
+            observedGeneration: generation,
+          },
+          at,
+        );
+        const notReady = contactsResolved.missing.length
+          ? { reason: "ContactNotFound", message: contactsResolved.condition.message }
+          : !decision.activate
+            ? { reason: decision.reason, message: decision.message }
+            : workloadMissing
+              ? {
+                  reason: "WorkloadNotFound",
+                  message: `${spec.workloadRef?.kind} ${spec.workloadRef?.name} does not exist in this namespace`,
+                }
+              : undefined;
+        return setCondition(
+          c,
+          {
+            type: "Ready",
+            status: notReady ? "False" : "True",
+            reason: notReady?.reason ?? "Reconciled",
+            message: notReady?.message ?? "contacts found and license active",
+            observedGeneration: generation,
+          },
+          at,
+        );
+      };
+      const previousLicenseState = raw.status?.license?.state;
+      await patchStatusIfChanged(manager.client, MENDIX_APPS, base, (current) => {
+        const next: MendixAppStatus = {
+          ...current,
+          observedGeneration: generation,
+          conditions: conditionsFor(current?.conditions),
+          contacts: {
+            count: contactsResolved.count,
+            primary: contactsResolved.primary,
+            missing: contactsResolved.missing.length ? contactsResolved.missing : undefined,
+            withoutMxid: contactsResolved.withoutMxid.length ? contactsResolved.withoutMxid : undefined,
+            notified: current?.contacts?.notified,
+          },
+          license: {
+            state: decision.state,
+            expiresAt: spec.license?.expiresAt,
+            daysRemaining: decision.daysRemaining,
+            remindersSent: current?.license?.remindersSent?.length
+              ? current.license.remindersSent
+              : undefined,
+            renewal: decision.renewal,
+            expandVia: decision.expandVia,
+            message: decision.message,
+          },
+          workload: spec.workloadRef
+            ? { licenseInjected: injected, rememberedReplicas: remembered }
+            : undefined,
+          maintenance: maintenance
+            ? {
+                nextWindowStart: iso(maintenance.nextWindowStart),
+                lastNoticeFor: current?.maintenance?.lastNoticeFor,
+              }
+            : undefined,
+        };
+        return next;
+      });
+      if (decision.state !== previousLicenseState) {
+        if (decision.state === "PendingMxID" || decision.state === "Unlicensed") {
+          manager.events.event(
+            raw,
+            "Warning",
+            decision.state === "PendingMxID" ? "LicensePendingMxID" : decision.reason,
+            "CheckLicense",
+            decision.message,
+          );
+        }
+      }
+      if (contactsResolved.missing.length) {
+        manager.events.event(
+          raw,
+          "Warning",
+          "ContactNotFound",
+          "ResolveContacts",
+          contactsResolved.condition.message,
+        );
+      }
+      metrics.set({
+        namespace,
+        name,
+        hosting: spec.hosting,
+        contacts: referenced.length,
+        state: decision.state,
+        expiresAt: spec.license?.expiresAt,
+        daysRemaining: decision.daysRemaining,
+      });
+
+      // Requeue at the next boundary: midnight UTC (days left, reminders, expiry), the maintenance notice,
+      // or soon when a license Secret is broken (Secrets are not watched).
+      const waits = [nextUtcMidnight(now) - now];
+      if (maintenance) waits.push(maintenance.recheckAt - now);
+      if (!secretCheck.ok || workloadMissing) waits.push(30_000);
+      return { requeueAfterMs: Math.max(1000, Math.min(...waits)) };
+    },
+  });
+}

@@ -1,0 +1,113 @@
+// What the operator does to an app's Deployment or StatefulSet: license env by server-side apply with its own
+// field manager (so GitOps tools keep every other field), and replicas for start/stop.
+import type { KubeClient, KubeObject, ResourceType } from "../runtime/client.ts";
+
+export const DEPLOYMENTS: ResourceType = {
+  group: "apps",
+  version: "v1",
+  plural: "deployments",
+  kind: "Deployment",
+  namespaced: true,
+};
+export const STATEFULSETS: ResourceType = {
+  group: "apps",
+  version: "v1",
+  plural: "statefulsets",
+  kind: "StatefulSet",
+  namespaced: true,
+};
+
+export const LICENSE_FIELD_MANAGER = "mxops-license";
+export const STATE_FIELD_MANAGER = "mxops-state";
+
+interface EnvVar {
+  name: string;
+  value?: string;
+  valueFrom?: { secretKeyRef?: { name: string; key: string } };
+}
+
+export interface Workload extends KubeObject {
+  spec?: {
+    replicas?: number;
+    template?: { spec?: { containers?: { name: string; env?: EnvVar[] }[] } };
+  };
+}
+
+export function workloadType(kind: "Deployment" | "StatefulSet"): ResourceType {
+  return kind === "Deployment" ? DEPLOYMENTS : STATEFULSETS;
+}
+
+const LICENSE_VARS = ["LICENSE_ID", "LICENSE_KEY"] as const;
+
+/** Every container reads LICENSE_ID and LICENSE_KEY from the license Secret (never a copied value). */
+export function licenseInjected(w: Workload, secretName: string): boolean {
+  const containers = w.spec?.template?.spec?.containers ?? [];
+  return (
+    containers.length > 0 &&
+    containers.every((c) =>
+      LICENSE_VARS.every((v) => {
+        const ref = c.env?.find((e) => e.name === v)?.valueFrom?.secretKeyRef;
+        return ref?.name === secretName && ref.key === v;
+      }),
+    )
+  );
+}
+
+export function hasLicenseEnv(w: Workload): boolean {
+  return (w.spec?.template?.spec?.containers ?? []).some((c) =>
+    c.env?.some((e) => LICENSE_VARS.includes(e.name as never)),
+  );
+}
+
+function applyConfig(rt: ResourceType, w: Workload, spec?: unknown) {
+  return {
+    apiVersion: `${rt.group}/${rt.version}`,
+    kind: rt.kind,
+    metadata: { name: w.metadata.name, namespace: w.metadata.namespace },
+    ...(spec ? { spec } : {}),
+  };
+}
+
+/** Server-side apply of just the two env entries per container, owned by mxops-license. */
+export async function applyLicenseEnv(
+  client: KubeClient,
+  rt: ResourceType,
+  w: Workload,
+  secretName: string,
+): Promise<void> {
+  const containers = (w.spec?.template?.spec?.containers ?? []).map((c) => ({
+    name: c.name,
+    env: LICENSE_VARS.map((v) => ({ name: v, valueFrom: { secretKeyRef: { name: secretName, key: v } } })),
+  }));
+  await client.patch(
+    rt,
+    w.metadata.namespace,
+    w.metadata.name,
+    applyConfig(rt, w, { template: { spec: { containers } } }),
+    "apply",
+    {
+      fieldManager: LICENSE_FIELD_MANAGER,
+      force: true,
+    },
+  );
+}
+
+/** Applying an empty configuration as mxops-license removes exactly the fields it owned. */
+export async function removeLicenseEnv(client: KubeClient, rt: ResourceType, w: Workload): Promise<void> {
+  await client.patch(rt, w.metadata.namespace, w.metadata.name, applyConfig(rt, w), "apply", {
+    fieldManager: LICENSE_FIELD_MANAGER,
+    force: true,
+  });
+}
+
+/** A plain update of replicas (not an apply: giving it up later must not delete the field). */
+export async function scaleWorkload(
+  client: KubeClient,
+  rt: ResourceType,
+  w: Workload,
+  replicas: number,
+): Promise<void> {
+  await client.patch(rt, w.metadata.namespace, w.metadata.name, { spec: { replicas } }, "merge", {
+    fieldManager: STATE_FIELD_MANAGER,
+  });
+}

@@ -1,0 +1,519 @@
+// The contact and license rules end to end: objects applied with kubectl, the operator as a process, a real
+// SMTP server; status, conditions, Events, the workload and the mails are checked.
+import { createServer } from "node:net";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { type SmtpSink, startSmtpSink } from "../support/smtp.ts";
+import { adminKubeconfig, eventually, kubectl, newNamespace } from "./helpers.ts";
+import { installCrds, type OperatorProcess, startOperator } from "./operator.ts";
+
+const k = (args: string[], input?: string) => kubectl(adminKubeconfig(), args, input);
+const DAY = 86_400_000;
+const inDays = (d: number) => new Date(Date.now() + d * DAY).toISOString().slice(0, 10);
+
+interface AppStatus {
+  observedGeneration?: number;
+  conditions?: { type: string; status: string; reason: string; message: string }[];
+  contacts?: { count: number; primary?: string; missing?: string[]; withoutMxid?: string[] };
+  license?: {
+    state: string;
+    daysRemaining?: number;
+    remindersSent?: number[];
+    renewal?: string;
+    expandVia?: string;
+    message?: string;
+  };
+  workload?: { licenseInjected?: boolean; rememberedReplicas?: number };
+  maintenance?: { nextWindowStart?: string; lastNoticeFor?: string };
+}
+
+async function freePort(): Promise<number> {
+  return await new Promise((resolve) => {
+    const srv = createServer().listen(0, "127.0.0.1", () => {
+      const addr = srv.address();
+      srv.close(() => resolve(typeof addr === "object" && addr ? addr.port : 0));
+    });
+  });
+}
+
+const contact = (ns: string, name: string, mxid?: string) => `
+apiVersion: mxops.dev/v1alpha1
+kind: TechnicalContact
+metadata: {name: ${name}, namespace: ${ns}}
+spec:
+  displayName: ${name[0]?.toUpperCase()}${name.slice(1)}
+  email: ${name}@example.com
+${mxid ? `  mxid: ${mxid}\n` : ""}`;
+
+const licenseSecret = (
+  ns: string,
+  name = "crm-license",
+  id = "3f1c2b8e-7d4a-4e2b-9c61-0a5d8e7f1b23",
+  key = "placeholder-license-key-for-tests",
+) => `
+apiVersion: v1
+kind: Secret
+metadata: {name: ${name}, namespace: ${ns}}
+stringData: {LICENSE_ID: "${id}", LICENSE_KEY: "${key}"}
+`;
+
+const deployment = (ns: string, name = "crm", replicas = 2) => `
+apiVersion: apps/v1
+kind: Deployment
+metadata: {name: ${name}, namespace: ${ns}}
+spec:
+  replicas: ${replicas}
+  selector: {matchLabels: {app: ${name}}}
+  template:
+    metadata: {labels: {app: ${name}}}
+    spec:
+      containers:
+        - {name: mendix, image: "mendix/runtime-base:latest", env: [{name: RUNTIME_PARAMS, value: "x"}]}
+        - {name: sidecar, image: "busybox:latest"}
+`;
+
+const app = (
+  ns: string,
+  o: {
+    name?: string;
+    hosting?: string;
+    contacts: string[];
+    expiresAt?: string;
+    secret?: string;
+    state?: string;
+    extra?: string;
+  },
+) => `
+apiVersion: mxops.dev/v1alpha1
+kind: MendixApp
+metadata: {name: ${o.name ?? "crm"}, namespace: ${ns}}
+spec:
+  hosting: ${o.hosting ?? "OnPremises"}
+  technicalContacts: [${o.contacts.map((c) => `{name: ${c}}`).join(", ")}]
+  workloadRef: {kind: Deployment, name: crm}
+  state: ${o.state ?? "Running"}
+  license:
+    secretRef: {name: ${o.secret ?? "crm-license"}}
+    expiresAt: "${o.expiresAt ?? inDays(200)}"
+${o.extra ?? ""}`;
+
+async function appStatus(ns: string, name = "crm"): Promise<AppStatus> {
+  return (
+    (JSON.parse(await k(["get", "mxapp", name, "-n", ns, "-o", "json"])) as { status?: AppStatus }).status ??
+    {}
+  );
+}
+
+const condition = (s: AppStatus, type: string) => s.conditions?.find((c) => c.type === type);
+
+async function until<T>(
+  what: string,
+  check: () => Promise<T | undefined | false>,
+  timeoutMs = 30_000,
+): Promise<T> {
+  return await eventually(async () => (await check()) || undefined, { what, timeoutMs, intervalMs: 200 });
+}
+
+async function deploymentJson(ns: string, name = "crm") {
+  return JSON.parse(
+    await k(["get", "deployment", name, "-n", ns, "-o", "json", "--show-managed-fields"]),
+  ) as {
+    spec: {
+      replicas: number;
+      template: {
+        spec: {
+          containers: {
+            name: string;
+            env?: {
+              name: string;
+              value?: string;
+              valueFrom?: { secretKeyRef?: { name: string; key: string } };
+            }[];
+          }[];
+        };
+      };
+    };
+    metadata: { managedFields: { manager: string; operation: string }[] };
+  };
+}
+
+async function eventReasons(ns: string): Promise<string[]> {
+  const out = JSON.parse(await k(["get", "events.v1.events.k8s.io", "-n", ns, "-o", "json"])) as {
+    items: { reason: string }[];
+  };
+  return out.items.map((e) => e.reason);
+}
+
+describe("MendixApp rules end to end", () => {
+  let smtp: SmtpSink;
+  let op: OperatorProcess;
+  let metricsPort: number;
+  const ns: Record<string, string> = {};
+  const scenarios = [
+    "activate",
+    "mxid",
+    "missing",
+    "secrets",
+    "reminders",
+    "maintenance",
+    "startstop",
+    "change",
+    "delete",
+  ];
+
+  const start = () => {
+    op = startOperator([`--namespaces=${Object.values(ns).join(",")}`], {
+      MXOPS_SMTP_HOST: "127.0.0.1",
+      MXOPS_SMTP_PORT: String(smtp.port),
+      MXOPS_SMTP_TLS: "none",
+      MXOPS_NOTIFY_INITIAL_BACKOFF: "100ms",
+      MXOPS_METRICS_BIND_ADDRESS: `127.0.0.1:${metricsPort}`,
+    });
+    return op;
+  };
+  const mailsTo = (ns: string, to: string, subject: RegExp) =>
+    smtp.mails.filter(
+      (m) => m.to.includes(to) && subject.test(m.headers.subject ?? "") && m.decoded.includes(ns),
+    );
+
+  beforeAll(async () => {
+    await installCrds();
+    smtp = await startSmtpSink({ mode: "plain" });
+    metricsPort = await freePort();
+    for (const s of scenarios) ns[s] = await newNamespace(`app-${s}`);
+    start();
+  });
+
+  afterAll(async () => {
+    await op?.stop();
+    await smtp?.close();
+  });
+
+  it("activates the license from the Secret by reference when the primary contact has an MxID", async () => {
+    const n = ns.activate ?? "";
+    await k(
+      ["apply", "-f", "-"],
+      contact(n, "alice", "alice.devries@example.com") +
+        "---" +
+        licenseSecret(n) +
+        "---" +
+        deployment(n) +
+        "---" +
+        app(n, { contacts: ["alice"] }),
+    );
+    const s = await until("an active license", async () => {
+      const st = await appStatus(n);
+      return condition(st, "Ready")?.status === "True" && st;
+    });
+    expect(s.license).toMatchObject({
+      state: "Active",
+      daysRemaining: 200,
+      renewal: "TechnicalContact",
+      expandVia: "AccountExecutive",
+    });
+    expect(condition(s, "ContactAssigned")).toMatchObject({ status: "True" });
+    expect(condition(s, "Licensed")).toMatchObject({ status: "True", reason: "Active" });
+    expect(s.workload?.licenseInjected).toBe(true);
+    expect(s.observedGeneration).toBe(1);
+
+    const d = await deploymentJson(n);
+    for (const c of d.spec.template.spec.containers) {
+      const env = Object.fromEntries((c.env ?? []).map((e) => [e.name, e]));
+      expect(env.LICENSE_ID?.valueFrom?.secretKeyRef).toEqual({ name: "crm-license", key: "LICENSE_ID" });
+      expect(env.LICENSE_KEY?.valueFrom?.secretKeyRef).toEqual({ name: "crm-license", key: "LICENSE_KEY" });
+      expect(env.LICENSE_KEY?.value).toBeUndefined(); // never a copy of the key
+    }
+    expect(d.spec.template.spec.containers[0]?.env?.find((e) => e.name === "RUNTIME_PARAMS")?.value).toBe(
+      "x",
+    );
+    expect(d.metadata.managedFields.map((f) => `${f.manager}/${f.operation}`)).toContain(
+      "mxops-license/Apply",
+    );
+    expect(JSON.stringify(d)).not.toContain("placeholder-license-key-for-tests");
+
+    const tc = JSON.parse(await k(["get", "tc", "alice", "-n", n, "-o", "json"])) as {
+      status?: { assignedApps?: string[]; assignedAppCount?: number };
+    };
+    await until("alice's assignedApps", async () => {
+      const t = JSON.parse(await k(["get", "tc", "alice", "-n", n, "-o", "json"])) as typeof tc;
+      return t.status?.assignedApps?.[0] === "crm" && t.status.assignedAppCount === 1;
+    });
+    await until(
+      "the 'you are now the contact' mail",
+      async () => mailsTo(n, "alice@example.com", /You are now the technical contact of crm/).length === 1,
+    );
+    expect(await eventReasons(n)).toContain("LicenseActivated");
+    const metrics = await (await fetch(`http://127.0.0.1:${metricsPort}/metrics`)).text();
+    expect(metrics).toContain(`mxops_license_state{namespace="${n}",app="crm",state="Active"} 1`);
+    expect(metrics).toContain(`mxops_license_state{namespace="${n}",app="crm",state="Expired"} 0`);
+    expect(metrics).toContain(`mxops_license_days_remaining{namespace="${n}",app="crm"} 200`);
+    expect(metrics).toContain(`mxops_app_info{namespace="${n}",app="crm",hosting="OnPremises"} 1`);
+    expect(metrics).toContain(`mxops_app_technical_contacts{namespace="${n}",app="crm"} 1`);
+    expect(metrics).toMatch(
+      new RegExp(`mxops_license_expiry_timestamp_seconds\\{namespace="${n}",app="crm"\\} \\d+`),
+    );
+  });
+
+  it("keeps the license pending while the primary contact has no MxID, then activates it by itself", async () => {
+    const n = ns.mxid ?? "";
+    await k(
+      ["apply", "-f", "-"],
+      contact(n, "bob") +
+        "---" +
+        licenseSecret(n) +
+        "---" +
+        deployment(n) +
+        "---" +
+        app(n, { contacts: ["bob"] }),
+    );
+    const s = await until("PendingMxID", async () => {
+      const st = await appStatus(n);
+      return st.license?.state === "PendingMxID" && st;
+    });
+    expect(condition(s, "Licensed")).toMatchObject({ status: "False", reason: "PendingMxID" });
+    expect(s.license?.message).toMatch(/TechnicalContact "bob" has no MxID\. Set spec\.mxid/);
+    expect(s.contacts?.withoutMxid).toEqual(["bob"]);
+    expect((await deploymentJson(n)).spec.template.spec.containers[0]?.env?.map((e) => e.name)).toEqual([
+      "RUNTIME_PARAMS",
+    ]);
+    await until("a LicensePendingMxID event", async () =>
+      (await eventReasons(n)).includes("LicensePendingMxID"),
+    );
+
+    await k([
+      "patch",
+      "tc",
+      "bob",
+      "-n",
+      n,
+      "--type=merge",
+      "-p",
+      '{"spec":{"mxid":"bob.jansen@example.com"}}',
+    ]);
+    await until(
+      "activation after the MxID is set",
+      async () => (await appStatus(n)).license?.state === "Active",
+    );
+    const env = (await deploymentJson(n)).spec.template.spec.containers[0]?.env?.map((e) => e.name);
+    expect(env).toEqual(expect.arrayContaining(["LICENSE_ID", "LICENSE_KEY"]));
+  });
+
+  it("marks an app whose contact does not exist, and recovers when it appears", async () => {
+    const n = ns.missing ?? "";
+    await k(
+      ["apply", "-f", "-"],
+      licenseSecret(n) + "---" + deployment(n) + "---" + app(n, { contacts: ["ghost"] }),
+    );
+    const s = await until("ContactNotFound", async () => {
+      const st = await appStatus(n);
+      return condition(st, "ContactAssigned")?.reason === "ContactNotFound" && st;
+    });
+    expect(condition(s, "ContactAssigned")?.message).toMatch(/not found in this namespace: ghost/);
+    expect(condition(s, "Ready")).toMatchObject({ status: "False", reason: "ContactNotFound" });
+    expect(s.contacts?.missing).toEqual(["ghost"]);
+    await until("a ContactNotFound event", async () => (await eventReasons(n)).includes("ContactNotFound"));
+    await k(["apply", "-f", "-"], contact(n, "ghost", "ghost@example.com"));
+    await until(
+      "the contact to be found",
+      async () => condition(await appStatus(n), "ContactAssigned")?.status === "True",
+    );
+  });
+
+  it("says exactly what is wrong with a license Secret", async () => {
+    const n = ns.secrets ?? "";
+    await k(
+      ["apply", "-f", "-"],
+      [
+        contact(n, "alice", "alice@example.com"),
+        deployment(n),
+        licenseSecret(n, "not-uuid", "12345"),
+        licenseSecret(n, "no-key", undefined, ""),
+        app(n, { name: "a1", contacts: ["alice"], secret: "not-uuid" }),
+        app(n, { name: "a2", contacts: ["alice"], secret: "no-key" }),
+        app(n, { name: "a3", contacts: ["alice"], secret: "absent" }),
+      ].join("---"),
+    );
+    for (const [name, reason] of [
+      ["a1", "LicenseIdNotUUID"],
+      ["a2", "LicenseKeyMissing"],
+      ["a3", "LicenseSecretNotFound"],
+    ]) {
+      const s = await until(`${name}: ${reason}`, async () => {
+        const st = await appStatus(n, name);
+        return condition(st, "Licensed")?.reason === reason && st;
+      });
+      expect(s.license?.state).toBe("Unlicensed");
+      expect(s.license?.message).toMatch(/trial mode: at most 6 concurrent users/);
+    }
+  });
+
+  it("sends each renewal reminder once, to every contact, also across an operator restart", async () => {
+    const n = ns.reminders ?? "";
+    await k(
+      ["apply", "-f", "-"],
+      [
+        contact(n, "alice", "alice@example.com"),
+        contact(n, "bob"),
+        licenseSecret(n),
+        deployment(n),
+        app(n, { contacts: ["alice", "bob"], expiresAt: inDays(20) }),
+      ].join("---"),
+    );
+    await until(
+      "the 30-day reminder to both contacts",
+      async () =>
+        mailsTo(n, "alice@example.com", /License of crm expires in 20 day/).length === 1 &&
+        mailsTo(n, "bob@example.com", /License of crm expires in 20 day/).length === 1,
+    );
+    const s = await appStatus(n);
+    expect(s.license).toMatchObject({ state: "Expiring", daysRemaining: 20, remindersSent: [90, 30] });
+
+    expect(await op.stop()).toBe(0);
+    start();
+    await until("the operator to be back", async () =>
+      op.logs().some((l) => l.msg === "controllers started"),
+    );
+    await new Promise((r) => setTimeout(r, 2000));
+    expect(mailsTo(n, "alice@example.com", /License of crm expires/)).toHaveLength(1);
+
+    // Into the next boundary (15 days): one more reminder each.
+    await k([
+      "patch",
+      "mxapp",
+      "crm",
+      "-n",
+      n,
+      "--type=merge",
+      "-p",
+      JSON.stringify({ spec: { license: { expiresAt: inDays(10) } } }),
+    ]);
+    await until(
+      "the 15-day reminder",
+      async () => mailsTo(n, "bob@example.com", /License of crm expires in 10 day/).length === 1,
+    );
+    expect(mailsTo(n, "alice@example.com", /License of crm expires/)).toHaveLength(2);
+    expect((await appStatus(n)).license?.remindersSent).toEqual([90, 30, 15]);
+  });
+
+  it("notifies a Mendix Cloud app's contact ahead of maintenance once, and sends it no renewal reminders", async () => {
+    const n = ns.maintenance ?? "";
+    const soon = new Date(Date.now() + 2 * 3_600_000);
+    const day = ["Sunday", "Monday", "Tuesday", "Wednesday", "Thursday", "Friday", "Saturday"][
+      soon.getUTCDay()
+    ];
+    const hhmm = soon.toISOString().slice(11, 16);
+    const extra = `  maintenance: {dayOfWeek: ${day}, startTime: "${hhmm}", duration: 2h, noticeHours: 48}\n`;
+    await k(
+      ["apply", "-f", "-"],
+      [
+        contact(n, "carol", "carol@example.com"),
+        licenseSecret(n),
+        deployment(n),
+        app(n, { hosting: "MendixCloud", contacts: ["carol"], expiresAt: inDays(5), extra }),
+      ].join("---"),
+    );
+    await until(
+      "the maintenance notice",
+      async () => mailsTo(n, "carol@example.com", /Maintenance of crm on/).length === 1,
+    );
+    const s = await until("lastNoticeFor", async () => {
+      const st = await appStatus(n);
+      return st.maintenance?.lastNoticeFor ? st : undefined;
+    });
+    expect(s.maintenance?.lastNoticeFor).toBe(s.maintenance?.nextWindowStart);
+    expect(s.license).toMatchObject({
+      state: "Expiring",
+      renewal: "Mendix",
+      expandVia: "CustomerSuccessManager",
+    });
+    expect(s.license?.remindersSent).toBeUndefined();
+    await new Promise((r) => setTimeout(r, 1500));
+    expect(mailsTo(n, "carol@example.com", /Maintenance of crm/)).toHaveLength(1);
+    expect(mailsTo(n, "carol@example.com", /License of crm expires/)).toHaveLength(0);
+  });
+
+  it("scales a Stopped app to 0 and restores the replicas when it runs again", async () => {
+    const n = ns.startstop ?? "";
+    await k(
+      ["apply", "-f", "-"],
+      [
+        contact(n, "alice", "alice@example.com"),
+        licenseSecret(n),
+        deployment(n, "crm", 3),
+        app(n, { contacts: ["alice"] }),
+      ].join("---"),
+    );
+    await until("activation", async () => (await appStatus(n)).license?.state === "Active");
+    await k(["patch", "mxapp", "crm", "-n", n, "--type=merge", "-p", '{"spec":{"state":"Stopped"}}']);
+    await until("0 replicas", async () => (await deploymentJson(n)).spec.replicas === 0);
+    await until("remembered replicas", async () => (await appStatus(n)).workload?.rememberedReplicas === 3);
+    await k(["patch", "mxapp", "crm", "-n", n, "--type=merge", "-p", '{"spec":{"state":"Running"}}']);
+    await until("3 replicas again", async () => (await deploymentJson(n)).spec.replicas === 3);
+  });
+
+  it("announces a change of technical contact to the new and the old contact", async () => {
+    const n = ns.change ?? "";
+    await k(
+      ["apply", "-f", "-"],
+      [
+        contact(n, "alice", "alice@example.com"),
+        contact(n, "bob", "bob@example.com"),
+        licenseSecret(n),
+        deployment(n),
+        app(n, { contacts: ["alice"] }),
+      ].join("---"),
+    );
+    await until(
+      "alice's welcome",
+      async () => mailsTo(n, "alice@example.com", /You are now the technical contact/).length === 1,
+    );
+    await k([
+      "patch",
+      "mxapp",
+      "crm",
+      "-n",
+      n,
+      "--type=merge",
+      "-p",
+      '{"spec":{"technicalContacts":[{"name":"bob"}]}}',
+    ]);
+    await until(
+      "bob's welcome and alice's farewell",
+      async () =>
+        mailsTo(n, "bob@example.com", /You are now the technical contact of crm/).length === 1 &&
+        mailsTo(n, "alice@example.com", /You are no longer the technical contact of crm/).length === 1,
+    );
+    await until("a TechnicalContactChanged event", async () =>
+      (await eventReasons(n)).includes("TechnicalContactChanged"),
+    );
+    await until("assignedApps to follow", async () => {
+      const get = async (c: string) =>
+        (
+          JSON.parse(await k(["get", "tc", c, "-n", n, "-o", "json"])) as {
+            status?: { assignedAppCount?: number };
+          }
+        ).status?.assignedAppCount;
+      return (await get("alice")) === 0 && (await get("bob")) === 1;
+    });
+  });
+
+  it("on deletion removes the license env and leaves the workload running", async () => {
+    const n = ns.delete ?? "";
+    await k(
+      ["apply", "-f", "-"],
+      [
+        contact(n, "alice", "alice@example.com"),
+        licenseSecret(n),
+        deployment(n, "crm", 2),
+        app(n, { contacts: ["alice"] }),
+      ].join("---"),
+    );
+    await until("activation", async () => (await appStatus(n)).workload?.licenseInjected === true);
+    await k(["delete", "mxapp", "crm", "-n", n, "--timeout=30s"]);
+    const d = await deploymentJson(n);
+    expect(d.spec.replicas).toBe(2);
+    for (const c of d.spec.template.spec.containers)
+      expect((c.env ?? []).map((e) => e.name)).not.toContain("LICENSE_ID");
+    expect(d.spec.template.spec.containers[0]?.env?.map((e) => e.name)).toEqual(["RUNTIME_PARAMS"]);
+    await expect(k(["get", "mxapp", "crm", "-n", n])).rejects.toThrow(/NotFound/);
+  });
+});
