@@ -153,6 +153,11 @@ export const RuleStatus = z
       .datetime()
       .optional()
       .describe("When the current state began (the `for` timer runs from here)."),
+    firingSince: z.iso.datetime().optional().describe("When the alert started firing."),
+    clearSince: z.iso
+      .datetime()
+      .optional()
+      .describe("When usage dropped below the threshold (keepFiringFor runs from here)."),
     value: z.number().optional().describe("The last observed usage, in percent."),
     peak: z.number().optional().describe("The highest usage while pending or firing, in percent."),
     lastNotifiedAt: z.iso

@@ -9,6 +9,7 @@ export const NOTIFICATION_KINDS = [
   "AlertFiring",
   "AlertEscalated",
   "AlertResolved",
+  "AlertNoData",
   "Test",
   "Digest",
 ] as const;

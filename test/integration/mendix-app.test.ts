@@ -301,7 +301,7 @@ describe("MendixApp rules end to end", () => {
     const n = ns.missing ?? "";
     await k(
       ["apply", "-f", "-"],
-      licenseSecret(n) + "---" + deployment(n) + "---" + app(n, { contacts: ["ghost"] }),
+      `${licenseSecret(n)}---${deployment(n)}---${app(n, { contacts: ["ghost"] })}`,
     );
     const s = await until("ContactNotFound", async () => {
       const st = await appStatus(n);

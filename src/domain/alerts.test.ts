@@ -1,0 +1,298 @@
+import { describe, expect, it } from "vitest";
+import type { RuleStatus } from "../api/alert-policy.ts";
+import {
+  type AlertEvent,
+  alertMessage,
+  effectiveRule,
+  levelFor,
+  NO_DATA_GRACE_MS,
+  type StepInput,
+  step,
+} from "./alerts.ts";
+
+const T0 = Date.parse("2026-11-27T10:00:00Z");
+const MIN = 60_000;
+const cpu = effectiveRule({
+  name: "cpu",
+  metric: "CPU",
+  warningPercent: 75,
+  criticalPercent: 85,
+  for: "2m",
+  clearMarginPercent: 5,
+});
+const disk = effectiveRule({ name: "disk", metric: "Disk" });
+
+/** Runs samples [minute, value] through the machine, returning the notifications and the last status. */
+function run(samples: [number, number | undefined][], opts: Partial<StepInput> = {}, start?: RuleStatus) {
+  let status = start;
+  const events: [number, AlertEvent, string][] = [];
+  for (const [minute, value] of samples) {
+    const r = step({
+      rule: cpu,
+      app: "crm",
+      previous: status,
+      value,
+      nowMs: T0 + minute * MIN,
+      repeatIntervalMs: 60 * MIN,
+      sendResolved: true,
+      muted: false,
+      ...opts,
+    });
+    status = r.status;
+    if (r.notify) events.push([minute, r.notify.event, r.notify.severity]);
+  }
+  return { events, status };
+}
+
+describe("defaults", () => {
+  it("are Mendix's: disk 75/85, memory 90/95, CPU 75/85 with for 5m and a 5 point margin", () => {
+    expect(disk).toMatchObject({ warning: 75, critical: 85, forMs: 0 });
+    expect(effectiveRule({ name: "m", metric: "Memory" })).toMatchObject({ warning: 90, critical: 95 });
+    expect(effectiveRule({ name: "c", metric: "CPU" })).toMatchObject({
+      warning: 75,
+      critical: 85,
+      forMs: 5 * MIN,
+      clearMargin: 5,
+    });
+  });
+});
+
+describe("the alert state machine", () => {
+  it.each<[string, [number, number | undefined][], [number, AlertEvent, string][]]>([
+    [
+      "stays quiet below the thresholds",
+      [
+        [0, 10],
+        [1, 74],
+        [2, 50],
+      ],
+      [],
+    ],
+    [
+      "fires a Warning only after `for`",
+      [
+        [0, 80],
+        [1, 80],
+        [2, 80],
+        [3, 80],
+      ],
+      [[2, "Firing", "Warning"]],
+    ],
+    [
+      "does not fire on a spike shorter than `for` (flapping)",
+      [
+        [0, 90],
+        [1, 20],
+        [2, 90],
+        [3, 20],
+        [4, 90],
+      ],
+      [],
+    ],
+    [
+      "escalates to Critical at once, then recovers once",
+      [
+        [0, 80],
+        [2, 80],
+        [3, 90],
+        [4, 95],
+        [5, 10],
+      ],
+      [
+        [2, "Firing", "Warning"],
+        [3, "Escalated", "Critical"],
+        [5, "Resolved", "Recovery"],
+      ],
+    ],
+    [
+      "fires Critical directly (Critical inhibits Warning)",
+      [
+        [0, 95],
+        [2, 95],
+      ],
+      [[2, "Firing", "Critical"]],
+    ],
+    [
+      "holds the severity within the clear margin (hysteresis)",
+      [
+        [0, 80],
+        [2, 80],
+        [3, 72],
+        [4, 71],
+        [5, 69],
+      ],
+      [
+        [2, "Firing", "Warning"],
+        [5, "Resolved", "Recovery"],
+      ],
+    ],
+    [
+      "de-escalates only below critical minus the margin",
+      [
+        [0, 90],
+        [2, 90],
+        [3, 82],
+        [4, 79],
+      ],
+      [
+        [2, "Firing", "Critical"],
+        [4, "Deescalated", "Warning"],
+      ],
+    ],
+    [
+      "repeats at the repeat interval while firing",
+      [
+        [0, 80],
+        [2, 80],
+        [30, 80],
+        [62, 80],
+        [100, 80],
+        [122, 80],
+      ],
+      [
+        [2, "Firing", "Warning"],
+        [62, "Repeat", "Warning"],
+        [122, "Repeat", "Warning"],
+      ],
+    ],
+  ])("%s", (_name, samples, expected) => {
+    expect(run(samples).events).toEqual(expected);
+  });
+
+  it("keeps firing for keepFiringFor after usage drops", () => {
+    const rule = { ...cpu, keepFiringForMs: 3 * MIN, forMs: 0 };
+    const r = run(
+      [
+        [0, 80],
+        [1, 10],
+        [2, 80],
+        [3, 10],
+        [5, 10],
+        [6, 10],
+      ],
+      { rule },
+    );
+    expect(r.events).toEqual([
+      [0, "Firing", "Warning"],
+      [6, "Resolved", "Recovery"],
+    ]);
+  });
+
+  it("does not restart the `for` timer when the operator restarts in the middle of it", () => {
+    const first = run([
+      [0, 80],
+      [1, 80],
+    ]);
+    expect(first.status?.state).toBe("Pending");
+    const persisted = JSON.parse(JSON.stringify(first.status)) as RuleStatus; // as stored in AlertPolicy.status
+    const after = run([[2, 80]], {}, persisted);
+    expect(after.events).toEqual([[2, "Firing", "Warning"]]);
+  });
+
+  it("does not notify again after a restart while the state is unchanged", () => {
+    const firing = run([
+      [0, 80],
+      [2, 80],
+    ]).status as RuleStatus;
+    expect(
+      run(
+        [
+          [3, 80],
+          [4, 81],
+        ],
+        {},
+        JSON.parse(JSON.stringify(firing)),
+      ).events,
+    ).toEqual([]);
+  });
+
+  it("mutes notifications while silenced, not the state, and tells once when the silence ends", () => {
+    const muted = run(
+      [
+        [0, 90],
+        [2, 90],
+        [3, 90],
+      ],
+      { muted: true },
+    );
+    expect(muted.events).toEqual([]);
+    expect(muted.status?.state).toBe("Firing");
+    expect(run([[4, 90]], {}, muted.status).events).toEqual([[4, "Firing", "Critical"]]);
+  });
+
+  it("sends no resolved notice when sendResolved is false", () => {
+    expect(
+      run(
+        [
+          [0, 90],
+          [2, 90],
+          [3, 10],
+        ],
+        { sendResolved: false },
+      ).events,
+    ).toEqual([[2, "Firing", "Critical"]]);
+  });
+
+  it("treats no data as Unknown, never OK, with one notice after the grace period", () => {
+    const grace = NO_DATA_GRACE_MS / MIN;
+    const r = run([
+      [0, undefined],
+      [1, undefined],
+      [grace, undefined],
+      [grace + 1, undefined],
+      [grace + 10, undefined],
+    ]);
+    expect(r.status?.state).toBe("Unknown");
+    expect(r.events).toEqual([[grace, "NoData", "Warning"]]);
+    expect(
+      run([
+        [0, 80],
+        [2, 80],
+        [3, undefined],
+      ]).status,
+    ).toMatchObject({ state: "Unknown", severity: "Warning" });
+  });
+
+  it("records value, peak and a rising sequence number", () => {
+    const r = run([
+      [0, 80],
+      [2, 83],
+      [3, 91],
+      [4, 88],
+    ]);
+    expect(r.status).toMatchObject({
+      state: "Firing",
+      severity: "Critical",
+      value: 88,
+      peak: 91,
+      sequence: 2,
+    });
+  });
+});
+
+describe("levels and messages", () => {
+  it("applies the margin only when already at that severity", () => {
+    expect(levelFor(cpu, 73, undefined)).toBe("Ok");
+    expect(levelFor(cpu, 73, "Warning")).toBe("Warning");
+    expect(levelFor(cpu, 81, "Critical")).toBe("Critical");
+    expect(levelFor(cpu, 79, "Critical")).toBe("Warning");
+  });
+
+  it("names the app, metric, value, threshold, and on recovery the duration and peak", () => {
+    expect(
+      alertMessage("crm", cpu, undefined, { event: "Firing", severity: "Warning", value: 80 }).title,
+    ).toBe("CPU usage of crm is warning (80%)");
+    expect(
+      alertMessage("crm", disk, "data", { event: "Escalated", severity: "Critical", value: 90 }).body,
+    ).toBe("Disk usage of crm (volume data) is 90% (critical threshold 85%).");
+    expect(
+      alertMessage("crm", cpu, undefined, {
+        event: "Resolved",
+        severity: "Recovery",
+        value: 10,
+        peak: 95,
+        firingForMs: 12 * MIN,
+      }).body,
+    ).toMatch(/fired for 12 minute\(s\) and peaked at 95%/);
+  });
+});

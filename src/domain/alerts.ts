@@ -1,0 +1,226 @@
+// The alert state machine of one rule for one app: Inactive -> Pending (for) -> Firing (Warning | Critical)
+// -> resolved, with hysteresis, keepFiringFor, repeats, muting, and Unknown when there is no data.
+// Pure: the previous state comes from AlertPolicy.status, so restarts never reset a timer.
+import type { AlertRule, RuleStatus, Severity } from "../api/alert-policy.ts";
+import { parseDuration } from "../api/common.ts";
+
+export const DEFAULT_THRESHOLDS = {
+  CPU: { warning: 75, critical: 85, forMs: 5 * 60_000, clearMargin: 5 },
+  Memory: { warning: 90, critical: 95, forMs: 0, clearMargin: 0 },
+  Disk: { warning: 75, critical: 85, forMs: 0, clearMargin: 0 },
+} as const;
+
+export const NO_DATA_GRACE_MS = 5 * 60_000;
+
+export interface EffectiveRule {
+  name: string;
+  metric: AlertRule["metric"];
+  warning: number;
+  critical: number;
+  forMs: number;
+  keepFiringForMs: number;
+  clearMargin: number;
+}
+
+export function effectiveRule(rule: AlertRule): EffectiveRule {
+  const d = DEFAULT_THRESHOLDS[rule.metric];
+  return {
+    name: rule.name,
+    metric: rule.metric,
+    warning: rule.warningPercent ?? d.warning,
+    critical: rule.criticalPercent ?? d.critical,
+    forMs: rule.for ? (parseDuration(rule.for) ?? d.forMs) : d.forMs,
+    keepFiringForMs: rule.keepFiringFor ? (parseDuration(rule.keepFiringFor) ?? 0) : 0,
+    clearMargin: rule.clearMarginPercent ?? d.clearMargin,
+  };
+}
+
+export type AlertEvent = "Firing" | "Escalated" | "Deescalated" | "Repeat" | "Resolved" | "NoData";
+
+export interface AlertStep {
+  status: RuleStatus;
+  /** A notification to send, if any (already filtered by muting). */
+  notify?: { event: AlertEvent; severity: Severity; value?: number; peak?: number; firingForMs?: number };
+}
+
+export interface StepInput {
+  rule: EffectiveRule;
+  app: string;
+  volume?: string;
+  previous?: RuleStatus;
+  /** Usage in percent; undefined when no data. */
+  value?: number;
+  nowMs: number;
+  repeatIntervalMs: number;
+  sendResolved: boolean;
+  /** Notifications are muted (silence, suspend, app stopped, maintenance in progress); state still moves. */
+  muted: boolean;
+}
+
+const iso = (ms: number) => new Date(ms).toISOString().replace(/\.\d{3}Z$/, "Z");
+const ms = (s?: string) => (s ? Date.parse(s) : Number.NaN);
+
+/** The severity `value` calls for, keeping the current one until usage falls clearMargin below its threshold. */
+export function levelFor(rule: EffectiveRule, value: number, current: Severity | undefined): Severity {
+  const critClear = current === "Critical" ? rule.critical - rule.clearMargin : rule.critical;
+  const warnClear =
+    current === "Critical" || current === "Warning" ? rule.warning - rule.clearMargin : rule.warning;
+  if (value >= critClear) return "Critical";
+  if (value >= warnClear) return "Warning";
+  return "Ok";
+}
+
+export function step(input: StepInput): AlertStep {
+  const { rule, previous, value, nowMs } = input;
+  const base = { app: input.app, rule: rule.name, ...(input.volume ? { volume: input.volume } : {}) };
+  const seq = previous?.sequence ?? 0;
+  const emit = (
+    event: AlertEvent,
+    severity: Severity,
+    status: RuleStatus,
+    extra: Partial<AlertStep["notify"]> = {},
+  ): AlertStep => {
+    if (input.muted) return { status };
+    return {
+      status: { ...status, lastNotifiedAt: iso(nowMs), sequence: seq + 1 },
+      notify: { event, severity, value: status.value, peak: status.peak, ...extra },
+    };
+  };
+
+  if (value === undefined) {
+    // No data is its own state, never OK; its notice waits out a grace period (scrapes can be late).
+    if (previous?.state !== "Unknown") {
+      return {
+        status: {
+          ...base,
+          state: "Unknown",
+          severity:
+            previous?.severity === "Critical" || previous?.severity === "Warning" ? previous.severity : "Ok",
+          since: iso(nowMs),
+          sequence: seq,
+          lastNotifiedAt: previous?.lastNotifiedAt,
+        },
+      };
+    }
+    const since = ms(previous.since);
+    const noticed = previous.lastNotifiedAt && ms(previous.lastNotifiedAt) >= since;
+    if (!noticed && nowMs - since >= NO_DATA_GRACE_MS) return emit("NoData", "Warning", { ...previous });
+    return { status: previous };
+  }
+
+  const rounded = Math.round(value * 10) / 10;
+  const wasFiring = previous?.state === "Firing";
+  const level = levelFor(rule, value, wasFiring ? previous?.severity : undefined);
+
+  if (wasFiring && previous) {
+    const peak = Math.max(previous.peak ?? rounded, rounded);
+    const firing: RuleStatus = { ...previous, value: rounded, peak };
+    if (level === "Ok") {
+      // keepFiringFor: stay firing for a while after usage drops, so a dip does not resolve and re-fire.
+      const clearSince = previous.clearSince ? ms(previous.clearSince) : nowMs;
+      if (nowMs - clearSince < rule.keepFiringForMs)
+        return { status: { ...firing, clearSince: iso(clearSince) } };
+      const resolved: RuleStatus = {
+        ...base,
+        state: "Inactive",
+        severity: "Ok",
+        since: iso(nowMs),
+        value: rounded,
+        sequence: seq,
+        lastNotifiedAt: previous.lastNotifiedAt,
+      };
+      if (!input.sendResolved) return { status: resolved };
+      return emit("Resolved", "Recovery", resolved, {
+        peak,
+        firingForMs: nowMs - ms(previous.firingSince ?? previous.since),
+      });
+    }
+    const steady: RuleStatus = { ...firing };
+    delete steady.clearSince;
+    if (level !== previous.severity) {
+      const changed: RuleStatus = { ...steady, severity: level };
+      return emit(level === "Critical" ? "Escalated" : "Deescalated", level, changed);
+    }
+    const last = ms(previous.lastNotifiedAt);
+    if (!Number.isNaN(last) && nowMs - last >= input.repeatIntervalMs) return emit("Repeat", level, steady);
+    if (Number.isNaN(last) && !input.muted) return emit("Firing", level, steady); // muted until now: tell once
+    return { status: steady };
+  }
+
+  if (level === "Ok") {
+    if (previous?.state === "Inactive" && previous.value === rounded) return { status: previous };
+    return {
+      status: {
+        ...base,
+        state: "Inactive",
+        severity: "Ok",
+        since: previous?.state === "Inactive" ? previous.since : iso(nowMs),
+        value: rounded,
+        sequence: seq,
+        lastNotifiedAt: previous?.lastNotifiedAt,
+      },
+    };
+  }
+  // Over a threshold: pending until `for` has passed (measured from the first sample over it).
+  const pendingSince = previous?.state === "Pending" ? ms(previous.since) : nowMs;
+  const peak = Math.max(previous?.state === "Pending" ? (previous.peak ?? rounded) : rounded, rounded);
+  if (nowMs - pendingSince < rule.forMs) {
+    return {
+      status: {
+        ...base,
+        state: "Pending",
+        severity: level,
+        since: iso(pendingSince),
+        value: rounded,
+        peak,
+        sequence: seq,
+        lastNotifiedAt: previous?.lastNotifiedAt,
+      },
+    };
+  }
+  const firing: RuleStatus = {
+    ...base,
+    state: "Firing",
+    severity: level,
+    since: iso(nowMs),
+    firingSince: iso(nowMs),
+    value: rounded,
+    peak,
+    sequence: seq,
+  };
+  if (input.muted) return { status: firing };
+  return emit("Firing", level, firing);
+}
+
+export function alertMessage(
+  app: string,
+  rule: EffectiveRule,
+  volume: string | undefined,
+  notify: NonNullable<AlertStep["notify"]>,
+): { title: string; body: string } {
+  const what =
+    rule.metric === "Disk"
+      ? `Disk usage of ${app}${volume ? ` (volume ${volume})` : ""}`
+      : `${rule.metric} usage of ${app}`;
+  const v = notify.value === undefined ? "unknown" : `${notify.value}%`;
+  switch (notify.event) {
+    case "Resolved":
+      return {
+        title: `${what} is back to normal (${v})`,
+        body: `${what} is back to ${v}. The alert fired for ${Math.round((notify.firingForMs ?? 0) / 60_000)} minute(s) and peaked at ${notify.peak}%.`,
+      };
+    case "NoData":
+      return {
+        title: `No ${rule.metric} data for ${app}`,
+        body: `mxops has had no ${rule.metric} usage data for ${app} for over ${NO_DATA_GRACE_MS / 60_000} minutes; its alerts cannot be evaluated.`,
+      };
+    default: {
+      const threshold = notify.severity === "Critical" ? rule.critical : rule.warning;
+      const again = notify.event === "Repeat" ? " (still)" : "";
+      return {
+        title: `${what} is ${notify.severity.toLowerCase()}${again} (${v})`,
+        body: `${what} is ${v} (${notify.severity.toLowerCase()} threshold ${threshold}%).`,
+      };
+    }
+  }
+}
