@@ -129,6 +129,28 @@ export const SETTINGS = {
       "Every app is reconciled again this often even without changes (Secrets and workloads are not watched).",
     parse: duration,
   },
+  usageSource: {
+    flag: "usage-source",
+    env: "MXOPS_USAGE_SOURCE",
+    default: "metrics-api",
+    description:
+      "CPU and memory from metrics-api (metrics.k8s.io, metrics-server) or prometheus. Disk always comes from --prometheus-url (kubelet_volume_stats_*); without it disk rules are Unknown.",
+    parse: z.enum(["metrics-api", "prometheus"]),
+  },
+  prometheusUrl: {
+    flag: "prometheus-url",
+    env: "MXOPS_PROMETHEUS_URL",
+    default: "",
+    description: "Prometheus HTTP API base URL (instant queries on /api/v1/query).",
+    parse: z.string().refine((s) => s === "" || /^https?:\/\//.test(s), "must be an http:// or https:// URL"),
+  },
+  evaluationInterval: {
+    flag: "evaluation-interval",
+    env: "MXOPS_EVALUATION_INTERVAL",
+    default: "30s",
+    description: "How often every AlertPolicy is evaluated.",
+    parse: duration,
+  },
   gracefulShutdownTimeout: {
     flag: "graceful-shutdown-timeout",
     env: "MXOPS_GRACEFUL_SHUTDOWN_TIMEOUT",

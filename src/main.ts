@@ -3,9 +3,11 @@ import { readFileSync } from "node:fs";
 import { hostname } from "node:os";
 import { KubeConfig } from "@kubernetes/client-node";
 import { type Config, ConfigError, helpText, loadConfig } from "./config.ts";
+import { registerAlertPolicyController } from "./controllers/alert-policy.ts";
 import { registerMendixAppController } from "./controllers/mendix-app.ts";
 import { secretValue } from "./controllers/secrets.ts";
 import { registerTechnicalContactController } from "./controllers/technical-contact.ts";
+import { CombinedSource, MetricsApiSource, PrometheusSource } from "./metrics/sources.ts";
 import { RecipientCap } from "./notify/cap.ts";
 import { AlertmanagerChannel, type Channel, EmailChannel, WebhookChannel } from "./notify/channels.ts";
 import { Deliverer } from "./notify/deliver.ts";
@@ -111,6 +113,26 @@ async function main(): Promise<number> {
     registry: manager.registry,
   });
   sender.startDigests(Math.max(250, Math.min(config.notifyCapWindow / 12, 60_000)));
+  if (config.usageSource === "prometheus" && !config.prometheusUrl) {
+    throw new ConfigError(
+      '--usage-source (MXOPS_USAGE_SOURCE) = "prometheus" needs --prometheus-url (MXOPS_PROMETHEUS_URL)',
+    );
+  }
+  const prometheus = config.prometheusUrl ? new PrometheusSource(config.prometheusUrl) : undefined;
+  const metricsApi = new MetricsApiSource(manager.client);
+  const source =
+    config.usageSource === "prometheus" && prometheus
+      ? prometheus
+      : prometheus
+        ? new CombinedSource(metricsApi, prometheus)
+        : metricsApi;
+  registerAlertPolicyController(manager, {
+    sender,
+    clock: systemClock,
+    source,
+    intervalMs: config.evaluationInterval,
+    alertmanager: !!config.alertmanagerUrl,
+  });
   registerMendixAppController(manager, {
     sender,
     clock: systemClock,

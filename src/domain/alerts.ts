@@ -108,7 +108,8 @@ export function step(input: StepInput): AlertStep {
     return { status: previous };
   }
 
-  const rounded = Math.round(value * 10) / 10;
+  // Whole percent: finer values would rewrite the policy's status at nearly every evaluation.
+  const rounded = Math.round(value);
   const wasFiring = previous?.state === "Firing";
   const level = levelFor(rule, value, wasFiring ? previous?.severity : undefined);
 

@@ -13,6 +13,7 @@ export interface Reply {
   headers?: Record<string, string>;
   /** Answer only after this long (a timeout test). */
   delayMs?: number;
+  body?: string;
 }
 
 export interface HttpReceiver {
@@ -38,7 +39,7 @@ export async function startHttpReceiver(
       const send = () => {
         if (res.destroyed) return;
         res.writeHead(answer.status, answer.headers);
-        res.end();
+        res.end(answer.body);
       };
       if (answer.delayMs) setTimeout(send, answer.delayMs).unref();
       else send();

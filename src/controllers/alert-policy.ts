@@ -1,0 +1,352 @@
+// Evaluates AlertPolicies every interval: reads usage (one read per namespace per pass), steps each rule's
+// state machine from the state stored in status, notifies the app's contacts through the outbox, exports metrics.
+
+import { AlertPolicy, type AlertPolicyStatus, type RuleStatus } from "../api/alert-policy.ts";
+import { API_VERSION, type NotificationRecord, parseDuration } from "../api/common.ts";
+import { MendixApp } from "../api/mendix-app.ts";
+import { TechnicalContact } from "../api/technical-contact.ts";
+import { alertMessage, effectiveRule, step } from "../domain/alerts.ts";
+import { currentOrNextWindow } from "../domain/maintenance.ts";
+import { alertTeamMembers, mergeRecipients } from "../domain/recipients.ts";
+import { UsageExporter } from "../metrics/exporter.ts";
+import { parseQuantity } from "../metrics/quantity.ts";
+import type { UsageSource } from "../metrics/sources.ts";
+import { type AppUsage, aggregateUsage, type NamespaceUsage, type WorkloadShape } from "../metrics/usage.ts";
+import type { Notification, Recipient } from "../notify/message.ts";
+import type { NotificationSender, Owner, OwnerObject } from "../notify/sender.ts";
+import type { KubeObject } from "../runtime/client.ts";
+import type { Clock } from "../runtime/clock.ts";
+import type { Informer } from "../runtime/informer.ts";
+import type { Manager } from "../runtime/manager.ts";
+import { patchStatusIfChanged, setCondition } from "../runtime/status.ts";
+import { ALERT_POLICIES, MENDIX_APPS, TECHNICAL_CONTACTS } from "./resources.ts";
+import { contactRecipient } from "./technical-contact.ts";
+import { DEPLOYMENTS, STATEFULSETS } from "./workload.ts";
+
+type PolicyObject = KubeObject & { spec: AlertPolicy["spec"]; status?: AlertPolicyStatus };
+type AppObject = KubeObject & { spec: MendixApp["spec"]; status?: MendixApp["status"] };
+interface WorkloadObject extends KubeObject {
+  spec?: {
+    selector?: { matchLabels?: Record<string, string> };
+    template?: {
+      spec?: {
+        containers?: { resources?: { limits?: { cpu?: string; memory?: string } } }[];
+        volumes?: { persistentVolumeClaim?: { claimName: string } }[];
+      };
+    };
+    volumeClaimTemplates?: { metadata: { name: string } }[];
+  };
+}
+
+/** Which severity a rule shows when it has several volumes: the worst. */
+const RANK = { Ok: 0, Unknown: 1, Warning: 2, Critical: 3 } as const;
+
+const iso = (ms: number) => new Date(ms).toISOString().replace(/\.\d{3}Z$/, "Z");
+
+export function workloadShape(kind: "Deployment" | "StatefulSet", w: WorkloadObject): WorkloadShape {
+  const containers = w.spec?.template?.spec?.containers ?? [];
+  const sum = (get: (c: (typeof containers)[number]) => string | undefined) => {
+    const values = containers.map((c) => parseQuantity(get(c)));
+    return values.length && values.every((v) => v !== undefined)
+      ? values.reduce((a = 0, b = 0) => a + b, 0)
+      : undefined;
+  };
+  return {
+    kind,
+    name: w.metadata.name,
+    matchLabels: w.spec?.selector?.matchLabels ?? {},
+    cpuLimitCores: sum((c) => c.resources?.limits?.cpu),
+    memoryLimitBytes: sum((c) => c.resources?.limits?.memory),
+    claims:
+      kind === "StatefulSet"
+        ? (w.spec?.volumeClaimTemplates ?? []).map((t) => t.metadata.name)
+        : (w.spec?.template?.spec?.volumes ?? []).flatMap((v) =>
+            v.persistentVolumeClaim ? [v.persistentVolumeClaim.claimName] : [],
+          ),
+  };
+}
+
+function selects(selector: AlertPolicy["spec"]["appSelector"], labels: Record<string, string> = {}): boolean {
+  if (!selector) return false;
+  const byLabels = Object.entries(selector.matchLabels ?? {}).every(([k, v]) => labels[k] === v);
+  const byExpr = (selector.matchExpressions ?? []).every((e) => {
+    const has = e.key in labels;
+    const v = labels[e.key] ?? "";
+    switch (e.operator) {
+      case "In":
+        return has && (e.values ?? []).includes(v);
+      case "NotIn":
+        return !has || !(e.values ?? []).includes(v);
+      case "Exists":
+        return has;
+      case "DoesNotExist":
+        return !has;
+      default:
+        return false;
+    }
+  });
+  return byLabels && byExpr;
+}
+
+export function registerAlertPolicyController(
+  manager: Manager,
+  deps: {
+    sender: NotificationSender;
+    clock: Clock;
+    source: UsageSource;
+    intervalMs: number;
+    alertmanager: boolean;
+  },
+) {
+  const policies = manager.informers.informerFor<PolicyObject>(ALERT_POLICIES);
+  const apps = manager.informers.informerFor<AppObject>(MENDIX_APPS);
+  const contacts = manager.informers.informerFor<KubeObject & { spec: TechnicalContact["spec"] }>(
+    TECHNICAL_CONTACTS,
+  );
+  const deployments = manager.informers.informerFor<WorkloadObject>(DEPLOYMENTS);
+  const statefulsets = manager.informers.informerFor<WorkloadObject>(STATEFULSETS);
+  const exporter = new UsageExporter(manager.registry);
+  const { sender, clock } = deps;
+  const usageCache = new Map<string, { at: number; usage: Promise<NamespaceUsage> }>();
+
+  /** One source read per namespace per pass, however many policies and apps share it. */
+  const namespaceUsage = (namespace: string): Promise<NamespaceUsage> => {
+    const now = clock.now();
+    const hit = usageCache.get(namespace);
+    if (hit && now - hit.at < deps.intervalMs / 2) return hit.usage;
+    const usage = deps.source.read(namespace);
+    usageCache.set(namespace, { at: now, usage });
+    usage.catch(() => usageCache.delete(namespace));
+    return usage;
+  };
+
+  const recipientsFor = (namespace: string, appName: string) => async (): Promise<Recipient[]> => {
+    const app = apps.get(namespace, appName);
+    if (!app) return [];
+    const people: Recipient[] = [];
+    for (const ref of app.spec.technicalContacts ?? []) {
+      const c = contacts.get(namespace, ref.name);
+      const parsed = c ? TechnicalContact.safeParse(c) : undefined;
+      if (parsed?.success) people.push(await contactRecipient(manager, parsed.data, deps.alertmanager));
+    }
+    return mergeRecipients(people, alertTeamMembers(app.spec.permissions));
+  };
+
+  const relatedPolicies = (namespace?: string) =>
+    policies.list(namespace).map((p) => `${p.metadata.namespace}/${p.metadata.name}`);
+
+  return manager.addController<PolicyObject>({
+    name: "alertpolicy",
+    primary: policies,
+    concurrency: 2,
+    related: [
+      {
+        informer: apps as unknown as Informer<KubeObject>,
+        map: (a) => relatedPolicies(a.metadata.namespace),
+      },
+    ],
+    reconcile: async ({ namespace, name }, { log }) => {
+      if (!namespace) return;
+      const raw = policies.get(namespace, name);
+      if (!raw) return;
+      const now = clock.now();
+      const generation = raw.metadata.generation;
+      const parsed = AlertPolicy.safeParse({ ...raw, apiVersion: raw.apiVersion ?? API_VERSION });
+      if (!parsed.success) {
+        const problems = parsed.error.issues.map((i) => `${i.path.join(".")}: ${i.message}`).join("; ");
+        await patchStatusIfChanged(manager.client, ALERT_POLICIES, raw, (current) => ({
+          ...current,
+          observedGeneration: generation,
+          conditions: setCondition(
+            current?.conditions,
+            {
+              type: "Ready",
+              status: "False",
+              reason: "InvalidSpec",
+              message: problems.slice(0, 2048),
+              observedGeneration: generation,
+            },
+            new Date(now),
+          ),
+        }));
+        return;
+      }
+      const spec = parsed.data.spec;
+      const owner: Owner = { rt: ALERT_POLICIES, namespace, name };
+      sender.resume(owner, raw as unknown as OwnerObject, (r: NotificationRecord) => ({
+        recipients: recipientsFor(namespace, r.app?.name ?? ""),
+      }));
+
+      const targets = spec.appRef
+        ? [apps.get(namespace, spec.appRef.name)].filter((a): a is AppObject => !!a)
+        : apps.list(namespace).filter((a) => selects(spec.appSelector, a.metadata.labels));
+      const silenced = spec.suspend || (spec.silencedUntil ? Date.parse(spec.silencedUntil) > now : false);
+      const repeatIntervalMs = parseDuration(spec.repeatInterval) ?? 4 * 3_600_000;
+      const previous = raw.status?.rules ?? [];
+      const rules: RuleStatus[] = [];
+      const notifications: Notification[] = [];
+      let oldestSample = now;
+      let sourceError: string | undefined;
+
+      for (const app of targets) {
+        const appName = app.metadata.name;
+        const appSpec = MendixApp.shape.spec.safeParse(app.spec);
+        let usage: AppUsage | undefined;
+        const ref = app.spec.workloadRef;
+        const w = ref
+          ? (ref.kind === "Deployment" ? deployments : statefulsets).get(namespace, ref.name)
+          : undefined;
+        if (ref && w) {
+          try {
+            usage = aggregateUsage(workloadShape(ref.kind, w), await namespaceUsage(namespace));
+          } catch (err) {
+            sourceError = (err as Error).message;
+          }
+        }
+        if (usage?.sampledAt) oldestSample = Math.min(oldestSample, usage.sampledAt);
+        exporter.setUsage(namespace, appName, usage);
+        const maintenance =
+          appSpec.success && appSpec.data.hosting === "MendixCloud" && appSpec.data.maintenance
+            ? currentOrNextWindow(appSpec.data.maintenance, now)
+            : undefined;
+        const muted =
+          silenced ||
+          app.spec.state === "Stopped" ||
+          (maintenance ? maintenance.start <= now && now < maintenance.end : false);
+
+        for (const ruleSpec of spec.rules) {
+          const rule = effectiveRule(ruleSpec);
+          const samples: { volume?: string; value?: number }[] =
+            rule.metric === "Disk"
+              ? usage?.volumes.length
+                ? usage.volumes.map((v) => ({ volume: v.volume, value: v.ratio * 100 }))
+                : [{}]
+              : [
+                  {
+                    value:
+                      rule.metric === "CPU"
+                        ? usage?.cpuRatio !== undefined
+                          ? usage.cpuRatio * 100
+                          : undefined
+                        : usage?.memoryRatio !== undefined
+                          ? usage.memoryRatio * 100
+                          : undefined,
+                  },
+                ];
+          let worst = "Ok" as keyof typeof RANK;
+          for (const sample of samples) {
+            const prev = previous.find(
+              (r) => r.app === appName && r.rule === rule.name && (r.volume ?? "") === (sample.volume ?? ""),
+            );
+            const result = step({
+              rule,
+              app: appName,
+              volume: sample.volume,
+              previous: prev,
+              value: sample.value,
+              nowMs: now,
+              repeatIntervalMs,
+              sendResolved: spec.sendResolved,
+              muted,
+            });
+            rules.push(result.status);
+            const sev: keyof typeof RANK =
+              result.status.state === "Unknown"
+                ? "Unknown"
+                : result.status.state === "Firing" && result.status.severity !== "Recovery"
+                  ? result.status.severity
+                  : "Ok";
+            if (RANK[sev] > RANK[worst]) worst = sev;
+            if (result.notify) {
+              const text = alertMessage(appName, rule, sample.volume, result.notify);
+              const thread = `alert/${raw.metadata.uid ?? name}/${appName}/${rule.name}${sample.volume ? `/${sample.volume}` : ""}/${result.status.firingSince ?? prev?.firingSince ?? iso(now)}`;
+              notifications.push({
+                id: `${thread}/${result.status.sequence ?? 0}`,
+                threadId: `${thread}/1`,
+                kind:
+                  result.notify.event === "Resolved"
+                    ? "AlertResolved"
+                    : result.notify.event === "Escalated"
+                      ? "AlertEscalated"
+                      : result.notify.event === "NoData"
+                        ? "AlertNoData"
+                        : "AlertFiring",
+                severity: result.notify.severity,
+                app: { namespace, name: appName, environment: app.spec.environment },
+                ...text,
+                occurredAt: iso(now),
+                labels: {
+                  alertname: `Mendix${rule.metric}`,
+                  rule: rule.name,
+                  policy: name,
+                  ...(sample.volume ? { volume: sample.volume } : {}),
+                },
+              });
+            }
+          }
+          exporter.setAlert(namespace, name, appName, rule.name, worst);
+        }
+      }
+      exporter.lag.set(Math.max(0, (now - oldestSample) / 1000));
+      exporter.evaluations.inc({ result: sourceError ? "source_error" : "ok" });
+
+      let base: PolicyObject = raw;
+      if (notifications.length) {
+        const written = await sender.record(owner, notifications, (status) => {
+          status.rules = rules;
+        });
+        if (written) base = written as unknown as PolicyObject;
+        for (const record of (written?.status?.notifications ?? []).filter(
+          (r) => r.state === "Pending" && notifications.some((n) => n.id === r.id),
+        )) {
+          sender.submit(owner, record, { recipients: recipientsFor(namespace, record.app?.name ?? "") });
+        }
+        log.info(
+          { notifications: notifications.map((n) => `${n.kind}/${n.severity}`) },
+          "alert notifications",
+        );
+      }
+      const firing = rules.filter((r) => r.state === "Firing");
+      const summary = firing.length
+        ? `Firing: ${["Critical", "Warning"].map((s) => `${firing.filter((r) => r.severity === s).length} ${s}`).join(", ")}`
+        : rules.some((r) => r.state === "Unknown")
+          ? "Unknown: no data"
+          : "OK";
+      await patchStatusIfChanged(manager.client, ALERT_POLICIES, base, (current) => ({
+        ...current,
+        observedGeneration: generation,
+        apps: targets.map((a) => a.metadata.name).sort(),
+        rules,
+        summary,
+        conditions: setCondition(
+          current?.conditions,
+          sourceError
+            ? {
+                type: "Ready",
+                status: "False",
+                reason: "UsageSourceFailed",
+                message: `${deps.source.name}: ${sourceError}`.slice(0, 2048),
+                observedGeneration: generation,
+              }
+            : targets.length
+              ? {
+                  type: "Ready",
+                  status: "True",
+                  reason: "Evaluated",
+                  message: `${targets.length} app(s) evaluated`,
+                  observedGeneration: generation,
+                }
+              : {
+                  type: "Ready",
+                  status: "False",
+                  reason: "NoApps",
+                  message: "no MendixApp matches appRef/appSelector",
+                  observedGeneration: generation,
+                },
+          new Date(now),
+        ),
+      }));
+      return { requeueAfterMs: deps.intervalMs };
+    },
+  });
+}

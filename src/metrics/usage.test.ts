@@ -1,0 +1,80 @@
+import { describe, expect, it } from "vitest";
+import { parseQuantity } from "./quantity.ts";
+import { aggregateUsage, type WorkloadShape } from "./usage.ts";
+
+describe("parseQuantity", () => {
+  it.each([
+    ["250m", 0.25],
+    ["1", 1],
+    ["1.5", 1.5],
+    ["123456789n", 0.123456789],
+    ["128Mi", 128 * 2 ** 20],
+    ["1Gi", 2 ** 30],
+    ["1k", 1000],
+    ["1e3", 1000],
+  ])("%s = %d", (q, n) => {
+    expect(parseQuantity(q)).toBeCloseTo(n, 9);
+  });
+  it("rejects nonsense", () => {
+    expect(parseQuantity("1 Gi")).toBeUndefined();
+    expect(parseQuantity("abc")).toBeUndefined();
+  });
+});
+
+describe("aggregateUsage", () => {
+  const deploy: WorkloadShape = {
+    kind: "Deployment",
+    name: "crm",
+    matchLabels: { app: "crm" },
+    cpuLimitCores: 2,
+    memoryLimitBytes: 1000,
+    claims: ["crm-data"],
+  };
+  it("sums the workload's pods as ratios of their limits", () => {
+    const u = aggregateUsage(deploy, {
+      pods: [
+        { pod: "crm-1", labels: { app: "crm" }, cpuCores: 1, memoryBytes: 500, timestamp: 10 },
+        { pod: "crm-2", labels: { app: "crm" }, cpuCores: 2, memoryBytes: 700, timestamp: 20 },
+        { pod: "other", labels: { app: "other" }, cpuCores: 9, memoryBytes: 9, timestamp: 5 },
+      ],
+      volumes: [
+        { claim: "crm-data", usedBytes: 80, capacityBytes: 100, timestamp: 30 },
+        { claim: "unrelated", usedBytes: 1, capacityBytes: 2, timestamp: 1 },
+      ],
+    });
+    expect(u).toEqual({
+      pods: 2,
+      cpuCores: 3,
+      cpuRatio: 0.75,
+      memoryRatio: 0.6,
+      volumes: [{ volume: "crm-data", usedBytes: 80, capacityBytes: 100, ratio: 0.8 }],
+      sampledAt: 10,
+    });
+  });
+  it("matches pods and claims by name when the source has no labels (StatefulSet)", () => {
+    const sts: WorkloadShape = {
+      kind: "StatefulSet",
+      name: "portal",
+      matchLabels: {},
+      cpuLimitCores: 1,
+      claims: ["data"],
+    };
+    const u = aggregateUsage(sts, {
+      pods: [
+        { pod: "portal-0", cpuCores: 0.5, memoryBytes: 1, timestamp: 1 },
+        { pod: "portal-db-0", cpuCores: 5, memoryBytes: 1, timestamp: 1 },
+      ],
+      volumes: [{ claim: "data-portal-0", usedBytes: 1, capacityBytes: 4, timestamp: 1 }],
+    });
+    expect(u.cpuRatio).toBe(0.5);
+    expect(u.volumes.map((v) => [v.volume, v.ratio])).toEqual([["data-portal-0", 0.25]]);
+  });
+  it("has no ratios without pods or limits (Unknown, not zero)", () => {
+    expect(aggregateUsage(deploy, { pods: [] })).toEqual({ pods: 0, volumes: [] });
+    const u = aggregateUsage(
+      { ...deploy, cpuLimitCores: undefined },
+      { pods: [{ pod: "x", labels: { app: "crm" }, cpuCores: 1, memoryBytes: 1, timestamp: 1 }] },
+    );
+    expect(u.cpuRatio).toBeUndefined();
+  });
+});

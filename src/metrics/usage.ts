@@ -1,0 +1,94 @@
+// Usage of an app's pods, aggregated from per-pod samples: CPU and memory as ratios of limits, disk per volume.
+
+export interface PodSample {
+  pod: string;
+  labels?: Record<string, string>;
+  cpuCores: number;
+  memoryBytes: number;
+  timestamp: number;
+}
+
+export interface VolumeSample {
+  /** PersistentVolumeClaim name. */
+  claim: string;
+  usedBytes: number;
+  capacityBytes: number;
+  timestamp: number;
+}
+
+export interface NamespaceUsage {
+  pods: PodSample[];
+  volumes?: VolumeSample[];
+}
+
+export interface WorkloadShape {
+  kind: "Deployment" | "StatefulSet";
+  name: string;
+  matchLabels: Record<string, string>;
+  /** Sums over the pod template's containers; undefined when a container has no limit. */
+  cpuLimitCores?: number;
+  memoryLimitBytes?: number;
+  /** Claim names (Deployment volumes) or claim templates (StatefulSet). */
+  claims: string[];
+}
+
+export interface AppUsage {
+  pods: number;
+  cpuCores?: number;
+  cpuRatio?: number;
+  memoryRatio?: number;
+  volumes: { volume: string; usedBytes: number; capacityBytes: number; ratio: number }[];
+  /** Oldest sample used (ms). */
+  sampledAt?: number;
+}
+
+function podBelongs(w: WorkloadShape, p: PodSample): boolean {
+  if (p.labels)
+    return (
+      Object.entries(w.matchLabels).every(([k, v]) => p.labels?.[k] === v) &&
+      Object.keys(w.matchLabels).length > 0
+    );
+  // Sources that only know pod names (Prometheus): the names controllers give pods.
+  const name = w.name.replace(/[.*+?^${}()|[\]\\]/g, "\\$&");
+  return w.kind === "StatefulSet"
+    ? new RegExp(`^${name}-\\d+$`).test(p.pod)
+    : new RegExp(`^${name}-[a-z0-9]+-[a-z0-9]{5}$`).test(p.pod);
+}
+
+function volumeOf(w: WorkloadShape, claim: string): string | undefined {
+  for (const c of w.claims) {
+    if (w.kind === "Deployment" && claim === c) return c;
+    if (
+      w.kind === "StatefulSet" &&
+      claim.startsWith(`${c}-${w.name}-`) &&
+      /^\d+$/.test(claim.slice(c.length + w.name.length + 2))
+    )
+      return claim;
+  }
+  return undefined;
+}
+
+export function aggregateUsage(w: WorkloadShape, ns: NamespaceUsage): AppUsage {
+  const pods = ns.pods.filter((p) => podBelongs(w, p));
+  const times = pods.map((p) => p.timestamp);
+  const usage: AppUsage = { pods: pods.length, volumes: [] };
+  if (pods.length) {
+    usage.cpuCores = pods.reduce((n, p) => n + p.cpuCores, 0);
+    if (w.cpuLimitCores) usage.cpuRatio = usage.cpuCores / (w.cpuLimitCores * pods.length);
+    if (w.memoryLimitBytes)
+      usage.memoryRatio = pods.reduce((n, p) => n + p.memoryBytes, 0) / (w.memoryLimitBytes * pods.length);
+  }
+  for (const v of ns.volumes ?? []) {
+    const volume = volumeOf(w, v.claim);
+    if (!volume || v.capacityBytes <= 0) continue;
+    usage.volumes.push({
+      volume,
+      usedBytes: v.usedBytes,
+      capacityBytes: v.capacityBytes,
+      ratio: v.usedBytes / v.capacityBytes,
+    });
+    times.push(v.timestamp);
+  }
+  if (times.length) usage.sampledAt = Math.min(...times);
+  return usage;
+}

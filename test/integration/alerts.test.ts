@@ -1,0 +1,225 @@
+// Alerts end to end: PodMetrics served through the kube-apiserver (metrics.k8s.io), disk from a Prometheus
+// HTTP API in its wire format, the operator evaluating an AlertPolicy every second, a real SMTP inbox.
+import { createServer } from "node:net";
+import { join } from "node:path";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { type HttpReceiver, startHttpReceiver } from "../support/http-receiver.ts";
+import { type SmtpSink, startSmtpSink } from "../support/smtp.ts";
+import { adminKubeconfig, eventually, kubectl, newNamespace } from "./helpers.ts";
+import { installCrds, type OperatorProcess, startOperator } from "./operator.ts";
+
+const k = (args: string[], input?: string) => kubectl(adminKubeconfig(), args, input);
+
+async function freePort(): Promise<number> {
+  return await new Promise((resolve) => {
+    const srv = createServer().listen(0, "127.0.0.1", () => {
+      const addr = srv.address();
+      srv.close(() => resolve(typeof addr === "object" && addr ? addr.port : 0));
+    });
+  });
+}
+
+const podMetrics = (ns: string, cpu: string) => `
+apiVersion: metrics.k8s.io/v1beta1
+kind: PodMetrics
+metadata: {name: crm-7d9f8b6c5d-x2k4p, namespace: ${ns}, labels: {app: crm}}
+timestamp: "${new Date().toISOString().replace(/\.\d{3}Z$/, "Z")}"
+window: 30s
+containers:
+  - name: mendix
+    usage: {cpu: "${cpu}", memory: "512Mi"}
+`;
+
+describe("alerts on CPU and disk usage", () => {
+  let smtp: SmtpSink;
+  let prometheus: HttpReceiver;
+  let op: OperatorProcess;
+  let ns: string;
+  let metricsPort: number;
+  let diskUsed = 50 * 2 ** 30;
+  const queries: string[] = [];
+
+  beforeAll(async () => {
+    await installCrds();
+    await k(["apply", "-f", join(import.meta.dirname, "..", "fixtures", "podmetrics-crd.yaml")]);
+    await k(["wait", "--for=condition=Established", "crd/pods.metrics.k8s.io"]);
+    smtp = await startSmtpSink({ mode: "plain" });
+    // Prometheus' /api/v1/query answer for kubelet_volume_stats_* (the other queries: empty vectors).
+    prometheus = await startHttpReceiver((r) => {
+      const q = new URL(r.path, "http://p").searchParams.get("query") ?? "";
+      queries.push(q);
+      const t = Date.now() / 1000;
+      const result = q.includes("kubelet_volume_stats_used_bytes")
+        ? [{ metric: { persistentvolumeclaim: "crm-data" }, value: [t, String(diskUsed)] }]
+        : q.includes("kubelet_volume_stats_capacity_bytes")
+          ? [{ metric: { persistentvolumeclaim: "crm-data" }, value: [t, String(100 * 2 ** 30)] }]
+          : [];
+      return {
+        status: 200,
+        headers: { "content-type": "application/json" },
+        body: JSON.stringify({ status: "success", data: { resultType: "vector", result } }),
+      };
+    });
+    ns = await newNamespace("alerts");
+    metricsPort = await freePort();
+    await k(
+      ["apply", "-f", "-"],
+      `
+apiVersion: mxops.dev/v1alpha1
+kind: TechnicalContact
+metadata: {name: alice, namespace: ${ns}}
+spec: {displayName: Alice, email: alice@example.com, mxid: alice@example.com}
+---
+apiVersion: apps/v1
+kind: Deployment
+metadata: {name: crm, namespace: ${ns}}
+spec:
+  replicas: 1
+  selector: {matchLabels: {app: crm}}
+  template:
+    metadata: {labels: {app: crm}}
+    spec:
+      containers:
+        - {name: mendix, image: "mendix/runtime-base:latest", resources: {limits: {cpu: "1", memory: 1Gi}}}
+      volumes:
+        - {name: data, persistentVolumeClaim: {claimName: crm-data}}
+---
+apiVersion: mxops.dev/v1alpha1
+kind: MendixApp
+metadata: {name: crm, namespace: ${ns}}
+spec:
+  hosting: OnPremises
+  technicalContacts: [{name: alice}]
+  workloadRef: {kind: Deployment, name: crm}
+  permissions:
+    - subject: {kind: User, name: dave@example.com}
+      rights: [ReceiveAlerts]
+---
+apiVersion: mxops.dev/v1alpha1
+kind: AlertPolicy
+metadata: {name: crm, namespace: ${ns}}
+spec:
+  appRef: {name: crm}
+  rules:
+    - {name: cpu, metric: CPU, warningPercent: 75, criticalPercent: 85, for: 1s, clearMarginPercent: 5}
+    - {name: disk, metric: Disk}
+---
+${podMetrics(ns, "100m")}`,
+    );
+    op = startOperator([`--namespaces=${ns}`], {
+      MXOPS_SMTP_HOST: "127.0.0.1",
+      MXOPS_SMTP_PORT: String(smtp.port),
+      MXOPS_SMTP_TLS: "none",
+      MXOPS_EVALUATION_INTERVAL: "1s",
+      MXOPS_PROMETHEUS_URL: prometheus.url,
+      MXOPS_METRICS_BIND_ADDRESS: `127.0.0.1:${metricsPort}`,
+    });
+  });
+
+  afterAll(async () => {
+    await op?.stop();
+    await smtp?.close();
+    await prometheus?.close();
+  });
+
+  const cpuMails = (to: string) =>
+    smtp.mails.filter((m) => m.to.includes(to) && /CPU usage of crm/.test(m.headers.subject ?? ""));
+  const metrics = async () => await (await fetch(`http://127.0.0.1:${metricsPort}/metrics`)).text();
+
+  it("notifies the contact and ReceiveAlerts members once per change: Warning, Critical, Recovery", async () => {
+    await eventually(
+      async () =>
+        (await metrics()).includes(`mxops_app_cpu_usage_ratio{namespace="${ns}",app="crm"} 0.1`)
+          ? true
+          : undefined,
+      {
+        what: "the first evaluation",
+        timeoutMs: 30_000,
+      },
+    );
+    expect(cpuMails("alice@example.com")).toHaveLength(0);
+
+    await k(["apply", "-f", "-"], podMetrics(ns, "800m"));
+    await eventually(async () => (cpuMails("alice@example.com").length === 1 ? true : undefined), {
+      what: "the Warning mail",
+      timeoutMs: 30_000,
+    });
+    expect(cpuMails("alice@example.com")[0]?.headers.subject).toBe(
+      "[Warning] CPU usage of crm is warning (80%)",
+    );
+
+    await k(["apply", "-f", "-"], podMetrics(ns, "900m"));
+    await eventually(async () => (cpuMails("alice@example.com").length === 2 ? true : undefined), {
+      what: "the Critical mail",
+      timeoutMs: 30_000,
+    });
+    expect(cpuMails("alice@example.com")[1]?.headers.subject).toBe(
+      "[Critical] CPU usage of crm is critical (90%)",
+    );
+
+    await k(["apply", "-f", "-"], podMetrics(ns, "100m"));
+    await eventually(async () => (cpuMails("alice@example.com").length === 3 ? true : undefined), {
+      what: "the Recovery mail",
+      timeoutMs: 30_000,
+    });
+    expect(cpuMails("alice@example.com")[2]?.headers.subject).toBe(
+      "CPU usage of crm is back to normal (10%)",
+    );
+    expect(cpuMails("alice@example.com")[2]?.decoded).toMatch(/peaked at 90%/);
+
+    await new Promise((r) => setTimeout(r, 3000)); // three more evaluations: nothing new
+    expect(cpuMails("alice@example.com")).toHaveLength(3);
+    // The ReceiveAlerts team member gets the same three; the mails of one alert form one thread.
+    expect(cpuMails("dave@example.com").map((m) => m.headers.subject)).toEqual(
+      cpuMails("alice@example.com").map((m) => m.headers.subject),
+    );
+    const [first, second] = cpuMails("alice@example.com");
+    expect(second?.headers["in-reply-to"]).toBe(first?.headers["message-id"]);
+  });
+
+  it("exports usage and alert state, and keeps the rule states in the policy's status", async () => {
+    const text = await metrics();
+    expect(text).toContain(`mxops_app_cpu_usage_cores{namespace="${ns}",app="crm"} 0.1`);
+    expect(text).toContain(`mxops_app_memory_usage_ratio{namespace="${ns}",app="crm"} 0.5`);
+    expect(text).toContain(`mxops_app_disk_usage_ratio{namespace="${ns}",app="crm",volume="crm-data"} 0.5`);
+    expect(text).toContain(
+      `mxops_app_disk_capacity_bytes{namespace="${ns}",app="crm",volume="crm-data"} ${100 * 2 ** 30}`,
+    );
+    expect(text).toContain(
+      `mxops_alert_state{namespace="${ns}",policy="crm",app="crm",rule="cpu",severity="Ok"} 1`,
+    );
+    expect(text).toMatch(/mxops_alert_evaluation_lag_seconds \d/);
+    expect(text).toContain(
+      'mxops_notifications_total{channel="email",kind="AlertEscalated",result="sent"} 2',
+    );
+    const policy = JSON.parse(await k(["get", "mxalert", "crm", "-n", ns, "-o", "json"])) as {
+      status: {
+        summary: string;
+        rules: { rule: string; state: string; peak?: number; sequence?: number; volume?: string }[];
+      };
+    };
+    expect(policy.status.summary).toBe("OK");
+    const cpu = policy.status.rules.find((r) => r.rule === "cpu");
+    expect(cpu).toMatchObject({ state: "Inactive", sequence: 3 });
+    expect(policy.status.rules.find((r) => r.rule === "disk")).toMatchObject({
+      volume: "crm-data",
+      state: "Inactive",
+    });
+    expect(queries.some((q) => q.includes('kubelet_volume_stats_used_bytes{namespace="'))).toBe(true);
+  });
+
+  it("fires on disk from Prometheus' volume stats", async () => {
+    diskUsed = 90 * 2 ** 30;
+    const diskMails = () =>
+      smtp.mails.filter(
+        (m) => m.to.includes("alice@example.com") && /Disk usage of crm/.test(m.headers.subject ?? ""),
+      );
+    await eventually(async () => (diskMails().length === 1 ? true : undefined), {
+      what: "the disk alert",
+      timeoutMs: 30_000,
+    });
+    expect(diskMails()[0]?.headers.subject).toBe(
+      "[Critical] Disk usage of crm (volume crm-data) is critical (90%)",
+    );
+  });
+});
