@@ -7,6 +7,7 @@ import { MendixApp } from "../api/mendix-app.ts";
 import { TechnicalContact } from "../api/technical-contact.ts";
 import { alertMessage, effectiveRule, step } from "../domain/alerts.ts";
 import { currentOrNextWindow } from "../domain/maintenance.ts";
+import { SampleHistory, timeUntilFull } from "../domain/prediction.ts";
 import { alertTeamMembers, mergeRecipients } from "../domain/recipients.ts";
 import { UsageExporter } from "../metrics/exporter.ts";
 import { parseQuantity } from "../metrics/quantity.ts";
@@ -108,6 +109,7 @@ export function registerAlertPolicyController(
   const exporter = new UsageExporter(manager.registry);
   const { sender, clock } = deps;
   const usageCache = new Map<string, { at: number; usage: Promise<NamespaceUsage> }>();
+  const diskHistory = new SampleHistory();
 
   /** One source read per namespace per pass, however many policies and apps share it. */
   const namespaceUsage = (namespace: string): Promise<NamespaceUsage> => {
@@ -238,6 +240,15 @@ export function registerAlertPolicyController(
             const prev = previous.find(
               (r) => r.app === appName && r.rule === rule.name && (r.volume ?? "") === (sample.volume ?? ""),
             );
+            let predictedFull = false;
+            if (rule.metric === "Disk" && ruleSpec.predictFullWithin && sample.value !== undefined) {
+              const history = diskHistory.add(
+                `${namespace}/${name}/${appName}/${rule.name}/${sample.volume ?? ""}`,
+                { t: now, percent: sample.value },
+              );
+              const left = timeUntilFull(history, now);
+              predictedFull = left !== undefined && left <= (parseDuration(ruleSpec.predictFullWithin) ?? 0);
+            }
             const result = step({
               rule,
               app: appName,
@@ -248,6 +259,7 @@ export function registerAlertPolicyController(
               repeatIntervalMs,
               sendResolved: spec.sendResolved,
               muted,
+              predictedFull,
             });
             rules.push(result.status);
             const sev: keyof typeof RANK =

@@ -270,6 +270,40 @@ describe("the alert state machine", () => {
   });
 });
 
+describe("disk full prediction", () => {
+  it("warns early when the volume is predicted full, though under the thresholds, and clears when it is not", () => {
+    const r1 = step({
+      rule: disk,
+      app: "crm",
+      volume: "data",
+      value: 60,
+      nowMs: T0,
+      repeatIntervalMs: 60 * MIN,
+      sendResolved: true,
+      muted: false,
+      predictedFull: true,
+    });
+    expect(r1.status).toMatchObject({ state: "Firing", severity: "Warning" });
+    expect(r1.notify).toMatchObject({ event: "Firing", severity: "Warning", predicted: true });
+    expect(
+      alertMessage("crm", disk, "data", r1.notify ?? { event: "Firing", severity: "Warning" }).title,
+    ).toBe("Disk usage of crm (volume data) is predicted to fill up (60%)");
+    const r2 = step({
+      rule: disk,
+      app: "crm",
+      volume: "data",
+      previous: r1.status,
+      value: 60,
+      nowMs: T0 + MIN,
+      repeatIntervalMs: 60 * MIN,
+      sendResolved: true,
+      muted: false,
+      predictedFull: false,
+    });
+    expect(r2.notify?.event).toBe("Resolved");
+  });
+});
+
 describe("levels and messages", () => {
   it("applies the margin only when already at that severity", () => {
     expect(levelFor(cpu, 73, undefined)).toBe("Ok");

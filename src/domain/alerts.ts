@@ -40,7 +40,14 @@ export type AlertEvent = "Firing" | "Escalated" | "Deescalated" | "Repeat" | "Re
 export interface AlertStep {
   status: RuleStatus;
   /** A notification to send, if any (already filtered by muting). */
-  notify?: { event: AlertEvent; severity: Severity; value?: number; peak?: number; firingForMs?: number };
+  notify?: {
+    event: AlertEvent;
+    severity: Severity;
+    value?: number;
+    peak?: number;
+    firingForMs?: number;
+    predicted?: boolean;
+  };
 }
 
 export interface StepInput {
@@ -55,6 +62,8 @@ export interface StepInput {
   sendResolved: boolean;
   /** Notifications are muted (silence, suspend, app stopped, maintenance in progress); state still moves. */
   muted: boolean;
+  /** Disk rules: the volume is predicted full within the rule's horizon, which warns early. */
+  predictedFull?: boolean;
 }
 
 const iso = (ms: number) => new Date(ms).toISOString().replace(/\.\d{3}Z$/, "Z");
@@ -111,7 +120,8 @@ export function step(input: StepInput): AlertStep {
   // Whole percent: finer values would rewrite the policy's status at nearly every evaluation.
   const rounded = Math.round(value);
   const wasFiring = previous?.state === "Firing";
-  const level = levelFor(rule, value, wasFiring ? previous?.severity : undefined);
+  const measured = levelFor(rule, value, wasFiring ? previous?.severity : undefined);
+  const level = measured === "Ok" && input.predictedFull ? "Warning" : measured;
 
   if (wasFiring && previous) {
     const peak = Math.max(previous.peak ?? rounded, rounded);
@@ -190,7 +200,7 @@ export function step(input: StepInput): AlertStep {
     sequence: seq,
   };
   if (input.muted) return { status: firing };
-  return emit("Firing", level, firing);
+  return emit("Firing", level, firing, measured === "Ok" ? { predicted: true } : {});
 }
 
 export function alertMessage(
@@ -216,6 +226,12 @@ export function alertMessage(
         body: `mxops has had no ${rule.metric} usage data for ${app} for over ${NO_DATA_GRACE_MS / 60_000} minutes; its alerts cannot be evaluated.`,
       };
     default: {
+      if (notify.predicted) {
+        return {
+          title: `${what} is predicted to fill up (${v})`,
+          body: `${what} is ${v} and rising: at the current rate the volume is full within the rule's prediction horizon (predictFullWithin).`,
+        };
+      }
       const threshold = notify.severity === "Critical" ? rule.critical : rule.warning;
       const again = notify.event === "Repeat" ? " (still)" : "";
       return {
