@@ -70,6 +70,42 @@ export const SETTINGS = {
     description: "Where /healthz and /readyz are served (host:port; 0 disables).",
     parse: address,
   },
+  webhookPort: {
+    flag: "webhook-port",
+    env: "MXOPS_WEBHOOK_PORT",
+    default: "9443",
+    description: "HTTPS port of the validating admission webhook; 0 disables it.",
+    parse: z.coerce.number().int().min(0).max(65535),
+  },
+  webhookCertDir: {
+    flag: "webhook-cert-dir",
+    env: "MXOPS_WEBHOOK_CERT_DIR",
+    default: "",
+    description:
+      "Directory with tls.crt and tls.key (e.g. a cert-manager Secret), reloaded on rotation; empty: generate one at start.",
+    parse: z.string(),
+  },
+  webhookHostNames: {
+    flag: "webhook-host-names",
+    env: "MXOPS_WEBHOOK_HOST_NAMES",
+    default: "mxops-webhook.mxops-system.svc,mxops-webhook.mxops-system.svc.cluster.local,localhost",
+    description: "DNS names of a generated webhook certificate (the webhook Service's names).",
+    parse: list,
+  },
+  webhookConfigurationName: {
+    flag: "webhook-configuration-name",
+    env: "MXOPS_WEBHOOK_CONFIGURATION_NAME",
+    default: "mxops-validating-webhook",
+    description: "ValidatingWebhookConfiguration that gets the generated certificate's CA bundle.",
+    parse: z.string(),
+  },
+  adminGroups: {
+    flag: "admin-groups",
+    env: "MXOPS_ADMIN_GROUPS",
+    default: "",
+    description: "Groups treated as cluster admins by the webhook, besides system:masters (comma-separated).",
+    parse: list,
+  },
   leaderElect: {
     flag: "leader-elect",
     env: "MXOPS_LEADER_ELECT",

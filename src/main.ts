@@ -5,6 +5,7 @@ import { KubeConfig } from "@kubernetes/client-node";
 import { type Config, ConfigError, helpText, loadConfig } from "./config.ts";
 import { registerAlertPolicyController } from "./controllers/alert-policy.ts";
 import { registerMendixAppController } from "./controllers/mendix-app.ts";
+import { MENDIX_APPS, TECHNICAL_CONTACTS } from "./controllers/resources.ts";
 import { secretValue } from "./controllers/secrets.ts";
 import { registerTechnicalContactController } from "./controllers/technical-contact.ts";
 import { CombinedSource, MetricsApiSource, PrometheusSource } from "./metrics/sources.ts";
@@ -16,6 +17,7 @@ import { systemClock } from "./runtime/clock.ts";
 import type { Logger } from "./runtime/log.ts";
 import { createLogger } from "./runtime/log.ts";
 import { Manager } from "./runtime/manager.ts";
+import { startWebhook } from "./webhook/server.ts";
 
 const IN_CLUSTER_NAMESPACE_FILE = "/var/run/secrets/kubernetes.io/serviceaccount/namespace";
 
@@ -151,7 +153,8 @@ async function main(): Promise<number> {
     if (stopping) return;
     log.info({ signal }, "shutting down");
     // Deliveries still retrying stay Pending in status: the next leader resumes them with the same keys.
-    stopping = manager.stop().then(() => {
+    stopping = manager.stop().then(async () => {
+      await webhook?.close();
       sender.stop();
       deliverer.close();
     });
@@ -169,6 +172,22 @@ async function main(): Promise<number> {
     },
     "starting mxops",
   );
+  // Every replica serves the webhook (from its warm caches), leader or not.
+  const webhook =
+    config.webhookPort > 0
+      ? await startWebhook({
+          port: config.webhookPort,
+          certDir: config.webhookCertDir || undefined,
+          hostNames: config.webhookHostNames,
+          configurationName: config.webhookConfigurationName || undefined,
+          adminGroups: config.adminGroups,
+          apps: manager.informers.informerFor(MENDIX_APPS),
+          contacts: manager.informers.informerFor(TECHNICAL_CONTACTS),
+          client: manager.client,
+          log: log.child({ component: "webhook" }),
+        })
+      : undefined;
+  manager.addReadyCheck("webhook", () => config.webhookPort === 0 || webhook !== undefined);
   await manager.start();
   await new Promise<void>((resolve) => {
     const wait = setInterval(() => {

@@ -7,6 +7,7 @@ import { TechnicalContact } from "../api/technical-contact.ts";
 import { contactChanges, resolveContacts } from "../domain/contacts.ts";
 import { checkLicenseSecret, decideLicense, nextUtcMidnight, reminderText } from "../domain/license.ts";
 import { decideMaintenance, maintenanceText } from "../domain/maintenance.ts";
+import { desiredGrants } from "../domain/permissions.ts";
 import type { Notification, Recipient } from "../notify/message.ts";
 import type { NotificationSender, Owner, OwnerObject, OwnerStatus } from "../notify/sender.ts";
 import { isNotFound, type KubeObject } from "../runtime/client.ts";
@@ -15,6 +16,7 @@ import type { Informer } from "../runtime/informer.ts";
 import type { Manager } from "../runtime/manager.ts";
 import { type Condition, patchStatusIfChanged, setCondition } from "../runtime/status.ts";
 import { appMetrics } from "./app-metrics.ts";
+import { rbacInformers, syncGrants } from "./rbac.ts";
 import { APPS_BY_CONTACT, MENDIX_APPS, TECHNICAL_CONTACTS } from "./resources.ts";
 import { SECRETS } from "./secrets.ts";
 import { contactRecipient } from "./technical-contact.ts";
@@ -69,6 +71,7 @@ export function registerMendixAppController(
   const contacts = manager.informers.informerFor<ContactObject>(TECHNICAL_CONTACTS);
   apps.addIndex(APPS_BY_CONTACT, appsByContact);
   const metrics = appMetrics(manager.registry);
+  const rbac = rbacInformers(manager);
   const { sender, clock } = deps;
 
   const contactsOf = (namespace: string, names: string[]) =>
@@ -349,6 +352,13 @@ export function registerMendixAppController(
           });
         }
       }
+
+      // Node permissions (and the contacts' own rights) as Roles and RoleBindings on this app's objects.
+      const contactIdentities = contactsOf(namespace, existing).map((c) => ({
+        name: c.metadata.name,
+        identities: c.spec.identities,
+      }));
+      await syncGrants(manager, raw, desiredGrants(name, spec, contactIdentities), rbac);
 
       // Status.
       const conditionsFor = (current: Condition[] | undefined): Condition[] => {

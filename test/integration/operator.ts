@@ -24,6 +24,7 @@ export function startOperator(args: string[], env: Record<string, string> = {}):
       KUBECONFIG: adminKubeconfig(),
       MXOPS_METRICS_BIND_ADDRESS: "0",
       MXOPS_HEALTH_PROBE_BIND_ADDRESS: "0",
+      MXOPS_WEBHOOK_PORT: "0",
       ...env,
     },
     stdio: ["ignore", "pipe", "pipe"],

@@ -1,0 +1,92 @@
+import { describe, expect, it } from "vitest";
+import type { MendixAppSpec } from "../api/mendix-app.ts";
+import { contactsActingAs, reviewAlertPolicy, reviewMendixApp } from "./authorization.ts";
+
+const alice = { name: "alice", identities: { users: ["alice@example.com"], groups: ["crm-owners"] } };
+const bob = { name: "bob", identities: { users: ["bob@example.com"] } };
+const as = (username: string, groups: string[] = []) => ({
+  username,
+  groups: ["system:authenticated", ...groups],
+});
+const spec = (o: Partial<MendixAppSpec> = {}): MendixAppSpec => ({
+  hosting: "OnPremises",
+  environment: "production",
+  state: "Running",
+  technicalContacts: [{ name: "alice" }],
+  ...o,
+});
+const policy = {
+  appRef: { name: "crm" },
+  rules: [{ name: "cpu", metric: "CPU" as const }],
+  repeatInterval: "4h",
+  sendResolved: true,
+  suspend: false,
+};
+
+describe("who acts as a contact", () => {
+  it("matches users and groups", () => {
+    expect(contactsActingAs(as("alice@example.com"), [alice, bob])).toEqual(["alice"]);
+    expect(contactsActingAs(as("carol", ["crm-owners"]), [alice, bob])).toEqual(["alice"]);
+    expect(contactsActingAs(as("mallory"), [alice, bob])).toEqual([]);
+  });
+});
+
+describe("alert settings", () => {
+  const apps = [{ name: "crm", contacts: [alice] }];
+  it.each([
+    ["the contact", as("alice@example.com"), true],
+    ["a member of the contact's group", as("x", ["crm-owners"]), true],
+    ["a cluster admin", as("root", ["system:masters"]), true],
+    ["a configured admin group", as("ops", ["platform-admins"]), true],
+    ["anyone else", as("mallory"), false],
+  ])("%s -> %s", (_n, caller, allowed) => {
+    expect(reviewAlertPolicy(caller, ["platform-admins"], apps, policy).allowed).toBe(allowed);
+  });
+  it("says who may", () => {
+    expect(reviewAlertPolicy(as("mallory"), [], apps, policy).message).toBe(
+      "mallory may not change the alert settings of crm: only the technical contacts of crm: alice (user alice@example.com, group crm-owners), and cluster admins, may",
+    );
+  });
+});
+
+describe("node permissions and contacts", () => {
+  const perms = [{ subject: { kind: "User" as const, name: "dave" }, rights: ["Deploy" as const] }];
+  const review = (caller: ReturnType<typeof as>, oldSpec: MendixAppSpec, newSpec: MendixAppSpec) =>
+    reviewMendixApp(caller, [], "crm", oldSpec, newSpec, [alice], []);
+
+  it("lets contacts and admins change permissions, nobody else", () => {
+    const changed = spec({ permissions: perms });
+    expect(review(as("alice@example.com"), spec(), changed).allowed).toBe(true);
+    expect(review(as("root", ["system:masters"]), spec(), changed).allowed).toBe(true);
+    const denied = review(as("dave"), spec(), changed);
+    expect(denied.allowed).toBe(false);
+    expect(denied.message).toMatch(
+      /dave may not change the node permissions of crm: only the technical contacts of crm: alice/,
+    );
+  });
+  it("lets only a technical contact grant ManagePermissions", () => {
+    const grant = spec({
+      permissions: [{ subject: { kind: "User", name: "dave" }, rights: ["ManagePermissions"] }],
+    });
+    expect(review(as("alice@example.com"), spec(), grant).allowed).toBe(true);
+    expect(review(as("root", ["system:masters"]), spec(), grant).message).toMatch(
+      /may not grant ManagePermissions \(to User:dave\)/,
+    );
+  });
+  it("lets the current contacts and admins change the contacts", () => {
+    const handover = spec({ technicalContacts: [{ name: "bob" }] });
+    expect(review(as("alice@example.com"), spec(), handover).allowed).toBe(true);
+    expect(review(as("bob@example.com"), spec(), handover).allowed).toBe(false);
+    expect(review(as("root", ["system:masters"]), spec(), handover).allowed).toBe(true);
+  });
+  it("leaves other changes alone and warns about contacts that do not exist yet", () => {
+    expect(review(as("anyone"), spec(), spec({ state: "Stopped" })).allowed).toBe(true);
+    const v = reviewMendixApp(as("ci-bot"), [], "crm", undefined, spec(), [], ["alice"]);
+    expect(v).toEqual({
+      allowed: true,
+      warnings: [
+        "TechnicalContact alice does not exist (yet); the app stays ContactAssigned=False until it does",
+      ],
+    });
+  });
+});

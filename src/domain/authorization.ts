@@ -1,0 +1,115 @@
+// Who may change what (rules 7-9): alert settings, node permissions and the technical contacts of an app.
+import type { AlertPolicySpec } from "../api/alert-policy.ts";
+import type { MendixAppSpec, NodePermission } from "../api/mendix-app.ts";
+import type { TechnicalContactSpec } from "../api/technical-contact.ts";
+import { deepEqual } from "../runtime/status.ts";
+
+export interface Caller {
+  username: string;
+  groups: string[];
+}
+
+export interface ContactIdentity {
+  name: string;
+  identities?: TechnicalContactSpec["identities"];
+}
+
+export interface Verdict {
+  allowed: boolean;
+  message?: string;
+  warnings: string[];
+}
+
+export function isAdmin(caller: Caller, adminGroups: string[]): boolean {
+  return caller.groups.includes("system:masters") || caller.groups.some((g) => adminGroups.includes(g));
+}
+
+/** The contacts (by name) whose identities include the caller. */
+export function contactsActingAs(caller: Caller, contacts: ContactIdentity[]): string[] {
+  return contacts
+    .filter(
+      (c) =>
+        (c.identities?.users ?? []).includes(caller.username) ||
+        (c.identities?.groups ?? []).some((g) => caller.groups.includes(g)),
+    )
+    .map((c) => c.name);
+}
+
+function who(app: string, contacts: ContactIdentity[]): string {
+  const ids = contacts.map((c) => {
+    const parts = [
+      ...(c.identities?.users ?? []).map((u) => `user ${u}`),
+      ...(c.identities?.groups ?? []).map((g) => `group ${g}`),
+    ];
+    return `${c.name}${parts.length ? ` (${parts.join(", ")})` : " (no identities set)"}`;
+  });
+  return `the technical contacts of ${app}: ${ids.join("; ") || "none found"}`;
+}
+
+/** Creating, changing or deleting an AlertPolicy: its apps' contacts and cluster admins only. */
+export function reviewAlertPolicy(
+  caller: Caller,
+  adminGroups: string[],
+  apps: { name: string; contacts: ContactIdentity[] }[],
+  spec: AlertPolicySpec | undefined,
+): Verdict {
+  if (isAdmin(caller, adminGroups)) return { allowed: true, warnings: [] };
+  if (spec?.appRef && apps.length === 0) {
+    return {
+      allowed: false,
+      message: `MendixApp ${spec.appRef.name} does not exist: only cluster admins may set alerts for it`,
+      warnings: [],
+    };
+  }
+  const notContactOf = apps.filter((a) => contactsActingAs(caller, a.contacts).length === 0);
+  if (notContactOf.length === 0 && apps.length > 0) return { allowed: true, warnings: [] };
+  const app = notContactOf[0] ?? { name: "the selected apps", contacts: [] };
+  return {
+    allowed: false,
+    message: `${caller.username} may not change the alert settings of ${app.name}: only ${who(app.name, app.contacts)}, and cluster admins, may`,
+    warnings: [],
+  };
+}
+
+const grantsOf = (perms: MendixAppSpec["permissions"], right: NodePermission) =>
+  new Set(
+    (perms ?? []).filter((p) => p.rights.includes(right)).map((p) => `${p.subject.kind}:${p.subject.name}`),
+  );
+
+/** Changing a MendixApp's permissions or technical contacts: the current contacts and cluster admins only. */
+export function reviewMendixApp(
+  caller: Caller,
+  adminGroups: string[],
+  app: string,
+  oldSpec: MendixAppSpec | undefined,
+  newSpec: MendixAppSpec | undefined,
+  currentContacts: ContactIdentity[],
+  missingContacts: string[],
+): Verdict {
+  const warnings = missingContacts.map(
+    (c) => `TechnicalContact ${c} does not exist (yet); the app stays ContactAssigned=False until it does`,
+  );
+  if (!oldSpec || !newSpec) return { allowed: true, warnings };
+  const admin = isAdmin(caller, adminGroups);
+  const actingAs = contactsActingAs(caller, currentContacts);
+  const deny = (what: string, allowedTo: string) => ({
+    allowed: false,
+    message: `${caller.username} may not ${what} of ${app}: only ${allowedTo} may`,
+    warnings,
+  });
+  if (!deepEqual(oldSpec.technicalContacts, newSpec.technicalContacts) && !admin && actingAs.length === 0) {
+    return deny("change the technical contacts", `${who(app, currentContacts)}, and cluster admins,`);
+  }
+  if (!deepEqual(oldSpec.permissions ?? [], newSpec.permissions ?? [])) {
+    const before = grantsOf(oldSpec.permissions, "ManagePermissions");
+    const newlyManaging = [...grantsOf(newSpec.permissions, "ManagePermissions")].filter(
+      (s) => !before.has(s),
+    );
+    if (newlyManaging.length && actingAs.length === 0) {
+      return deny(`grant ManagePermissions (to ${newlyManaging.join(", ")})`, who(app, currentContacts));
+    }
+    if (!admin && actingAs.length === 0)
+      return deny("change the node permissions", `${who(app, currentContacts)}, and cluster admins,`);
+  }
+  return { allowed: true, warnings };
+}

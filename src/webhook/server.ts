@@ -1,0 +1,262 @@
+// The validating admission webhook: HTTPS only, a certificate from a directory (cert-manager style, reloaded
+// on rotation) or generated at start with its CA written into the ValidatingWebhookConfiguration.
+import { readFileSync, unwatchFile, watchFile } from "node:fs";
+import { createServer, type Server } from "node:https";
+import { join } from "node:path";
+import { AlertPolicy } from "../api/alert-policy.ts";
+import { MendixApp } from "../api/mendix-app.ts";
+import { TechnicalContact } from "../api/technical-contact.ts";
+import {
+  type Caller,
+  type ContactIdentity,
+  reviewAlertPolicy,
+  reviewMendixApp,
+  type Verdict,
+} from "../domain/authorization.ts";
+import type { KubeClient, KubeObject, ResourceType } from "../runtime/client.ts";
+import type { Informer } from "../runtime/informer.ts";
+import type { Logger } from "../runtime/log.ts";
+import { createCertificateAuthority } from "../runtime/pki.ts";
+
+export const VALIDATING_WEBHOOKS: ResourceType = {
+  group: "admissionregistration.k8s.io",
+  version: "v1",
+  plural: "validatingwebhookconfigurations",
+  kind: "ValidatingWebhookConfiguration",
+  namespaced: false,
+};
+
+export const PATHS = {
+  alertPolicy: "/validate-mxops-dev-v1alpha1-alertpolicy",
+  mendixApp: "/validate-mxops-dev-v1alpha1-mendixapp",
+};
+
+interface AdmissionRequest {
+  uid: string;
+  kind: { kind: string };
+  namespace?: string;
+  name?: string;
+  operation: "CREATE" | "UPDATE" | "DELETE" | "CONNECT";
+  userInfo: { username?: string; groups?: string[] };
+  object?: KubeObject & { spec?: unknown };
+  oldObject?: KubeObject & { spec?: unknown };
+}
+
+export interface WebhookOptions {
+  port: number;
+  host?: string;
+  /** Directory with tls.crt and tls.key (a mounted Secret); empty: generate a certificate at start. */
+  certDir?: string;
+  /** DNS names for a generated certificate (the webhook Service's names). */
+  hostNames: string[];
+  /** ValidatingWebhookConfiguration whose caBundle is set to the generated CA; empty: none. */
+  configurationName?: string;
+  adminGroups: string[];
+  apps: Informer<KubeObject & { spec: unknown }>;
+  contacts: Informer<KubeObject & { spec: unknown }>;
+  client: KubeClient;
+  log: Logger;
+}
+
+function identitiesOf(
+  contacts: Informer<KubeObject & { spec: unknown }>,
+  namespace: string,
+  names: string[],
+): { found: ContactIdentity[]; missing: string[] } {
+  const found: ContactIdentity[] = [];
+  const missing: string[] = [];
+  for (const name of names) {
+    const raw = contacts.get(namespace, name);
+    const parsed = raw ? TechnicalContact.shape.spec.safeParse(raw.spec) : undefined;
+    if (parsed?.success) found.push({ name, identities: parsed.data.identities });
+    else missing.push(name);
+  }
+  return { found, missing };
+}
+
+export function review(
+  req: AdmissionRequest,
+  opts: Pick<WebhookOptions, "adminGroups" | "apps" | "contacts">,
+): Verdict {
+  const caller: Caller = { username: req.userInfo.username ?? "", groups: req.userInfo.groups ?? [] };
+  const namespace = req.namespace ?? "";
+  if (req.kind.kind === "AlertPolicy") {
+    const obj = req.operation === "DELETE" ? req.oldObject : req.object;
+    const spec = AlertPolicy.shape.spec.safeParse(obj?.spec);
+    if (!spec.success) return { allowed: true, warnings: [] }; // the schema rejects it, with better messages
+    const selected = spec.data.appRef
+      ? [opts.apps.get(namespace, spec.data.appRef.name)].filter(
+          (a): a is KubeObject & { spec: unknown } => !!a,
+        )
+      : opts.apps
+          .list(namespace)
+          .filter((a) =>
+            Object.entries(spec.data.appSelector?.matchLabels ?? {}).every(
+              ([k, v]) => a.metadata.labels?.[k] === v,
+            ),
+          );
+    const apps = selected.map((a) => {
+      const names = (MendixApp.shape.spec.safeParse(a.spec).data?.technicalContacts ?? []).map((c) => c.name);
+      return { name: a.metadata.name, contacts: identitiesOf(opts.contacts, namespace, names).found };
+    });
+    return reviewAlertPolicy(caller, opts.adminGroups, apps, spec.data);
+  }
+  if (req.kind.kind === "MendixApp") {
+    const oldSpec = req.oldObject ? MendixApp.shape.spec.safeParse(req.oldObject.spec) : undefined;
+    const newSpec = req.object ? MendixApp.shape.spec.safeParse(req.object.spec) : undefined;
+    const current = identitiesOf(
+      opts.contacts,
+      namespace,
+      (oldSpec?.data ?? newSpec?.data)?.technicalContacts.map((c) => c.name) ?? [],
+    );
+    const wanted = identitiesOf(
+      opts.contacts,
+      namespace,
+      newSpec?.data?.technicalContacts.map((c) => c.name) ?? [],
+    );
+    return reviewMendixApp(
+      caller,
+      opts.adminGroups,
+      req.name ?? "",
+      oldSpec?.data,
+      newSpec?.data,
+      current.found,
+      wanted.missing,
+    );
+  }
+  return { allowed: true, warnings: [] };
+}
+
+export interface WebhookServer {
+  server: Server;
+  port: number;
+  caPem?: string;
+  close(): Promise<void>;
+}
+
+export async function startWebhook(opts: WebhookOptions): Promise<WebhookServer> {
+  let cert: string;
+  let key: string;
+  let caPem: string | undefined;
+  if (opts.certDir) {
+    cert = readFileSync(join(opts.certDir, "tls.crt"), "utf8");
+    key = readFileSync(join(opts.certDir, "tls.key"), "utf8");
+  } else {
+    const ca = createCertificateAuthority("mxops-webhook-ca");
+    const serving = ca.issueServing(opts.hostNames[0] ?? "mxops-webhook", opts.hostNames, ["127.0.0.1"]);
+    cert = serving.certPem;
+    key = serving.keyPem;
+    caPem = ca.certPem;
+  }
+  const server = createServer({ cert, key, minVersion: "TLSv1.2" }, (req, res) => {
+    let body = "";
+    req.on("data", (d: Buffer) => {
+      body += d.toString();
+    });
+    req.on("end", () => {
+      const path = req.url?.split("?")[0];
+      if (req.method !== "POST" || (path !== PATHS.alertPolicy && path !== PATHS.mendixApp)) {
+        res.writeHead(404).end();
+        return;
+      }
+      let uid = "";
+      try {
+        const review_ = JSON.parse(body) as { request: AdmissionRequest };
+        uid = review_.request.uid;
+        const verdict = review(review_.request, opts);
+        if (!verdict.allowed)
+          opts.log.info(
+            {
+              user: review_.request.userInfo.username,
+              kind: review_.request.kind.kind,
+              name: review_.request.name,
+              namespace: review_.request.namespace,
+            },
+            "admission refused",
+          );
+        res.writeHead(200, { "content-type": "application/json" });
+        res.end(
+          JSON.stringify({
+            apiVersion: "admission.k8s.io/v1",
+            kind: "AdmissionReview",
+            response: {
+              uid,
+              allowed: verdict.allowed,
+              ...(verdict.allowed
+                ? {}
+                : { status: { code: 403, reason: "Forbidden", message: verdict.message } }),
+              ...(verdict.warnings.length ? { warnings: verdict.warnings } : {}),
+            },
+          }),
+        );
+      } catch (err) {
+        // Unreadable review: refuse (failurePolicy Fail semantics), and say why.
+        opts.log.error({ err: (err as Error).message }, "bad admission review");
+        res.writeHead(400, { "content-type": "text/plain" });
+        res.end(`bad AdmissionReview: ${(err as Error).message}`);
+      }
+    });
+  });
+  await new Promise<void>((resolve, reject) => {
+    server.once("error", reject);
+    server.listen(opts.port, opts.host ?? "0.0.0.0", () => resolve());
+  });
+  const address = server.address();
+  const port = typeof address === "object" && address ? address.port : opts.port;
+
+  // Rotation: cert-manager replaces the files in place; new connections get the new certificate.
+  const certFile = opts.certDir ? join(opts.certDir, "tls.crt") : undefined;
+  if (certFile && opts.certDir) {
+    const dir = opts.certDir;
+    watchFile(certFile, { interval: 2000 }, () => {
+      try {
+        server.setSecureContext({
+          cert: readFileSync(join(dir, "tls.crt"), "utf8"),
+          key: readFileSync(join(dir, "tls.key"), "utf8"),
+        });
+        opts.log.info("webhook certificate reloaded");
+      } catch (err) {
+        opts.log.error(
+          { err: (err as Error).message },
+          "could not reload the webhook certificate; keeping the old one",
+        );
+      }
+    });
+  }
+  if (caPem && opts.configurationName)
+    await injectCaBundle(opts.client, opts.configurationName, caPem, opts.log);
+
+  return {
+    server,
+    port,
+    caPem,
+    close: async () => {
+      if (certFile) unwatchFile(certFile);
+      server.closeAllConnections();
+      await new Promise<void>((r) => server.close(() => r()));
+    },
+  };
+}
+
+async function injectCaBundle(client: KubeClient, name: string, caPem: string, log: Logger): Promise<void> {
+  const vwc = await client.get<KubeObject & { webhooks?: { clientConfig: { caBundle?: string } }[] }>(
+    VALIDATING_WEBHOOKS,
+    undefined,
+    name,
+  );
+  if (!vwc) {
+    log.warn(
+      { name },
+      "ValidatingWebhookConfiguration not found; install deploy/ or the Helm chart so the API server calls the webhook",
+    );
+    return;
+  }
+  const caBundle = Buffer.from(caPem).toString("base64");
+  const patch = (vwc.webhooks ?? []).map((_, i) => ({
+    op: "add",
+    path: `/webhooks/${i}/clientConfig/caBundle`,
+    value: caBundle,
+  }));
+  await client.patch(VALIDATING_WEBHOOKS, undefined, name, patch, "json");
+  log.info({ name, webhooks: patch.length }, "webhook CA bundle written");
+}

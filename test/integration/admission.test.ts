@@ -1,0 +1,313 @@
+// Who may change what, on the real API server: the operator's validating webhook called by the kube-apiserver,
+// users minted by the control plane (client certificates), and the RBAC the operator derives from node permissions.
+import { spawn } from "node:child_process";
+import { createServer } from "node:net";
+import { join } from "node:path";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { adminKubeconfig, eventually, kubectl, newNamespace, userKubeconfig } from "./helpers.ts";
+import { installCrds, type OperatorProcess, startOperator } from "./operator.ts";
+
+async function freePort(): Promise<number> {
+  return await new Promise((resolve) => {
+    const srv = createServer().listen(0, "127.0.0.1", () => {
+      const addr = srv.address();
+      srv.close(() => resolve(typeof addr === "object" && addr ? addr.port : 0));
+    });
+  });
+}
+
+const admin = (args: string[], input?: string) => kubectl(adminKubeconfig(), args, input);
+
+describe("admission and node permissions", () => {
+  let ns: string;
+  let op: OperatorProcess;
+  let port: number;
+  let vwc: string;
+  const alice = () => userKubeconfig("alice@example.com", ["people"]);
+  const bob = () => userKubeconfig("bob@example.com", ["people"]);
+  const mallory = () => userKubeconfig("mallory@example.com", ["people"]);
+  // Dave has no RBAC but what his node permissions give him.
+  const dave = () => userKubeconfig("dave@example.com");
+
+  const policy = (name: string, warning = 70) =>
+    `apiVersion: mxops.dev/v1alpha1\nkind: AlertPolicy\nmetadata: {name: ${name}, namespace: ${ns}}\nspec:\n  appRef: {name: crm}\n  rules: [{name: disk, metric: Disk, warningPercent: ${warning}}]\n`;
+  const refusal = async (kc: string, args: string[], input?: string) => {
+    try {
+      await kubectl(kc, args, input);
+      return "(allowed)";
+    } catch (e) {
+      return (e as Error).message;
+    }
+  };
+  const canI = async (kc: string, verb: string, what: string) =>
+    (await refusal(kc, ["auth", "can-i", verb, what, "-n", ns])).includes("(allowed)");
+
+  beforeAll(async () => {
+    await installCrds();
+    // metrics.k8s.io must be served for `kubectl auth can-i list pods.metrics.k8s.io` to resolve it.
+    await admin(["apply", "-f", join(import.meta.dirname, "..", "fixtures", "podmetrics-crd.yaml")]);
+    await admin(["wait", "--for=condition=Established", "crd/pods.metrics.k8s.io"]);
+    ns = await newNamespace("admission");
+    port = await freePort();
+    vwc = `mxops-test-${ns}`;
+    // Scoped to this test's namespace, so other tests never meet this webhook.
+    const hook = (name: string, path: string, resource: string, operations: string[]) => `
+  - name: ${name}.mxops.dev
+    clientConfig: {url: "https://127.0.0.1:${port}${path}"}
+    rules: [{apiGroups: [mxops.dev], apiVersions: [v1alpha1], operations: [${operations.join(", ")}], resources: [${resource}]}]
+    namespaceSelector: {matchLabels: {kubernetes.io/metadata.name: ${ns}}}
+    failurePolicy: Fail
+    sideEffects: None
+    timeoutSeconds: 5
+    admissionReviewVersions: [v1]`;
+    await admin(
+      ["apply", "-f", "-"],
+      `
+apiVersion: mxops.dev/v1alpha1
+kind: TechnicalContact
+metadata: {name: alice, namespace: ${ns}}
+spec: {displayName: Alice, email: alice@example.com, mxid: alice@example.com, identities: {users: [alice@example.com]}}
+---
+apiVersion: mxops.dev/v1alpha1
+kind: TechnicalContact
+metadata: {name: bob, namespace: ${ns}}
+spec: {displayName: Bob, email: bob@example.com, mxid: bob@example.com, identities: {users: [bob@example.com]}}
+---
+apiVersion: apps/v1
+kind: Deployment
+metadata: {name: crm, namespace: ${ns}}
+spec:
+  replicas: 1
+  selector: {matchLabels: {app: crm}}
+  template:
+    metadata: {labels: {app: crm}}
+    spec: {containers: [{name: mendix, image: "mendix/runtime-base:latest"}]}
+---
+apiVersion: mxops.dev/v1alpha1
+kind: MendixApp
+metadata: {name: crm, namespace: ${ns}}
+spec:
+  hosting: OnPremises
+  technicalContacts: [{name: alice}]
+  workloadRef: {kind: Deployment, name: crm}
+  permissions:
+    - subject: {kind: User, name: dave@example.com}
+      rights: [Deploy, Monitoring]
+    - subject: {kind: Group, name: alert-readers}
+      rights: [ReceiveAlerts]
+---
+# Everyone in "people" may edit mxops objects as far as RBAC goes: the webhook is what stops them.
+apiVersion: rbac.authorization.k8s.io/v1
+kind: Role
+metadata: {name: mxops-editor, namespace: ${ns}}
+rules: [{apiGroups: [mxops.dev], resources: [alertpolicies, mendixapps], verbs: [get, list, create, update, patch, delete]}]
+---
+apiVersion: rbac.authorization.k8s.io/v1
+kind: RoleBinding
+metadata: {name: people-edit, namespace: ${ns}}
+roleRef: {apiGroup: rbac.authorization.k8s.io, kind: Role, name: mxops-editor}
+subjects: [{apiGroup: rbac.authorization.k8s.io, kind: Group, name: people}]
+`,
+    );
+    await admin(
+      ["apply", "-f", "-"],
+      `apiVersion: admissionregistration.k8s.io/v1
+kind: ValidatingWebhookConfiguration
+metadata: {name: ${vwc}}
+webhooks:${hook("alertpolicies", "/validate-mxops-dev-v1alpha1-alertpolicy", "alertpolicies", ["CREATE", "UPDATE", "DELETE"])}${hook("mendixapps", "/validate-mxops-dev-v1alpha1-mendixapp", "mendixapps", ["CREATE", "UPDATE"])}
+`,
+    );
+    op = startOperator([`--namespaces=${ns}`], {
+      MXOPS_WEBHOOK_PORT: String(port),
+      MXOPS_WEBHOOK_HOST_NAMES: "localhost",
+      MXOPS_WEBHOOK_CONFIGURATION_NAME: vwc,
+    });
+    await eventually(
+      async () =>
+        (
+          await admin([
+            "get",
+            "validatingwebhookconfiguration",
+            vwc,
+            "-o",
+            "jsonpath={.webhooks[1].clientConfig.caBundle}",
+          ])
+        ).length > 100
+          ? true
+          : undefined,
+      { what: "the CA bundle in the webhook configuration" },
+    );
+    await eventually(
+      async () =>
+        (await admin(["get", "rolebinding", "mxops-crm-technical-contact", "-n", ns, "-o", "name"]))
+          ? true
+          : undefined,
+      {
+        what: "the operator's RBAC for crm",
+      },
+    );
+  });
+
+  afterAll(async () => {
+    await op?.stop();
+    if (vwc) await admin(["delete", "validatingwebhookconfiguration", vwc, "--ignore-not-found"]);
+  });
+
+  it("lets the contact and admins set alert policies and refuses everyone else, saying who may", async () => {
+    expect(await refusal(alice(), ["apply", "-f", "-"], policy("by-alice"))).toBe("(allowed)");
+    expect(await refusal(adminKubeconfig(), ["apply", "-f", "-"], policy("by-admin"))).toBe("(allowed)");
+    const denied = await refusal(mallory(), ["apply", "-f", "-"], policy("by-mallory"));
+    expect(denied).toMatch(
+      /admission webhook "alertpolicies\.mxops\.dev" denied the request: mallory@example\.com may not change the alert settings of crm: only the technical contacts of crm: alice \(user alice@example\.com\), and cluster admins, may/,
+    );
+    expect(await refusal(mallory(), ["apply", "-f", "-"], policy("by-alice", 60))).toMatch(
+      /denied the request/,
+    );
+    expect(await refusal(mallory(), ["delete", "mxalert", "by-alice", "-n", ns])).toMatch(
+      /denied the request/,
+    );
+    expect(await refusal(alice(), ["delete", "mxalert", "by-alice", "-n", ns])).toBe("(allowed)");
+  });
+
+  it("guards node permissions: contacts may change them, only a contact may grant ManagePermissions", async () => {
+    const patch = (rights: string[]) => [
+      "patch",
+      "mxapp",
+      "crm",
+      "-n",
+      ns,
+      "--type=json",
+      "-p",
+      JSON.stringify([
+        {
+          op: "add",
+          path: "/spec/permissions/-",
+          value: { subject: { kind: "User", name: "erin@example.com" }, rights },
+        },
+      ]),
+    ];
+    expect(await refusal(mallory(), patch(["Monitoring"]))).toMatch(
+      /mallory@example\.com may not change the node permissions of crm/,
+    );
+    expect(await refusal(dave(), patch(["Monitoring"]))).toMatch(/may not change the node permissions/);
+    expect(await refusal(adminKubeconfig(), patch(["ManagePermissions"]))).toMatch(
+      /may not grant ManagePermissions \(to User:erin@example\.com\)/,
+    );
+    expect(await refusal(alice(), patch(["ManagePermissions"]))).toBe("(allowed)");
+    // Changes outside permissions and contacts are RBAC's business only.
+    expect(
+      await refusal(dave(), [
+        "patch",
+        "mxapp",
+        "crm",
+        "-n",
+        ns,
+        "--type=merge",
+        "-p",
+        '{"spec":{"state":"Stopped"}}',
+      ]),
+    ).toBe("(allowed)");
+  });
+
+  it("turns each right into exactly the RBAC it needs", async () => {
+    await eventually(
+      async () =>
+        (await canI(userKubeconfig("erin@example.com"), "get", "mendixapps/crm")) ? true : undefined,
+      { what: "erin's ManagePermissions role" },
+    );
+    const matrix: [string, () => string, string, string, boolean][] = [
+      ["Deploy: patch the app", dave, "patch", "mendixapps/crm", true],
+      ["Deploy: scale the workload", dave, "patch", "deployments/crm", true],
+      ["Deploy: no other workloads", dave, "patch", "deployments/other", false],
+      ["Deploy: no deleting the app", dave, "delete", "mendixapps/crm", false],
+      ["Monitoring: read pods", dave, "list", "pods", true],
+      ["Monitoring: read pod metrics", dave, "list", "pods.metrics.k8s.io", true],
+      ["nobody: Secrets", dave, "get", "secrets", false],
+      [
+        "ReceiveAlerts: no RBAC",
+        () => userKubeconfig("reader@example.com", ["alert-readers"]),
+        "get",
+        "mendixapps/crm",
+        false,
+      ],
+      ["contact: alert policies", () => userKubeconfig("alice@example.com"), "create", "alertpolicies", true],
+      ["contact: the workload", alice, "patch", "deployments/crm", true],
+      ["outsider: nothing", () => userKubeconfig("outsider@example.com"), "get", "mendixapps/crm", false],
+    ];
+    const wrong: string[] = [];
+    for (const [what, kc, verb, resource, expected] of matrix) {
+      if ((await canI(kc(), verb, resource)) !== expected)
+        wrong.push(`${what}: can-i ${verb} ${resource} should be ${expected}`);
+    }
+    expect(wrong).toEqual([]);
+    const role = JSON.parse(await admin(["get", "role", "mxops-crm-deploy", "-n", ns, "-o", "json"])) as {
+      metadata: { ownerReferences: { kind: string; name: string }[] };
+    };
+    expect(role.metadata.ownerReferences).toEqual([
+      expect.objectContaining({ kind: "MendixApp", name: "crm" }),
+    ]);
+  });
+
+  it("lets the current contact hand over; the old contact loses the role's rights; missing contacts only warn", async () => {
+    expect(
+      await refusal(mallory(), [
+        "patch",
+        "mxapp",
+        "crm",
+        "-n",
+        ns,
+        "--type=merge",
+        "-p",
+        '{"spec":{"technicalContacts":[{"name":"bob"}]}}',
+      ]),
+    ).toMatch(/may not change the technical contacts of crm/);
+    expect(
+      await refusal(alice(), [
+        "patch",
+        "mxapp",
+        "crm",
+        "-n",
+        ns,
+        "--type=merge",
+        "-p",
+        '{"spec":{"technicalContacts":[{"name":"bob"}]}}',
+      ]),
+    ).toBe("(allowed)");
+    // The workload is reachable only through the contact's role (the "people" role covers mxops objects).
+    await eventually(async () => ((await canI(alice(), "patch", "deployments/crm")) ? undefined : true), {
+      what: "alice to lose the contact's rights",
+    });
+    expect(await canI(bob(), "patch", "deployments/crm")).toBe(true);
+    expect(await refusal(alice(), ["apply", "-f", "-"], policy("after-handover"))).toMatch(
+      /may not change the alert settings of crm: only the technical contacts of crm: bob/,
+    );
+
+    // A contact that does not exist yet (GitOps applies in any order) is a warning, not a refusal.
+    const warned = await new Promise<string>((resolve) => {
+      const child = spawn("kubectl", [
+        "--kubeconfig",
+        adminKubeconfig(),
+        "patch",
+        "mxapp",
+        "crm",
+        "-n",
+        ns,
+        "--type=merge",
+        "-p",
+        '{"spec":{"technicalContacts":[{"name":"bob"},{"name":"ghost2"}]}}',
+      ]);
+      let err = "";
+      child.stderr.on("data", (d: Buffer) => {
+        err += d.toString();
+      });
+      child.on("close", (code) => resolve(`${code} ${err}`));
+    });
+    expect(warned).toMatch(/^0 Warning: TechnicalContact ghost2 does not exist \(yet\)/);
+  });
+
+  it("refuses guarded changes while the webhook is down (failurePolicy: Fail)", async () => {
+    expect(await op.stop()).toBe(0);
+    const denied = await refusal(adminKubeconfig(), ["apply", "-f", "-"], policy("while-down"));
+    expect(denied).toMatch(/failed calling webhook "alertpolicies\.mxops\.dev"/);
+  });
+});
