@@ -24,7 +24,7 @@ const smtp = await startSmtpSink({
   },
 });
 
-await kubectl(cp.kubeconfig, ["apply", "--server-side", "-f", join(root, "crds")]);
+await kubectl(cp.kubeconfig, ["apply", "--server-side", "-k", join(root, "crds")]);
 await kubectl(cp.kubeconfig, [
   "wait",
   "--for=condition=Established",

@@ -85,6 +85,16 @@ export const SETTINGS = {
       "Directory with tls.crt and tls.key (e.g. a cert-manager Secret), reloaded on rotation; empty: generate one at start.",
     parse: z.string(),
   },
+  webhookCertSecret: {
+    flag: "webhook-cert-secret",
+    env: "MXOPS_WEBHOOK_CERT_SECRET",
+    default: "",
+    description:
+      "namespace/name of a Secret where replicas share a generated webhook certificate (created if missing); empty: each replica generates its own.",
+    parse: z
+      .string()
+      .refine((s) => s === "" || /^[a-z0-9-]+\/[a-z0-9.-]+$/.test(s), "must be namespace/name"),
+  },
   webhookHostNames: {
     flag: "webhook-host-names",
     env: "MXOPS_WEBHOOK_HOST_NAMES",

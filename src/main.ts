@@ -178,6 +178,12 @@ async function main(): Promise<number> {
       ? await startWebhook({
           port: config.webhookPort,
           certDir: config.webhookCertDir || undefined,
+          certSecret: config.webhookCertSecret
+            ? {
+                namespace: config.webhookCertSecret.split("/")[0] ?? "",
+                name: config.webhookCertSecret.split("/")[1] ?? "",
+              }
+            : undefined,
           hostNames: config.webhookHostNames,
           configurationName: config.webhookConfigurationName || undefined,
           adminGroups: config.adminGroups,

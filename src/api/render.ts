@@ -10,5 +10,12 @@ export function renderCrdFiles(): Record<string, string> {
   for (const crd of allCustomResourceDefinitions()) {
     files[`${crd.spec.group}_${crd.spec.names.plural}.yaml`] = HEADER + YAML.stringify(crd, { lineWidth: 0 });
   }
+  // Lets kustomize bases (deploy/base) include the CRDs as one directory resource.
+  files["kustomization.yaml"] =
+    `${HEADER}apiVersion: kustomize.config.k8s.io/v1beta1\nkind: Kustomization\nresources:\n${Object.keys(
+      files,
+    )
+      .map((f) => `  - ${f}\n`)
+      .join("")}`;
   return files;
 }

@@ -25,7 +25,9 @@ import {
   hasLicenseEnv,
   licenseInjected,
   removeLicenseEnv,
-  scaleWorkload,
+  replicasBeforeStop,
+  startWorkload,
+  stopWorkload,
   type Workload,
   workloadType,
 } from "./workload.ts";
@@ -152,10 +154,9 @@ export function registerMendixAppController(
       if (raw.metadata.deletionTimestamp) {
         if (workload && wrt) {
           if (hasLicenseEnv(workload)) await removeLicenseEnv(manager.client, wrt, workload);
-          const remembered = raw.status?.workload?.rememberedReplicas;
-          if (spec.state === "Stopped" && workload.spec?.replicas === 0 && remembered) {
-            await scaleWorkload(manager.client, wrt, workload, remembered);
-          }
+          const remembered = replicasBeforeStop(workload);
+          if (workload.spec?.replicas === 0 && remembered)
+            await startWorkload(manager.client, wrt, workload, remembered);
         }
         if (raw.metadata.finalizers?.includes(FINALIZER)) {
           const finalizers = raw.metadata.finalizers.filter((f) => f !== FINALIZER);
@@ -224,7 +225,7 @@ export function registerMendixAppController(
 
       // Workload: license env and replicas.
       let injected = false;
-      let remembered = raw.status?.workload?.rememberedReplicas;
+      let remembered: number | undefined;
       let workloadMissing = false;
       if (spec.workloadRef && wrt) {
         if (!workload) workloadMissing = true;
@@ -245,12 +246,12 @@ export function registerMendixAppController(
           } else if (hasLicenseEnv(workload)) {
             await removeLicenseEnv(manager.client, wrt, workload);
           }
+          remembered = replicasBeforeStop(workload);
           const replicas = workload.spec?.replicas ?? 1;
           if (spec.state === "Stopped" && replicas !== 0) {
-            remembered = replicas;
-            await scaleWorkload(manager.client, wrt, workload, 0);
-          } else if (spec.state === "Running" && replicas === 0 && remembered) {
-            await scaleWorkload(manager.client, wrt, workload, remembered);
+            remembered = await stopWorkload(manager.client, wrt, workload);
+          } else if (spec.state === "Running" && remembered !== undefined) {
+            if (replicas === 0) await startWorkload(manager.client, wrt, workload, remembered);
             remembered = undefined;
           }
         }

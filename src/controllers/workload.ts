@@ -100,14 +100,43 @@ export async function removeLicenseEnv(client: KubeClient, rt: ResourceType, w: 
   });
 }
 
-/** A plain update of replicas (not an apply: giving it up later must not delete the field). */
-export async function scaleWorkload(
+/** Where a stopped workload keeps its replica count: on itself, written in the same patch that scales it to 0. */
+export const REPLICAS_BEFORE_STOP = "mxops.dev/replicas-before-stop";
+
+export function replicasBeforeStop(w: Workload): number | undefined {
+  const v = w.metadata.annotations?.[REPLICAS_BEFORE_STOP];
+  return v && /^\d+$/.test(v) ? Number(v) : undefined;
+}
+
+/**
+ * Plain updates of replicas (not an apply: giving the field up later must not delete it). Stopping records the
+ * count on the workload atomically, so no stale cache or lost status write can forget it.
+ */
+export async function stopWorkload(client: KubeClient, rt: ResourceType, w: Workload): Promise<number> {
+  const replicas = w.spec?.replicas ?? 1;
+  await client.patch(
+    rt,
+    w.metadata.namespace,
+    w.metadata.name,
+    { metadata: { annotations: { [REPLICAS_BEFORE_STOP]: String(replicas) } }, spec: { replicas: 0 } },
+    "merge",
+    { fieldManager: STATE_FIELD_MANAGER },
+  );
+  return replicas;
+}
+
+export async function startWorkload(
   client: KubeClient,
   rt: ResourceType,
   w: Workload,
   replicas: number,
 ): Promise<void> {
-  await client.patch(rt, w.metadata.namespace, w.metadata.name, { spec: { replicas } }, "merge", {
-    fieldManager: STATE_FIELD_MANAGER,
-  });
+  await client.patch(
+    rt,
+    w.metadata.namespace,
+    w.metadata.name,
+    { metadata: { annotations: { [REPLICAS_BEFORE_STOP]: null } }, spec: { replicas } },
+    "merge",
+    { fieldManager: STATE_FIELD_MANAGER },
+  );
 }

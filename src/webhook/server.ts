@@ -49,6 +49,8 @@ export interface WebhookOptions {
   certDir?: string;
   /** DNS names for a generated certificate (the webhook Service's names). */
   hostNames: string[];
+  /** Where replicas share a generated certificate (created by the first); unset: each generates its own. */
+  certSecret?: { namespace: string; name: string };
   /** ValidatingWebhookConfiguration whose caBundle is set to the generated CA; empty: none. */
   configurationName?: string;
   adminGroups: string[];
@@ -127,6 +129,58 @@ export function review(
   return { allowed: true, warnings: [] };
 }
 
+function generate(hostNames: string[]): { cert: string; key: string; caPem: string } {
+  const ca = createCertificateAuthority("mxops-webhook-ca");
+  const serving = ca.issueServing(hostNames[0] ?? "mxops-webhook", hostNames, ["127.0.0.1"]);
+  return { cert: serving.certPem, key: serving.keyPem, caPem: ca.certPem };
+}
+
+const SECRETS: ResourceType = {
+  group: "",
+  version: "v1",
+  plural: "secrets",
+  kind: "Secret",
+  namespaced: true,
+};
+
+/**
+ * Replicas must present certificates from one CA (the configuration holds a single caBundle): the first
+ * replica stores what it generated in a Secret, the others (and later restarts) use that.
+ */
+async function sharedCertificate(
+  client: KubeClient,
+  ref: { namespace: string; name: string },
+  hostNames: string[],
+  log: Logger,
+): Promise<{ cert: string; key: string; caPem: string }> {
+  type TlsSecret = KubeObject & { data?: Record<string, string> };
+  const decode = (s: TlsSecret) => {
+    const d = (k: string) => Buffer.from(s.data?.[k] ?? "", "base64").toString("utf8");
+    return { cert: d("tls.crt"), key: d("tls.key"), caPem: d("ca.crt") };
+  };
+  const existing = await client.get<TlsSecret>(SECRETS, ref.namespace, ref.name);
+  if (existing?.data?.["tls.crt"]) return decode(existing);
+  const fresh = generate(hostNames);
+  const enc = (v: string) => Buffer.from(v).toString("base64");
+  try {
+    await client.create<TlsSecret>(SECRETS, {
+      metadata: {
+        name: ref.name,
+        namespace: ref.namespace,
+        labels: { "app.kubernetes.io/managed-by": "mxops" },
+      },
+      type: "kubernetes.io/tls",
+      data: { "tls.crt": enc(fresh.cert), "tls.key": enc(fresh.key), "ca.crt": enc(fresh.caPem) },
+    });
+    log.info({ secret: `${ref.namespace}/${ref.name}` }, "generated the webhook certificate");
+    return fresh;
+  } catch (err) {
+    const again = await client.get<TlsSecret>(SECRETS, ref.namespace, ref.name); // another replica won the race
+    if (again?.data?.["tls.crt"]) return decode(again);
+    throw err;
+  }
+}
+
 export interface WebhookServer {
   server: Server;
   port: number;
@@ -141,12 +195,10 @@ export async function startWebhook(opts: WebhookOptions): Promise<WebhookServer>
   if (opts.certDir) {
     cert = readFileSync(join(opts.certDir, "tls.crt"), "utf8");
     key = readFileSync(join(opts.certDir, "tls.key"), "utf8");
+  } else if (opts.certSecret) {
+    ({ cert, key, caPem } = await sharedCertificate(opts.client, opts.certSecret, opts.hostNames, opts.log));
   } else {
-    const ca = createCertificateAuthority("mxops-webhook-ca");
-    const serving = ca.issueServing(opts.hostNames[0] ?? "mxops-webhook", opts.hostNames, ["127.0.0.1"]);
-    cert = serving.certPem;
-    key = serving.keyPem;
-    caPem = ca.certPem;
+    ({ cert, key, caPem } = generate(opts.hostNames));
   }
   const server = createServer({ cert, key, minVersion: "TLSv1.2" }, (req, res) => {
     let body = "";

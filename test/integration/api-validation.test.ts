@@ -305,7 +305,7 @@ async function refusal(ns: string, obj: Obj): Promise<string> {
 describe("CRDs on the real API server", () => {
   let ns: string;
   beforeAll(async () => {
-    await kubectl(adminKubeconfig(), ["apply", "--server-side", "-f", join(root, "crds")]);
+    await kubectl(adminKubeconfig(), ["apply", "--server-side", "-k", join(root, "crds")]);
     await kubectl(adminKubeconfig(), [
       "wait",
       "--for=condition=Established",

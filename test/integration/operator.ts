@@ -54,7 +54,7 @@ export function startOperator(args: string[], env: Record<string, string> = {}):
 
 /** Installs (or updates) the mxops CRDs and waits until they are served. */
 export async function installCrds(): Promise<void> {
-  await kubectl(adminKubeconfig(), ["apply", "--server-side", "--force-conflicts", "-f", crds]);
+  await kubectl(adminKubeconfig(), ["apply", "--server-side", "--force-conflicts", "-k", crds]);
   await kubectl(adminKubeconfig(), [
     "wait",
     "--for=condition=Established",
