@@ -9,6 +9,8 @@ const root = join(dirname(fileURLToPath(import.meta.url)), "..");
 for (const [file, content] of Object.entries(renderCrdFiles())) {
   writeFileSync(join(root, "crds", file), content);
   console.log(`wrote crds/${file}`);
+  // Helm installs a chart's crds/ before its templates; it cannot read files outside the chart.
+  if (file !== "kustomization.yaml") writeFileSync(join(root, "charts", "mxops", "crds", file), content);
 }
 
 const readmePath = join(root, "README.md");

@@ -1,0 +1,129 @@
+// The Helm chart: helm (built from its Go module) lints and renders it, the API server accepts the result, the
+// values schema refuses bad values, and its RBAC is the one deploy/base explains.
+import { spawn } from "node:child_process";
+import { readFileSync } from "node:fs";
+import { join } from "node:path";
+import { beforeAll, describe, expect, it } from "vitest";
+import YAML from "yaml";
+import { adminKubeconfig, kubectl } from "./helpers.ts";
+import { installCrds } from "./operator.ts";
+
+const root = join(import.meta.dirname, "..", "..");
+const chart = join(root, "charts", "mxops");
+
+function run(cmd: string, args: string[]): Promise<{ code: number | null; out: string; err: string }> {
+  return new Promise((resolve) => {
+    const child = spawn(cmd, args);
+    let out = "";
+    let err = "";
+    child.stdout.on("data", (d: Buffer) => {
+      out += d.toString();
+    });
+    child.stderr.on("data", (d: Buffer) => {
+      err += d.toString();
+    });
+    child.on("close", (code) => resolve({ code, out, err }));
+  });
+}
+
+interface Doc {
+  kind: string;
+  metadata: { name: string; annotations?: Record<string, string> };
+  rules?: unknown[];
+}
+
+describe("charts/mxops", () => {
+  let helm: string;
+  const template = (...args: string[]) =>
+    run(helm, ["template", "mxops", chart, "-n", "mxops-chart", "--kube-version", "1.34.4", ...args]);
+
+  beforeAll(async () => {
+    const built = await run("bash", [join(root, "test", "controlplane", "build-helm.sh")]);
+    expect(built.code, built.err).toBe(0);
+    helm = built.out.trim().split("\n").at(-1) ?? "";
+    await installCrds();
+  });
+
+  it("passes helm lint", async () => {
+    const r = await run(helm, ["lint", chart]);
+    expect(r.code, r.out + r.err).toBe(0);
+    expect(r.out).toContain("1 chart(s) linted, 0 chart(s) failed");
+  });
+
+  it("renders manifests (with the CRDs) that the API server accepts", async () => {
+    const r = await template("--include-crds");
+    expect(r.code, r.err).toBe(0);
+    const kinds = YAML.parseAllDocuments(r.out)
+      .map((d) => (d.toJS() as Doc).kind)
+      .sort();
+    expect(kinds).toEqual([
+      "ClusterRole",
+      "ClusterRoleBinding",
+      "CustomResourceDefinition",
+      "CustomResourceDefinition",
+      "CustomResourceDefinition",
+      "Deployment",
+      "PodDisruptionBudget",
+      "Role",
+      "RoleBinding",
+      "Service",
+      "Service",
+      "ServiceAccount",
+      "ValidatingWebhookConfiguration",
+    ]);
+    await kubectl(adminKubeconfig(), [
+      "create",
+      "namespace",
+      "mxops-chart",
+      "--dry-run=client",
+      "-o",
+      "yaml",
+    ]).then((ns) => kubectl(adminKubeconfig(), ["apply", "-f", "-"], ns));
+    const applied = await kubectl(
+      adminKubeconfig(),
+      ["apply", "--dry-run=server", "-n", "mxops-chart", "-f", "-"],
+      r.out,
+    );
+    expect(applied).toMatch(/deployment\.apps\/mxops (created|configured|unchanged) \(server dry run\)/);
+  });
+
+  it("switches the webhook to cert-manager, wiring the Certificate and the CA injection", async () => {
+    const missing = await template("--set", "webhook.certificates=certManager");
+    expect(missing.code).not.toBe(0);
+    expect(missing.err).toContain("webhook.certManagerIssuer.name is required");
+    const r = await template(
+      "--set",
+      "webhook.certificates=certManager",
+      "--set",
+      "webhook.certManagerIssuer.name=ca",
+    );
+    const docs = YAML.parseAllDocuments(r.out).map((d) => d.toJS() as Doc);
+    expect(docs.find((d) => d.kind === "Certificate")?.metadata.name).toBe("mxops-webhook");
+    expect(
+      docs.find((d) => d.kind === "ValidatingWebhookConfiguration")?.metadata.annotations?.[
+        "cert-manager.io/inject-ca-from"
+      ],
+    ).toBe("mxops-chart/mxops-webhook");
+    expect(r.out).toContain("MXOPS_WEBHOOK_CERT_DIR");
+  });
+
+  it("refuses bad values through values.schema.json, naming the value", async () => {
+    const r = await template("--set", "smtp.tls=ssl", "--set", "replicas=0");
+    expect(r.code).not.toBe(0);
+    expect(r.err).toMatch(/smtp\/tls/);
+    expect(r.err).toMatch(/replicas/);
+  });
+
+  it("grants the operator exactly the rules deploy/base explains", async () => {
+    const r = await template();
+    const chartRules = YAML.parseAllDocuments(r.out)
+      .map((d) => d.toJS() as Doc)
+      .filter((d) => d.kind === "ClusterRole" || d.kind === "Role");
+    const baseRules = YAML.parseAllDocuments(readFileSync(join(root, "deploy", "base", "rbac.yaml"), "utf8"))
+      .map((d) => d.toJS() as Doc)
+      .filter((d) => d?.kind === "ClusterRole" || d?.kind === "Role");
+    expect(JSON.stringify(chartRules.map((d) => d.rules)).replaceAll("mxops-validating-webhook", "X")).toBe(
+      JSON.stringify(baseRules.map((d) => d.rules)).replaceAll("mxops-validating-webhook", "X"),
+    );
+  });
+});
