@@ -1,5 +1,6 @@
 // The install manifests: they render, the API server accepts them (dry run), and the operator does its whole
 // job under the identity of its own ServiceAccount with exactly the RBAC deploy/ gives it.
+import { readdirSync, readFileSync } from "node:fs";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import YAML from "yaml";
@@ -67,6 +68,33 @@ describe("deploy/ (kustomize)", () => {
       expect(r.verbs).not.toContain("escalate");
       expect(r.verbs).not.toContain("bind");
     }
+  });
+
+  it("has a Prometheus overlay and a Grafana dashboard that use only metrics the operator exports", async () => {
+    const overlay = await kubectl(adminKubeconfig(), [
+      "kustomize",
+      join(root, "deploy", "overlays", "prometheus"),
+    ]);
+    const kinds = YAML.parseAllDocuments(overlay).map((d) => (d.toJS() as Manifest).kind);
+    expect(kinds).toEqual(expect.arrayContaining(["ServiceMonitor", "PrometheusRule", "Deployment"]));
+    const exported = new Set<string>();
+    for (const file of readdirSync(join(root, "src"), { recursive: true }) as string[]) {
+      if (!file.endsWith(".ts") || file.endsWith(".test.ts")) continue;
+      for (const m of readFileSync(join(root, "src", file), "utf8").matchAll(
+        /name: "((?:mxops|controller_runtime|workqueue|leader_election|rest_client)_[a-z_]+)"/g,
+      )) {
+        exported.add(m[1] ?? "");
+      }
+    }
+    const used = [
+      readFileSync(join(root, "deploy", "overlays", "prometheus", "prometheusrule.yaml"), "utf8"),
+      readFileSync(join(root, "deploy", "grafana", "mxops-dashboard.json"), "utf8"),
+    ]
+      .join("\n")
+      .match(/\b(?:mxops|controller_runtime|workqueue|leader_election)_[a-z_]+/g);
+    expect(used?.length).toBeGreaterThan(5);
+    expect([...new Set(used)].filter((m) => !exported.has(m))).toEqual([]);
+    JSON.parse(readFileSync(join(root, "deploy", "grafana", "mxops-dashboard.json"), "utf8"));
   });
 
   describe("the operator under its ServiceAccount's identity", () => {
