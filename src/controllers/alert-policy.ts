@@ -20,6 +20,7 @@ import type { Clock } from "../runtime/clock.ts";
 import type { Informer } from "../runtime/informer.ts";
 import type { Manager } from "../runtime/manager.ts";
 import { patchStatusIfChanged, setCondition } from "../runtime/status.ts";
+import { reportInvalidSpec } from "./invalid-spec.ts";
 import { ALERT_POLICIES, MENDIX_APPS, TECHNICAL_CONTACTS } from "./resources.ts";
 import { contactRecipient } from "./technical-contact.ts";
 import { DEPLOYMENTS, STATEFULSETS } from "./workload.ts";
@@ -155,22 +156,7 @@ export function registerAlertPolicyController(
       const generation = raw.metadata.generation;
       const parsed = AlertPolicy.safeParse({ ...raw, apiVersion: raw.apiVersion ?? API_VERSION });
       if (!parsed.success) {
-        const problems = parsed.error.issues.map((i) => `${i.path.join(".")}: ${i.message}`).join("; ");
-        await patchStatusIfChanged(manager.client, ALERT_POLICIES, raw, (current) => ({
-          ...current,
-          observedGeneration: generation,
-          conditions: setCondition(
-            current?.conditions,
-            {
-              type: "Ready",
-              status: "False",
-              reason: "InvalidSpec",
-              message: problems.slice(0, 2048),
-              observedGeneration: generation,
-            },
-            new Date(now),
-          ),
-        }));
+        await reportInvalidSpec(manager, ALERT_POLICIES, raw, parsed.error, new Date(now));
         return;
       }
       const spec = parsed.data.spec;

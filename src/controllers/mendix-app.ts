@@ -16,6 +16,7 @@ import type { Informer } from "../runtime/informer.ts";
 import type { Manager } from "../runtime/manager.ts";
 import { type Condition, patchStatusIfChanged, setCondition } from "../runtime/status.ts";
 import { appMetrics } from "./app-metrics.ts";
+import { reportInvalidSpec } from "./invalid-spec.ts";
 import { rbacInformers, syncGrants } from "./rbac.ts";
 import { APPS_BY_CONTACT, MENDIX_APPS, TECHNICAL_CONTACTS } from "./resources.ts";
 import { SECRETS } from "./secrets.ts";
@@ -124,22 +125,7 @@ export function registerMendixAppController(
       const generation = raw.metadata.generation;
       const parsed = MendixApp.safeParse({ ...raw, apiVersion: raw.apiVersion ?? API_VERSION });
       if (!parsed.success) {
-        const problems = parsed.error.issues.map((i) => `${i.path.join(".")}: ${i.message}`).join("; ");
-        await patchStatusIfChanged(manager.client, MENDIX_APPS, raw, (current) => ({
-          ...current,
-          observedGeneration: generation,
-          conditions: setCondition(
-            current?.conditions,
-            {
-              type: "Ready",
-              status: "False",
-              reason: "InvalidSpec",
-              message: problems.slice(0, 2048),
-              observedGeneration: generation,
-            },
-            new Date(now),
-          ),
-        }));
+        await reportInvalidSpec(manager, MENDIX_APPS, raw, parsed.error, new Date(now));
         return;
       }
       const app = parsed.data;
@@ -333,13 +319,12 @@ export function registerMendixAppController(
       if (notifications.length) {
         const written = await sender.record(owner(namespace, name), notifications, (status: OwnerStatus) => {
           const s = status as MendixAppStatus;
-          const license = s.license ?? { state: decision.state };
-          s.license = {
-            ...license,
-            remindersSent: [...new Set([...(license.remindersSent ?? []), ...decision.remindersSent])].sort(
-              (a, b) => b - a,
-            ),
-          };
+          // Only the bookkeeping of what is recorded here; the rest of the status is the main write's.
+          if (decision.reminder !== undefined) {
+            const license = s.license ?? { state: decision.state };
+            const sent = new Set([...(license.remindersSent ?? []), ...decision.remindersSent]);
+            s.license = { ...license, remindersSent: [...sent].sort((a, b) => b - a) };
+          }
           if (maintenance?.noticeDue)
             s.maintenance = { ...s.maintenance, lastNoticeFor: iso(maintenance.nextWindowStart) };
           s.contacts = { ...(s.contacts ?? { count: referenced.length }), notified: existing };

@@ -9,6 +9,7 @@ import type { Clock } from "../runtime/clock.ts";
 import type { Informer } from "../runtime/informer.ts";
 import type { Manager } from "../runtime/manager.ts";
 import { patchStatusIfChanged, setCondition } from "../runtime/status.ts";
+import { reportInvalidSpec } from "./invalid-spec.ts";
 import { APPS_BY_CONTACT, MENDIX_APPS, TECHNICAL_CONTACTS } from "./resources.ts";
 import { secretValue } from "./secrets.ts";
 
@@ -115,23 +116,7 @@ export function registerTechnicalContactController(
       const parsed = TechnicalContact.safeParse({ ...raw, apiVersion: raw.apiVersion ?? API_VERSION });
       const now = new Date(deps.clock.now());
       if (!parsed.success) {
-        const problems = parsed.error.issues.map((i) => `${i.path.join(".")}: ${i.message}`).join("; ");
-        log.warn({ problems }, "TechnicalContact cannot be used");
-        await patchStatusIfChanged(manager.client, TECHNICAL_CONTACTS, raw, (current) => ({
-          ...current,
-          observedGeneration: generation,
-          conditions: setCondition(
-            current?.conditions,
-            {
-              type: "Ready",
-              status: "False",
-              reason: "InvalidSpec",
-              message: problems.slice(0, 2048),
-              observedGeneration: generation,
-            },
-            now,
-          ),
-        }));
+        await reportInvalidSpec(manager, TECHNICAL_CONTACTS, raw, parsed.error, new Date(now));
         return;
       }
       const contact = parsed.data;

@@ -123,7 +123,7 @@ export async function ensureBinaries(log: (line: string) => void = (l) => proces
   });
 }
 
-async function freePort(): Promise<number> {
+export async function freePort(): Promise<number> {
   return await new Promise((resolvePromise, reject) => {
     const srv = createServer();
     srv.unref();

@@ -1,20 +1,11 @@
 // Who may change what, on the real API server: the operator's validating webhook called by the kube-apiserver,
 // users minted by the control plane (client certificates), and the RBAC the operator derives from node permissions.
 import { spawn } from "node:child_process";
-import { createServer } from "node:net";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { freePort } from "../controlplane/controlplane.ts";
 import { adminKubeconfig, eventually, kubectl, newNamespace, userKubeconfig } from "./helpers.ts";
 import { installCrds, type OperatorProcess, startOperator } from "./operator.ts";
-
-async function freePort(): Promise<number> {
-  return await new Promise((resolve) => {
-    const srv = createServer().listen(0, "127.0.0.1", () => {
-      const addr = srv.address();
-      srv.close(() => resolve(typeof addr === "object" && addr ? addr.port : 0));
-    });
-  });
-}
 
 const admin = (args: string[], input?: string) => kubectl(adminKubeconfig(), args, input);
 

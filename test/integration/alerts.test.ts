@@ -1,23 +1,14 @@
 // Alerts end to end: PodMetrics served through the kube-apiserver (metrics.k8s.io), disk from a Prometheus
 // HTTP API in its wire format, the operator evaluating an AlertPolicy every second, a real SMTP inbox.
-import { createServer } from "node:net";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { freePort } from "../controlplane/controlplane.ts";
 import { type HttpReceiver, startHttpReceiver } from "../support/http-receiver.ts";
 import { type SmtpSink, startSmtpSink } from "../support/smtp.ts";
 import { adminKubeconfig, eventually, kubectl, newNamespace } from "./helpers.ts";
 import { installCrds, type OperatorProcess, startOperator } from "./operator.ts";
 
 const k = (args: string[], input?: string) => kubectl(adminKubeconfig(), args, input);
-
-async function freePort(): Promise<number> {
-  return await new Promise((resolve) => {
-    const srv = createServer().listen(0, "127.0.0.1", () => {
-      const addr = srv.address();
-      srv.close(() => resolve(typeof addr === "object" && addr ? addr.port : 0));
-    });
-  });
-}
 
 const podMetrics = (ns: string, cpu: string) => `
 apiVersion: metrics.k8s.io/v1beta1

@@ -5,6 +5,7 @@ import { join } from "node:path";
 import { beforeAll, describe, expect, it } from "vitest";
 import YAML from "yaml";
 import { adminKubeconfig, kubectl, newNamespace } from "./helpers.ts";
+import { installCrds } from "./operator.ts";
 
 const root = join(import.meta.dirname, "..", "..");
 type Obj = Record<string, unknown>;
@@ -305,14 +306,7 @@ async function refusal(ns: string, obj: Obj): Promise<string> {
 describe("CRDs on the real API server", () => {
   let ns: string;
   beforeAll(async () => {
-    await kubectl(adminKubeconfig(), ["apply", "--server-side", "-k", join(root, "crds")]);
-    await kubectl(adminKubeconfig(), [
-      "wait",
-      "--for=condition=Established",
-      "crd",
-      "-l",
-      "app.kubernetes.io/name=mxops",
-    ]);
+    await installCrds();
     ns = await newNamespace("api");
   });
 

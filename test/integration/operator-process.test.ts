@@ -1,17 +1,8 @@
 // The operator as users run it: a separate process, configured by flags and MXOPS_* variables, stopped by SIGTERM.
-import { createServer } from "node:net";
 import { afterEach, beforeAll, describe, expect, it } from "vitest";
+import { freePort } from "../controlplane/controlplane.ts";
 import { adminKubeconfig, eventually, kubectl, newNamespace } from "./helpers.ts";
 import { installCrds, type OperatorProcess, startOperator } from "./operator.ts";
-
-async function freePort(): Promise<number> {
-  return await new Promise((resolve) => {
-    const srv = createServer().listen(0, "127.0.0.1", () => {
-      const addr = srv.address();
-      srv.close(() => resolve(typeof addr === "object" && addr ? addr.port : 0));
-    });
-  });
-}
 
 describe("the operator process", () => {
   beforeAll(installCrds);
