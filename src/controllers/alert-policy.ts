@@ -5,7 +5,7 @@ import { AlertPolicy, type AlertPolicyStatus, type RuleStatus } from "../api/ale
 import { API_VERSION, type NotificationRecord, parseDuration } from "../api/common.ts";
 import { MendixApp } from "../api/mendix-app.ts";
 import { TechnicalContact } from "../api/technical-contact.ts";
-import { alertMessage, effectiveRule, step } from "../domain/alerts.ts";
+import { alertMessage, effectiveRule, selects, step } from "../domain/alerts.ts";
 import { currentOrNextWindow } from "../domain/maintenance.ts";
 import { SampleHistory, timeUntilFull } from "../domain/prediction.ts";
 import { alertTeamMembers, mergeRecipients } from "../domain/recipients.ts";
@@ -66,28 +66,6 @@ export function workloadShape(kind: "Deployment" | "StatefulSet", w: WorkloadObj
             v.persistentVolumeClaim ? [v.persistentVolumeClaim.claimName] : [],
           ),
   };
-}
-
-function selects(selector: AlertPolicy["spec"]["appSelector"], labels: Record<string, string> = {}): boolean {
-  if (!selector) return false;
-  const byLabels = Object.entries(selector.matchLabels ?? {}).every(([k, v]) => labels[k] === v);
-  const byExpr = (selector.matchExpressions ?? []).every((e) => {
-    const has = e.key in labels;
-    const v = labels[e.key] ?? "";
-    switch (e.operator) {
-      case "In":
-        return has && (e.values ?? []).includes(v);
-      case "NotIn":
-        return !has || !(e.values ?? []).includes(v);
-      case "Exists":
-        return has;
-      case "DoesNotExist":
-        return !has;
-      default:
-        return false;
-    }
-  });
-  return byLabels && byExpr;
 }
 
 export function registerAlertPolicyController(

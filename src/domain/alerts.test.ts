@@ -7,6 +7,7 @@ import {
   levelFor,
   NO_DATA_GRACE_MS,
   type StepInput,
+  selects,
   step,
 } from "./alerts.ts";
 
@@ -328,5 +329,26 @@ describe("levels and messages", () => {
         firingForMs: 12 * MIN,
       }).body,
     ).toMatch(/fired for 12 minute\(s\) and peaked at 95%/);
+  });
+});
+
+describe("appSelector", () => {
+  it("matches labels and expressions like a Kubernetes label selector", () => {
+    const labels = { tier: "critical", team: "sales" };
+    expect(selects({ matchLabels: { tier: "critical" } }, labels)).toBe(true);
+    expect(
+      selects({ matchExpressions: [{ key: "team", operator: "In", values: ["sales", "ops"] }] }, labels),
+    ).toBe(true);
+    expect(
+      selects({ matchExpressions: [{ key: "team", operator: "NotIn", values: ["sales"] }] }, labels),
+    ).toBe(false);
+    expect(selects({ matchExpressions: [{ key: "env", operator: "DoesNotExist" }] }, labels)).toBe(true);
+    expect(
+      selects(
+        { matchLabels: { tier: "critical" }, matchExpressions: [{ key: "env", operator: "Exists" }] },
+        labels,
+      ),
+    ).toBe(false);
+    expect(selects(undefined, labels)).toBe(false);
   });
 });

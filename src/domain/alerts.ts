@@ -1,7 +1,7 @@
 // The alert state machine of one rule for one app: Inactive -> Pending (for) -> Firing (Warning | Critical)
 // -> resolved, with hysteresis, keepFiringFor, repeats, muting, and Unknown when there is no data.
 // Pure: the previous state comes from AlertPolicy.status, so restarts never reset a timer.
-import type { AlertRule, RuleStatus, Severity } from "../api/alert-policy.ts";
+import type { AlertPolicySpec, AlertRule, RuleStatus, Severity } from "../api/alert-policy.ts";
 import { parseDuration } from "../api/common.ts";
 
 export const DEFAULT_THRESHOLDS = {
@@ -240,4 +240,30 @@ export function alertMessage(
       };
     }
   }
+}
+
+/** Whether a policy's appSelector (matchLabels and matchExpressions) picks an app with these labels. */
+export function selects(
+  selector: AlertPolicySpec["appSelector"],
+  labels: Record<string, string> = {},
+): boolean {
+  if (!selector) return false;
+  const byLabels = Object.entries(selector.matchLabels ?? {}).every(([k, v]) => labels[k] === v);
+  const byExpr = (selector.matchExpressions ?? []).every((e) => {
+    const has = e.key in labels;
+    const v = labels[e.key] ?? "";
+    switch (e.operator) {
+      case "In":
+        return has && (e.values ?? []).includes(v);
+      case "NotIn":
+        return !has || !(e.values ?? []).includes(v);
+      case "Exists":
+        return has;
+      case "DoesNotExist":
+        return !has;
+      default:
+        return false;
+    }
+  });
+  return byLabels && byExpr;
 }

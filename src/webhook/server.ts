@@ -6,6 +6,7 @@ import { join } from "node:path";
 import { AlertPolicy } from "../api/alert-policy.ts";
 import { MendixApp } from "../api/mendix-app.ts";
 import { TechnicalContact } from "../api/technical-contact.ts";
+import { selects } from "../domain/alerts.ts";
 import {
   type Caller,
   type ContactIdentity,
@@ -90,13 +91,7 @@ export function review(
       ? [opts.apps.get(namespace, spec.data.appRef.name)].filter(
           (a): a is KubeObject & { spec: unknown } => !!a,
         )
-      : opts.apps
-          .list(namespace)
-          .filter((a) =>
-            Object.entries(spec.data.appSelector?.matchLabels ?? {}).every(
-              ([k, v]) => a.metadata.labels?.[k] === v,
-            ),
-          );
+      : opts.apps.list(namespace).filter((a) => selects(spec.data.appSelector, a.metadata.labels));
     const apps = selected.map((a) => {
       const names = (MendixApp.shape.spec.safeParse(a.spec).data?.technicalContacts ?? []).map((c) => c.name);
       return { name: a.metadata.name, contacts: identitiesOf(opts.contacts, namespace, names).found };
