@@ -32,6 +32,8 @@ export type Reconciler = (req: Request, ctx: ReconcileContext) => Promise<Reconc
 export interface Related<T extends KubeObject = KubeObject> {
   informer: Informer<T>;
   map: (obj: T) => string[];
+  /** Which updates of the related object matter; default: spec/metadata changes, not status-only writes. */
+  updateNeedsWork?: (oldObj: T, newObj: T) => boolean;
 }
 
 export interface ControllerOptions<P extends KubeObject> {
@@ -125,6 +127,8 @@ export class Controller<P extends KubeObject = KubeObject> {
       const handler: EventHandler<KubeObject> = {
         onAdd: enqueueMapped,
         onUpdate: (oldObj, newObj) => {
+          // A related object's status-only write (e.g. a contact's assignedApps) changes nothing its owners read.
+          if (!(rel.updateNeedsWork ?? specOrMetadataChanged)(oldObj, newObj)) return;
           // Both: a relation that moved (e.g. a label selector no longer matching) concerns the old owner too.
           enqueueMapped(oldObj);
           enqueueMapped(newObj);

@@ -329,9 +329,13 @@ function addTo(index: Map<string, Set<string>>, value: string, key: string): voi
 
 /** List items come without apiVersion/kind; watch events carry them. Make both look alike. */
 function withTypeMeta<T extends KubeObject>(obj: T, rt: ResourceType): T {
-  if (obj.apiVersion && obj.kind) return obj;
-  return { ...obj, apiVersion: rt.group ? `${rt.group}/${rt.version}` : rt.version, kind: rt.kind };
+  // managedFields are often the largest part of an object and nothing here reads them from the cache.
+  const { managedFields: _dropped, ...metadata } = obj.metadata as ObjectMetaWithManagedFields;
+  const apiVersion = obj.apiVersion || (rt.group ? `${rt.group}/${rt.version}` : rt.version);
+  return { ...obj, apiVersion, kind: obj.kind || rt.kind, metadata };
 }
+
+type ObjectMetaWithManagedFields = KubeObject["metadata"] & { managedFields?: unknown };
 
 /** One shared informer per resource kind (and selector), however many controllers read it. */
 export class InformerFactory {

@@ -2,7 +2,7 @@
 
 import type { Server } from "node:http";
 import type { KubeConfig } from "@kubernetes/client-node";
-import type { Registry } from "prom-client";
+import { collectDefaultMetrics, type Registry } from "prom-client";
 import { KubeClient, type KubeObject } from "./client.ts";
 import { Controller, type ControllerOptions } from "./controller.ts";
 import { EventRecorder } from "./events.ts";
@@ -62,6 +62,8 @@ export class Manager {
     this.opts = opts;
     this.log = opts.log;
     this.registry = opts.registry ?? newRegistry();
+    // process_* and nodejs_* (memory, CPU, event-loop lag), as every Prometheus-instrumented process has.
+    collectDefaultMetrics({ register: this.registry });
     this.client = new KubeClient(opts.kubeConfig, { registry: this.registry, userAgent: opts.userAgent });
     this.informers = new InformerFactory(this.client, {
       ...opts.informer,
