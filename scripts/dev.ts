@@ -45,6 +45,8 @@ const operator = spawn(process.execPath, [join(root, "src", "main.ts"), "--leade
     MXOPS_SMTP_PORT: String(smtp.port),
     MXOPS_SMTP_TLS: "none",
     MXOPS_SMTP_FROM: "mxops@localhost",
+    // No ValidatingWebhookConfiguration is installed locally, so the webhook would only hold a port.
+    MXOPS_WEBHOOK_PORT: process.env.MXOPS_WEBHOOK_PORT ?? "0",
   },
   stdio: ["ignore", "inherit", "inherit"],
 });
