@@ -9,7 +9,7 @@ import { KubeConfig } from "@kubernetes/client-node";
 import { MENDIX_APPS, TECHNICAL_CONTACTS } from "../src/controllers/resources.ts";
 import { DEPLOYMENTS } from "../src/controllers/workload.ts";
 import { KubeClient, type KubeObject } from "../src/runtime/client.ts";
-import { freePort, kubectl, startControlPlane } from "../test/controlplane/controlplane.ts";
+import { freePort, installCrds, kubectl, startControlPlane } from "../test/controlplane/controlplane.ts";
 
 const root = join(import.meta.dirname, "..");
 const argv = process.argv.slice(2);
@@ -57,14 +57,7 @@ try {
   const kc = new KubeConfig();
   kc.loadFromFile(cp.kubeconfig);
   const client = new KubeClient(kc);
-  await kubectl(cp.kubeconfig, ["apply", "--server-side", "-k", join(root, "crds")]);
-  await kubectl(cp.kubeconfig, [
-    "wait",
-    "--for=condition=Established",
-    "crd",
-    "-l",
-    "app.kubernetes.io/name=mxops",
-  ]);
+  await installCrds(cp.kubeconfig);
   const ns = "bench";
   await kubectl(cp.kubeconfig, ["create", "namespace", ns]);
   await kubectl(cp.kubeconfig, ["create", "namespace", "baseline"]);

@@ -4,7 +4,7 @@ import { spawn } from "node:child_process";
 import { mkdirSync, writeFileSync } from "node:fs";
 import { dirname, join } from "node:path";
 import { fileURLToPath } from "node:url";
-import { kubectl, startControlPlane } from "../test/controlplane/controlplane.ts";
+import { installCrds, kubectl, startControlPlane } from "../test/controlplane/controlplane.ts";
 import { startSmtpSink } from "../test/support/smtp.ts";
 
 const root = join(dirname(fileURLToPath(import.meta.url)), "..");
@@ -24,14 +24,7 @@ const smtp = await startSmtpSink({
   },
 });
 
-await kubectl(cp.kubeconfig, ["apply", "--server-side", "-k", join(root, "crds")]);
-await kubectl(cp.kubeconfig, [
-  "wait",
-  "--for=condition=Established",
-  "crd",
-  "-l",
-  "app.kubernetes.io/name=mxops",
-]);
+await installCrds(cp.kubeconfig);
 await kubectl(cp.kubeconfig, ["apply", "-f", join(root, "deploy", "samples")]);
 
 const operator = spawn(process.execPath, [join(root, "src", "main.ts"), "--leader-elect"], {

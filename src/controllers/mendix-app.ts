@@ -18,15 +18,17 @@ import { type Condition, patchStatusIfChanged, setCondition } from "../runtime/s
 import { appMetrics } from "./app-metrics.ts";
 import { reportInvalidSpec } from "./invalid-spec.ts";
 import { rbacInformers, syncGrants } from "./rbac.ts";
-import { APPS_BY_CONTACT, MENDIX_APPS, TECHNICAL_CONTACTS } from "./resources.ts";
-import { SECRETS } from "./secrets.ts";
+import { APPS_BY_CONTACT, APPS_BY_WORKLOAD, MENDIX_APPS, TECHNICAL_CONTACTS } from "./resources.ts";
+import { secretData } from "./secrets.ts";
 import { contactRecipient } from "./technical-contact.ts";
 import {
   applyLicenseEnv,
+  DEPLOYMENTS,
   hasLicenseEnv,
   licenseInjected,
   removeLicenseEnv,
   replicasBeforeStop,
+  STATEFULSETS,
   startWorkload,
   stopWorkload,
   type Workload,
@@ -39,22 +41,6 @@ type AppObject = KubeObject & { spec: MendixApp["spec"]; status?: MendixAppStatu
 type ContactObject = KubeObject & { spec: TechnicalContact["spec"] };
 
 const iso = (ms: number) => new Date(ms).toISOString().replace(/\.\d{3}Z$/, "Z");
-/** Secret values are read only to check their shape here; they never leave this function's caller. */
-async function secretData(
-  manager: Manager,
-  namespace: string,
-  name: string,
-): Promise<Record<string, string> | undefined> {
-  const s = await manager.client.get<KubeObject & { data?: Record<string, string> }>(
-    SECRETS,
-    namespace,
-    name,
-  );
-  if (!s) return undefined;
-  return Object.fromEntries(
-    Object.entries(s.data ?? {}).map(([k, v]) => [k, Buffer.from(v, "base64").toString("utf8")]),
-  );
-}
 
 export function appsByContact(app: AppObject): string[] {
   return (app.spec?.technicalContacts ?? []).map((c) => `${app.metadata.namespace}/${c.name}`);
@@ -73,6 +59,15 @@ export function registerMendixAppController(
   const apps = manager.informers.informerFor<AppObject>(MENDIX_APPS);
   const contacts = manager.informers.informerFor<ContactObject>(TECHNICAL_CONTACTS);
   apps.addIndex(APPS_BY_CONTACT, appsByContact);
+  apps.addIndex(APPS_BY_WORKLOAD, (a) =>
+    a.spec?.workloadRef
+      ? [`${a.metadata.namespace}/${a.spec.workloadRef.kind}/${a.spec.workloadRef.name}`]
+      : [],
+  );
+  const workloads = {
+    Deployment: manager.informers.informerFor<Workload>(DEPLOYMENTS),
+    StatefulSet: manager.informers.informerFor<Workload>(STATEFULSETS),
+  };
   const metrics = appMetrics(manager.registry);
   const rbac = rbacInformers(manager);
   const { sender, clock } = deps;
@@ -113,6 +108,13 @@ export function registerMendixAppController(
             .byIndex(APPS_BY_CONTACT, `${c.metadata.namespace}/${c.metadata.name}`)
             .map((a) => `${a.metadata.namespace}/${a.metadata.name}`),
       },
+      ...(["Deployment", "StatefulSet"] as const).map((kind) => ({
+        informer: workloads[kind] as unknown as Informer<KubeObject>,
+        map: (w: KubeObject) =>
+          apps
+            .byIndex(APPS_BY_WORKLOAD, `${w.metadata.namespace}/${kind}/${w.metadata.name}`)
+            .map((a) => `${a.metadata.namespace}/${a.metadata.name}`),
+      })),
     ],
     reconcile: async ({ namespace, name }, { log }) => {
       if (!namespace) return;
@@ -131,10 +133,10 @@ export function registerMendixAppController(
       const app = parsed.data;
       const spec = app.spec;
       const wrt = spec.workloadRef ? workloadType(spec.workloadRef.kind) : undefined;
-      const workload =
-        wrt && spec.workloadRef
-          ? await manager.client.get<Workload>(wrt, namespace, spec.workloadRef.name)
-          : undefined;
+      // From the shared cache: its changes (creation, drift) reconcile the app, so a GET would only repeat it.
+      const workload = spec.workloadRef
+        ? workloads[spec.workloadRef.kind].get(namespace, spec.workloadRef.name)
+        : undefined;
 
       // Deletion: take back what we added to the workload, leave it running, then let the app go.
       if (raw.metadata.deletionTimestamp) {
@@ -197,7 +199,7 @@ export function registerMendixAppController(
       const secretCheck = spec.license
         ? checkLicenseSecret(
             spec.license.secretRef.name,
-            await secretData(manager, namespace, spec.license.secretRef.name),
+            await secretData(manager.client, namespace, spec.license.secretRef.name),
           )
         : ({ ok: true } as const);
       const decision = decideLicense({
@@ -454,10 +456,10 @@ export function registerMendixAppController(
       });
 
       // Requeue at the next boundary: midnight UTC (days left, reminders, expiry), the maintenance notice,
-      // or soon when a license Secret is broken (Secrets are not watched).
+      // or soon when a license Secret is broken (Secrets are not watched; workloads are).
       const waits = [nextUtcMidnight(now) - now];
       if (maintenance) waits.push(maintenance.recheckAt - now);
-      if (!secretCheck.ok || workloadMissing) waits.push(30_000);
+      if (!secretCheck.ok) waits.push(30_000);
       return { requeueAfterMs: Math.max(1000, Math.min(...waits)) };
     },
   });

@@ -26,3 +26,6 @@ export const ALERT_POLICIES: ResourceType = {
 
 /** MendixApps indexed by "namespace/contact" for each technical contact they name. */
 export const APPS_BY_CONTACT = "contact";
+
+/** MendixApps indexed by "namespace/Kind/name" of the workload they run on. */
+export const APPS_BY_WORKLOAD = "workload";

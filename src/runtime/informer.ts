@@ -255,7 +255,7 @@ export class Informer<T extends KubeObject> {
         continue: cont,
         signal,
       });
-      for (const item of page.items) items.push(withTypeMeta(item, this.resource));
+      for (const item of page.items) items.push(normalized(item, this.resource));
       cont = page.metadata.continue || undefined;
       rv = page.metadata.resourceVersion ?? rv;
     } while (cont);
@@ -278,7 +278,7 @@ export class Informer<T extends KubeObject> {
   }
 
   private apply(type: "ADDED" | "MODIFIED" | "DELETED" | "SYNC", raw: T): void {
-    const obj = withTypeMeta(raw, this.resource);
+    const obj = normalized(raw, this.resource);
     const key = objectKey(obj);
     const old = this.store.get(key);
     if (type === "DELETED") {
@@ -327,8 +327,8 @@ function addTo(index: Map<string, Set<string>>, value: string, key: string): voi
   set.add(key);
 }
 
-/** List items come without apiVersion/kind; watch events carry them. Make both look alike. */
-function withTypeMeta<T extends KubeObject>(obj: T, rt: ResourceType): T {
+/** List items come without apiVersion/kind, watch events with them: make both alike, and drop managedFields. */
+function normalized<T extends KubeObject>(obj: T, rt: ResourceType): T {
   // managedFields are often the largest part of an object and nothing here reads them from the cache.
   const { managedFields: _dropped, ...metadata } = obj.metadata as ObjectMetaWithManagedFields;
   const apiVersion = obj.apiVersion || (rt.group ? `${rt.group}/${rt.version}` : rt.version);

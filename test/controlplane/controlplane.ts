@@ -461,3 +461,21 @@ export class KubectlError extends Error {
     this.stderr = stderr;
   }
 }
+
+/** Installs (or updates) the mxops CRDs from crds/ and waits until the API server serves them. */
+export async function installCrds(kubeconfig: string): Promise<void> {
+  await kubectl(kubeconfig, [
+    "apply",
+    "--server-side",
+    "--force-conflicts",
+    "-k",
+    join(here, "..", "..", "crds"),
+  ]);
+  await kubectl(kubeconfig, [
+    "wait",
+    "--for=condition=Established",
+    "crd",
+    "-l",
+    "app.kubernetes.io/name=mxops",
+  ]);
+}

@@ -30,6 +30,7 @@ describe("admission and node permissions", () => {
       return (e as Error).message;
     }
   };
+  const mergePatch = (json: string) => ["patch", "mxapp", "crm", "-n", ns, "--type=merge", "-p", json];
   const canI = async (kc: string, verb: string, what: string) =>
     (await refusal(kc, ["auth", "can-i", verb, what, "-n", ns])).includes("(allowed)");
 
@@ -186,18 +187,7 @@ webhooks:${hook("alertpolicies", "/validate-mxops-dev-v1alpha1-alertpolicy", "al
     );
     expect(await refusal(alice(), patch(["ManagePermissions"]))).toBe("(allowed)");
     // Changes outside permissions and contacts are RBAC's business only.
-    expect(
-      await refusal(dave(), [
-        "patch",
-        "mxapp",
-        "crm",
-        "-n",
-        ns,
-        "--type=merge",
-        "-p",
-        '{"spec":{"state":"Stopped"}}',
-      ]),
-    ).toBe("(allowed)");
+    expect(await refusal(dave(), mergePatch('{"spec":{"state":"Stopped"}}'))).toBe("(allowed)");
   });
 
   it("turns each right into exactly the RBAC it needs", async () => {
@@ -240,30 +230,12 @@ webhooks:${hook("alertpolicies", "/validate-mxops-dev-v1alpha1-alertpolicy", "al
   });
 
   it("lets the current contact hand over; the old contact loses the role's rights; missing contacts only warn", async () => {
-    expect(
-      await refusal(mallory(), [
-        "patch",
-        "mxapp",
-        "crm",
-        "-n",
-        ns,
-        "--type=merge",
-        "-p",
-        '{"spec":{"technicalContacts":[{"name":"bob"}]}}',
-      ]),
-    ).toMatch(/may not change the technical contacts of crm/);
-    expect(
-      await refusal(alice(), [
-        "patch",
-        "mxapp",
-        "crm",
-        "-n",
-        ns,
-        "--type=merge",
-        "-p",
-        '{"spec":{"technicalContacts":[{"name":"bob"}]}}',
-      ]),
-    ).toBe("(allowed)");
+    expect(await refusal(mallory(), mergePatch('{"spec":{"technicalContacts":[{"name":"bob"}]}}'))).toMatch(
+      /may not change the technical contacts of crm/,
+    );
+    expect(await refusal(alice(), mergePatch('{"spec":{"technicalContacts":[{"name":"bob"}]}}'))).toBe(
+      "(allowed)",
+    );
     // The workload is reachable only through the contact's role (the "people" role covers mxops objects).
     await eventually(async () => ((await canI(alice(), "patch", "deployments/crm")) ? undefined : true), {
       what: "alice to lose the contact's rights",

@@ -7,6 +7,8 @@ import { adminKubeconfig, eventually, kubectl, newNamespace } from "./helpers.ts
 import { installCrds, type OperatorProcess, startOperator } from "./operator.ts";
 
 const k = (args: string[], input?: string) => kubectl(adminKubeconfig(), args, input);
+/** kubectl apply of several manifests at once, as one stream. */
+const applyAll = (...manifests: string[]) => k(["apply", "-f", "-"], manifests.join("---"));
 const DAY = 86_400_000;
 const inDays = (d: number) => new Date(Date.now() + d * DAY).toISOString().slice(0, 10);
 
@@ -311,17 +313,14 @@ describe("MendixApp rules end to end", () => {
 
   it("says exactly what is wrong with a license Secret", async () => {
     const n = ns.secrets ?? "";
-    await k(
-      ["apply", "-f", "-"],
-      [
-        contact(n, "alice", "alice@example.com"),
-        deployment(n),
-        licenseSecret(n, "not-uuid", "12345"),
-        licenseSecret(n, "no-key", undefined, ""),
-        app(n, { name: "a1", contacts: ["alice"], secret: "not-uuid" }),
-        app(n, { name: "a2", contacts: ["alice"], secret: "no-key" }),
-        app(n, { name: "a3", contacts: ["alice"], secret: "absent" }),
-      ].join("---"),
+    await applyAll(
+      contact(n, "alice", "alice@example.com"),
+      deployment(n),
+      licenseSecret(n, "not-uuid", "12345"),
+      licenseSecret(n, "no-key", undefined, ""),
+      app(n, { name: "a1", contacts: ["alice"], secret: "not-uuid" }),
+      app(n, { name: "a2", contacts: ["alice"], secret: "no-key" }),
+      app(n, { name: "a3", contacts: ["alice"], secret: "absent" }),
     );
     for (const [name, reason] of [
       ["a1", "LicenseIdNotUUID"],
@@ -339,15 +338,12 @@ describe("MendixApp rules end to end", () => {
 
   it("sends each renewal reminder once, to every contact, also across an operator restart", async () => {
     const n = ns.reminders ?? "";
-    await k(
-      ["apply", "-f", "-"],
-      [
-        contact(n, "alice", "alice@example.com"),
-        contact(n, "bob"),
-        licenseSecret(n),
-        deployment(n),
-        app(n, { contacts: ["alice", "bob"], expiresAt: inDays(20) }),
-      ].join("---"),
+    await applyAll(
+      contact(n, "alice", "alice@example.com"),
+      contact(n, "bob"),
+      licenseSecret(n),
+      deployment(n),
+      app(n, { contacts: ["alice", "bob"], expiresAt: inDays(20) }),
     );
     await until(
       "the 30-day reminder to both contacts",
@@ -393,14 +389,11 @@ describe("MendixApp rules end to end", () => {
     ];
     const hhmm = soon.toISOString().slice(11, 16);
     const extra = `  maintenance: {dayOfWeek: ${day}, startTime: "${hhmm}", duration: 2h, noticeHours: 48}\n`;
-    await k(
-      ["apply", "-f", "-"],
-      [
-        contact(n, "carol", "carol@example.com"),
-        licenseSecret(n),
-        deployment(n),
-        app(n, { hosting: "MendixCloud", contacts: ["carol"], expiresAt: inDays(5), extra }),
-      ].join("---"),
+    await applyAll(
+      contact(n, "carol", "carol@example.com"),
+      licenseSecret(n),
+      deployment(n),
+      app(n, { hosting: "MendixCloud", contacts: ["carol"], expiresAt: inDays(5), extra }),
     );
     await until(
       "the maintenance notice",
@@ -425,14 +418,11 @@ describe("MendixApp rules end to end", () => {
 
   it("scales a Stopped app to 0 and restores the replicas when it runs again", async () => {
     const n = ns.startstop ?? "";
-    await k(
-      ["apply", "-f", "-"],
-      [
-        contact(n, "alice", "alice@example.com"),
-        licenseSecret(n),
-        deployment(n, "crm", 3),
-        app(n, { contacts: ["alice"] }),
-      ].join("---"),
+    await applyAll(
+      contact(n, "alice", "alice@example.com"),
+      licenseSecret(n),
+      deployment(n, "crm", 3),
+      app(n, { contacts: ["alice"] }),
     );
     await until("activation", async () => (await appStatus(n)).license?.state === "Active");
     await k(["patch", "mxapp", "crm", "-n", n, "--type=merge", "-p", '{"spec":{"state":"Stopped"}}']);
@@ -444,15 +434,12 @@ describe("MendixApp rules end to end", () => {
 
   it("announces a change of technical contact to the new and the old contact", async () => {
     const n = ns.change ?? "";
-    await k(
-      ["apply", "-f", "-"],
-      [
-        contact(n, "alice", "alice@example.com"),
-        contact(n, "bob", "bob@example.com"),
-        licenseSecret(n),
-        deployment(n),
-        app(n, { contacts: ["alice"] }),
-      ].join("---"),
+    await applyAll(
+      contact(n, "alice", "alice@example.com"),
+      contact(n, "bob", "bob@example.com"),
+      licenseSecret(n),
+      deployment(n),
+      app(n, { contacts: ["alice"] }),
     );
     await until(
       "alice's welcome",
@@ -490,14 +477,11 @@ describe("MendixApp rules end to end", () => {
 
   it("on deletion removes the license env and leaves the workload running", async () => {
     const n = ns.delete ?? "";
-    await k(
-      ["apply", "-f", "-"],
-      [
-        contact(n, "alice", "alice@example.com"),
-        licenseSecret(n),
-        deployment(n, "crm", 2),
-        app(n, { contacts: ["alice"] }),
-      ].join("---"),
+    await applyAll(
+      contact(n, "alice", "alice@example.com"),
+      licenseSecret(n),
+      deployment(n, "crm", 2),
+      app(n, { contacts: ["alice"] }),
     );
     await until("activation", async () => (await appStatus(n)).workload?.licenseInjected === true);
     await k(["delete", "mxapp", "crm", "-n", n, "--timeout=30s"]);

@@ -4,6 +4,19 @@ import { freePort } from "../controlplane/controlplane.ts";
 import { adminKubeconfig, eventually, kubectl, newNamespace } from "./helpers.ts";
 import { installCrds, type OperatorProcess, startOperator } from "./operator.ts";
 
+const leaseHolder = async (ns: string) =>
+  (
+    await kubectl(adminKubeconfig(), [
+      "get",
+      "lease",
+      "mxops-operator",
+      "-n",
+      ns,
+      "-o",
+      "jsonpath={.spec.holderIdentity}",
+    ])
+  ).trim();
+
 describe("the operator process", () => {
   beforeAll(installCrds);
   const started: OperatorProcess[] = [];
@@ -34,17 +47,7 @@ describe("the operator process", () => {
       },
       { what: "leadership in /metrics" },
     );
-    const holder = (
-      await kubectl(adminKubeconfig(), [
-        "get",
-        "lease",
-        "mxops-operator",
-        "-n",
-        ns,
-        "-o",
-        "jsonpath={.spec.holderIdentity}",
-      ])
-    ).trim();
+    const holder = await leaseHolder(ns);
     expect(holder).not.toBe("");
 
     expect(op.logs().map((l) => l.msg)).toEqual(
@@ -53,17 +56,7 @@ describe("the operator process", () => {
 
     op.child.kill("SIGTERM");
     expect(await op.exit).toBe(0);
-    const after = (
-      await kubectl(adminKubeconfig(), [
-        "get",
-        "lease",
-        "mxops-operator",
-        "-n",
-        ns,
-        "-o",
-        "jsonpath={.spec.holderIdentity}",
-      ])
-    ).trim();
+    const after = await leaseHolder(ns);
     expect(after).toBe("");
   });
 

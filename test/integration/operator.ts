@@ -1,10 +1,10 @@
 // Runs the operator as users do: its own process (src/main.ts on Node 24), configured by flags and MXOPS_* variables.
 import { type ChildProcess, spawn } from "node:child_process";
 import { join } from "node:path";
-import { adminKubeconfig, kubectl } from "./helpers.ts";
+import { installCrds as installCrdsWith } from "../controlplane/controlplane.ts";
+import { adminKubeconfig } from "./helpers.ts";
 
 const main = join(import.meta.dirname, "..", "..", "src", "main.ts");
-const crds = join(import.meta.dirname, "..", "..", "crds");
 
 export interface OperatorProcess {
   child: ChildProcess;
@@ -52,14 +52,7 @@ export function startOperator(args: string[], env: Record<string, string> = {}):
   };
 }
 
-/** Installs (or updates) the mxops CRDs and waits until they are served. */
+/** Installs (or updates) the mxops CRDs on the run's control plane. */
 export async function installCrds(): Promise<void> {
-  await kubectl(adminKubeconfig(), ["apply", "--server-side", "--force-conflicts", "-k", crds]);
-  await kubectl(adminKubeconfig(), [
-    "wait",
-    "--for=condition=Established",
-    "crd",
-    "-l",
-    "app.kubernetes.io/name=mxops",
-  ]);
+  await installCrdsWith(adminKubeconfig());
 }
