@@ -1,4 +1,5 @@
 // The one way to talk to the API server: typed REST calls and watches over client-node's authentication.
+import { statSync } from "node:fs";
 import { type HttpMethod, type KubeConfig, RequestContext } from "@kubernetes/client-node";
 import { Counter, Histogram, type Registry } from "prom-client";
 import { type Dispatcher, fetch } from "undici";
@@ -180,6 +181,12 @@ export class KubeClient {
   readonly server: string;
   private readonly metrics: ClientMetrics | undefined;
   private readonly userAgent: string;
+  /**
+   * One connection pool per TLS identity. client-node builds a new undici Agent for every request, which
+   * means a new TLS handshake per request: at 1,000 apps that was most of the operator's CPU (and much of
+   * the API server's). The Agent is kept until the identity changes (a rotated certificate file).
+   */
+  private pool: { identity: string; dispatcher: Dispatcher | undefined } | undefined;
 
   constructor(kubeConfig: KubeConfig, opts: { registry?: Registry; userAgent?: string } = {}) {
     const cluster = kubeConfig.getCurrentCluster();
@@ -201,7 +208,41 @@ export class KubeClient {
     const ctx = new RequestContext(url.toString(), method as HttpMethod);
     await this.kubeConfig.applySecurityAuthentication(ctx);
     const headers: Record<string, string> = { ...ctx.getHeaders(), "user-agent": this.userAgent };
-    return { url, headers, dispatcher: ctx.getDispatcher() as Dispatcher | undefined };
+    const identity = this.tlsIdentity();
+    if (this.pool?.identity !== identity) {
+      const old = this.pool?.dispatcher;
+      this.pool = { identity, dispatcher: ctx.getDispatcher() as Dispatcher | undefined };
+      // In-flight requests (watches) finish on the old pool; close() waits for them.
+      old?.close().catch(() => undefined);
+    }
+    return { url, headers, dispatcher: this.pool.dispatcher };
+  }
+
+  /** What the TLS connection depends on: the cluster's CA and endpoint, the user's certificate (files by mtime). */
+  private tlsIdentity(): string {
+    const cluster = this.kubeConfig.getCurrentCluster();
+    const user = this.kubeConfig.getCurrentUser();
+    const file = (path: string | undefined) => {
+      if (!path) return "";
+      try {
+        const st = statSync(path);
+        return `${path}@${st.mtimeMs}/${st.size}`;
+      } catch {
+        return `${path}@missing`;
+      }
+    };
+    return JSON.stringify([
+      cluster?.server,
+      cluster?.caData,
+      file(cluster?.caFile),
+      cluster?.skipTLSVerify,
+      cluster?.tlsServerName,
+      cluster?.proxyUrl,
+      user?.certData,
+      file(user?.certFile),
+      user?.keyData,
+      file(user?.keyFile),
+    ]);
   }
 
   private count(code: number | string, method: string) {
