@@ -9,7 +9,8 @@ import { checkLicenseSecret, decideLicense, nextUtcMidnight, reminderText } from
 import { decideMaintenance, maintenanceText } from "../domain/maintenance.ts";
 import { desiredGrants } from "../domain/permissions.ts";
 import type { Notification, Recipient } from "../notify/message.ts";
-import type { NotificationSender, Owner, OwnerObject, OwnerStatus } from "../notify/sender.ts";
+import { recordIntents } from "../notify/outbox.ts";
+import type { NotificationSender, Owner, OwnerObject } from "../notify/sender.ts";
 import { isNotFound, type KubeObject } from "../runtime/client.ts";
 import type { Clock } from "../runtime/clock.ts";
 import type { Informer } from "../runtime/informer.ts";
@@ -164,8 +165,11 @@ export function registerMendixAppController(
         log.info("app deleted; workload left running without the license env");
         return;
       }
+      // The latest copy of the app: the cache's, or what our own write returned (so the status write
+      // below does not conflict with the finalizer patch).
+      let base: AppObject = raw;
       if (!raw.metadata.finalizers?.includes(FINALIZER)) {
-        await manager.client.patch(
+        base = await manager.client.patch<AppObject>(
           MENDIX_APPS,
           namespace,
           name,
@@ -317,29 +321,6 @@ export function registerMendixAppController(
           `added: ${changes.added.join(", ") || "-"}; removed: ${changes.removed.join(", ") || "-"}`,
         );
       }
-      let base: AppObject = raw;
-      if (notifications.length) {
-        const written = await sender.record(owner(namespace, name), notifications, (status: OwnerStatus) => {
-          const s = status as MendixAppStatus;
-          // Only the bookkeeping of what is recorded here; the rest of the status is the main write's.
-          if (decision.reminder !== undefined) {
-            const license = s.license ?? { state: decision.state };
-            const sent = new Set([...(license.remindersSent ?? []), ...decision.remindersSent]);
-            s.license = { ...license, remindersSent: [...sent].sort((a, b) => b - a) };
-          }
-          if (maintenance?.noticeDue)
-            s.maintenance = { ...s.maintenance, lastNoticeFor: iso(maintenance.nextWindowStart) };
-          s.contacts = { ...(s.contacts ?? { count: referenced.length }), notified: existing };
-        });
-        if (written) base = written as AppObject;
-        for (const record of (written?.status?.notifications ?? []).filter(
-          (r) => r.state === "Pending" && notifications.some((n) => n.id === r.id),
-        )) {
-          sender.submit(owner(namespace, name), record, {
-            recipients: recipientsFor(namespace, name, record),
-          });
-        }
-      }
 
       // Node permissions (and the contacts' own rights) as Roles and RoleBindings on this app's objects.
       const contactIdentities = contactsOf(namespace, existing).map((c) => ({
@@ -390,9 +371,19 @@ export function registerMendixAppController(
         );
       };
       const previousLicenseState = raw.status?.license?.state;
-      await patchStatusIfChanged(manager.client, MENDIX_APPS, base, (current) => {
+      // One status write carries the outcome and the outbox: new notifications are recorded (Pending) with
+      // their bookkeeping in the same write, and sent only after it succeeded.
+      const written = await patchStatusIfChanged(manager.client, MENDIX_APPS, base, (current) => {
+        const sentBefore = current?.license?.remindersSent ?? [];
+        const remindersSent =
+          decision.reminder !== undefined
+            ? [...new Set([...sentBefore, ...decision.remindersSent])].sort((a, b) => b - a)
+            : sentBefore;
         const next: MendixAppStatus = {
           ...current,
+          notifications: notifications.length
+            ? recordIntents(current?.notifications, notifications, new Date(now))
+            : current?.notifications,
           observedGeneration: generation,
           conditions: conditionsFor(current?.conditions),
           contacts: {
@@ -400,15 +391,13 @@ export function registerMendixAppController(
             primary: contactsResolved.primary,
             missing: contactsResolved.missing.length ? contactsResolved.missing : undefined,
             withoutMxid: contactsResolved.withoutMxid.length ? contactsResolved.withoutMxid : undefined,
-            notified: current?.contacts?.notified,
+            notified: notifications.length ? existing : current?.contacts?.notified,
           },
           license: {
             state: decision.state,
             expiresAt: spec.license?.expiresAt,
             daysRemaining: decision.daysRemaining,
-            remindersSent: current?.license?.remindersSent?.length
-              ? current.license.remindersSent
-              : undefined,
+            remindersSent: remindersSent.length ? remindersSent : undefined,
             renewal: decision.renewal,
             expandVia: decision.expandVia,
             message: decision.message,
@@ -419,12 +408,24 @@ export function registerMendixAppController(
           maintenance: maintenance
             ? {
                 nextWindowStart: iso(maintenance.nextWindowStart),
-                lastNoticeFor: current?.maintenance?.lastNoticeFor,
+                lastNoticeFor: maintenance.noticeDue
+                  ? iso(maintenance.nextWindowStart)
+                  : current?.maintenance?.lastNoticeFor,
               }
             : undefined,
         };
         return next;
       });
+      for (const record of (written.object.status?.notifications ?? []).filter(
+        (r) => r.state === "Pending" && notifications.some((n) => n.id === r.id),
+      )) {
+        sender.submit(
+          owner(namespace, name),
+          record,
+          { recipients: recipientsFor(namespace, name, record) },
+          written.written ? (written.object as unknown as OwnerObject) : undefined,
+        );
+      }
       if (decision.state !== previousLicenseState) {
         if (decision.state === "PendingMxID" || decision.state === "Unlicensed") {
           manager.events.event(

@@ -106,12 +106,16 @@ export class NotificationSender {
     for (const record of pendingRecords(obj.status?.notifications)) this.submit(owner, record, opts(record));
   }
 
-  submit(owner: Owner, record: NotificationRecord, opts: SubmitOptions): void {
+  /**
+   * Delivers a Pending `record` of `owner` in the background. `fresh`: the owner as a write of this process
+   * just returned it (authoritative, so delivery need not read it again).
+   */
+  submit(owner: Owner, record: NotificationRecord, opts: SubmitOptions, fresh?: OwnerObject): void {
     const key = `${owner.rt.plural}/${owner.namespace}/${owner.name}/${record.id}`;
     if (this.inflight.has(key)) return;
     this.pendingSince.set(key, Date.parse(record.createdAt) || this.clock.now());
     this.updateOldestPending();
-    const run = this.deliver(owner, record, opts)
+    const run = this.deliver(owner, record, opts, fresh)
       .catch((err: unknown) => {
         // The record stays Pending in status: the next reconcile (or the next leader) resumes it.
         this.log.error({ err, notification: record.id }, "notification delivery interrupted; will resume");
@@ -198,9 +202,14 @@ export class NotificationSender {
     );
   }
 
-  private async deliver(owner: Owner, submitted: NotificationRecord, opts: SubmitOptions): Promise<void> {
-    // The caller's copy may come from a stale cache: only the stored record says what is still to do.
-    const current = await this.client.get<OwnerObject>(owner.rt, owner.namespace, owner.name);
+  private async deliver(
+    owner: Owner,
+    submitted: NotificationRecord,
+    opts: SubmitOptions,
+    fresh?: OwnerObject,
+  ): Promise<void> {
+    // A copy from a cache may be stale: only the stored record says what is still to do.
+    const current = fresh ?? (await this.client.get<OwnerObject>(owner.rt, owner.namespace, owner.name));
     const record = current?.status?.notifications?.find((r) => r.id === submitted.id);
     if (record?.state !== "Pending") return;
     const recipients = await opts.recipients();
