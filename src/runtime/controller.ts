@@ -6,7 +6,7 @@ import { type Clock, systemClock, type Timer } from "./clock.ts";
 import { type EventHandler, type Informer, objectKey, splitKey } from "./informer.ts";
 import type { Logger } from "./log.ts";
 import { controllerMetrics } from "./metrics.ts";
-import { WorkQueue } from "./queue.ts";
+import { type Priority, WorkQueue } from "./queue.ts";
 import { defaultControllerRateLimiter, type RateLimiter } from "./rate-limit.ts";
 
 export interface Request {
@@ -108,24 +108,30 @@ export class Controller<P extends KubeObject = KubeObject> {
     if (this.running) return;
     this.running = true;
     const needsWork = this.opts.updateNeedsWork ?? specOrMetadataChanged;
+    // Adds from a cache's initial list (or its replay to a new handler) are bulk work: the low lane.
+    let replaying = false;
+    const addPriority = (informer: { hasSynced(): boolean }): Priority =>
+      replaying || !informer.hasSynced() ? "low" : "high";
     const primaryHandler: EventHandler<P> = {
-      onAdd: (obj) => this.queue.add(objectKey(obj)),
+      onAdd: (obj) => this.queue.add(objectKey(obj), addPriority(this.opts.primary)),
       onUpdate: (oldObj, newObj) => {
         if (needsWork(oldObj, newObj)) this.queue.add(objectKey(newObj));
       },
       onDelete: (obj) => this.queue.add(objectKey(obj)),
     };
+    replaying = true;
     this.opts.primary.addHandler(primaryHandler);
+    replaying = false;
     this.handlers.push({
       informer: this.opts.primary as unknown as Informer<KubeObject>,
       handler: primaryHandler as EventHandler<KubeObject>,
     });
     for (const rel of this.opts.related ?? []) {
-      const enqueueMapped = (obj: KubeObject) => {
-        for (const key of rel.map(obj)) this.queue.add(key);
+      const enqueueMapped = (obj: KubeObject, priority: Priority = "high") => {
+        for (const key of rel.map(obj)) this.queue.add(key, priority);
       };
       const handler: EventHandler<KubeObject> = {
-        onAdd: enqueueMapped,
+        onAdd: (obj) => enqueueMapped(obj, addPriority(rel.informer)),
         onUpdate: (oldObj, newObj) => {
           // A related object's status-only write (e.g. a contact's assignedApps) changes nothing its owners read.
           if (!(rel.updateNeedsWork ?? specOrMetadataChanged)(oldObj, newObj)) return;
@@ -135,7 +141,9 @@ export class Controller<P extends KubeObject = KubeObject> {
         },
         onDelete: enqueueMapped,
       };
+      replaying = true;
       rel.informer.addHandler(handler);
+      replaying = false;
       this.handlers.push({ informer: rel.informer, handler });
     }
     const concurrency = Math.max(1, this.opts.concurrency ?? 1);
@@ -165,7 +173,7 @@ export class Controller<P extends KubeObject = KubeObject> {
     const period = this.opts.resyncPeriodMs ?? 0;
     if (!period || !this.running) return;
     this.resyncTimer = this.clock.after(period, () => {
-      for (const key of this.opts.primary.keys()) this.queue.add(key);
+      for (const key of this.opts.primary.keys()) this.queue.add(key, "low");
       this.scheduleResync();
     });
   }

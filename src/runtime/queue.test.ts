@@ -31,6 +31,54 @@ describe("WorkQueue", () => {
     expect(await q.get()).toBe("a");
   });
 
+  it("hands out event-driven (high) keys before bulk (low) ones, FIFO within a lane", async () => {
+    const { q } = newQueue();
+    for (const k of ["l1", "l2", "l3"]) q.add(k, "low");
+    q.add("h1");
+    q.add("h2", "high");
+    expect(q.len()).toBe(5);
+    const order = [];
+    for (let i = 0; i < 5; i++) order.push(await q.get());
+    expect(order).toEqual(["h1", "h2", "l1", "l2", "l3"]);
+    expect(q.len()).toBe(0);
+  });
+
+  it("promotes a key waiting in the low lane when it is added high, and hands it out once", async () => {
+    const { q } = newQueue();
+    for (const k of ["l1", "l2", "l3"]) q.add(k, "low");
+    q.add("l3", "high");
+    q.add("l2", "low"); // already queued: stays where it is
+    expect(q.len()).toBe(3);
+    const order = [];
+    for (let i = 0; i < 3; i++) order.push(await q.get());
+    expect(order).toEqual(["l3", "l1", "l2"]);
+    expect(q.len()).toBe(0);
+    q.add("x", "low");
+    expect(await q.get()).toBe("x");
+  });
+
+  it("re-queues a key added while processing with the highest priority it was added with", async () => {
+    const { q } = newQueue();
+    q.add("a");
+    expect(await q.get()).toBe("a");
+    q.add("a", "low");
+    q.add("a", "high");
+    q.add("b", "low");
+    q.done("a");
+    expect(await q.get()).toBe("a");
+    expect(await q.get()).toBe("b");
+  });
+
+  it("queues timed requeues in the low lane and rate-limited retries in the high lane", async () => {
+    const { q, clock } = newQueue();
+    q.addAfter("timed", 1000);
+    q.addRateLimited("failed");
+    clock.advance(1000);
+    expect(q.len()).toBe(2);
+    expect(await q.get()).toBe("failed");
+    expect(await q.get()).toBe("timed");
+  });
+
   it("wakes a waiting worker when a key arrives", async () => {
     const { q } = newQueue();
     const pending = q.get();

@@ -1,4 +1,7 @@
-// A keyed work queue after client-go's: dedup while queued, one worker per key, delays and rate-limited retries.
+// A keyed work queue after client-go's: dedup while queued, one worker per key, delays and rate-limited retries,
+// and two lanes (as controller-runtime's priority queue): what an event caused goes before bulk work (the
+// initial list, resyncs, timed requeues such as 10,000 apps at midnight), so a user's change never waits
+// behind a backlog it did not cause.
 import type { Clock, Timer } from "./clock.ts";
 import type { RateLimiter } from "./rate-limit.ts";
 
@@ -12,10 +15,38 @@ export interface QueueMetrics {
   worked(seconds: number): void;
 }
 
+export type Priority = "high" | "low";
+
+/** A FIFO with O(1) shift (Array#shift is O(n), which adds up at 10,000 queued keys). */
+class Fifo {
+  private items: string[] = [];
+  private head = 0;
+  push(key: string): void {
+    this.items.push(key);
+  }
+  shift(): string | undefined {
+    if (this.head >= this.items.length) return undefined;
+    const key = this.items[this.head++];
+    if (this.head > 1024 && this.head * 2 > this.items.length) {
+      this.items = this.items.slice(this.head);
+      this.head = 0;
+    }
+    return key;
+  }
+  clear(): void {
+    this.items = [];
+    this.head = 0;
+  }
+}
+
 const noMetrics: QueueMetrics = { depth() {}, added() {}, retried() {}, queued() {}, worked() {} };
 
 export class WorkQueue {
-  private readonly items: string[] = [];
+  private readonly lanes: Record<Priority, Fifo> = { high: new Fifo(), low: new Fifo() };
+  /** Keys waiting in a lane, and which; a lane may also hold stale entries of promoted keys, skipped on take. */
+  private readonly queued = new Map<string, Priority>();
+  /** The priority a key added while it is processed is queued with when done. */
+  private readonly requeueAs = new Map<string, Priority>();
   private readonly dirty = new Set<string>();
   private readonly processing = new Map<string, number>();
   private readonly addedAt = new Map<string, number>();
@@ -33,20 +64,33 @@ export class WorkQueue {
     this.metrics = metrics;
   }
 
-  add(key: string): void {
-    if (this.shuttingDown || this.dirty.has(key)) return;
+  /** Queues `key` (once); a high add of a key waiting in the low lane moves it to the high lane. */
+  add(key: string, priority: Priority = "high"): void {
+    if (this.shuttingDown) return;
+    if (this.dirty.has(key)) {
+      if (priority === "high") {
+        if (this.queued.get(key) === "low") {
+          this.queued.set(key, "high");
+          this.lanes.high.push(key);
+        } else if (this.processing.has(key)) this.requeueAs.set(key, "high");
+      }
+      return;
+    }
     this.metrics.added();
     this.dirty.add(key);
     this.addedAt.set(key, this.clock.now());
-    if (this.processing.has(key)) return; // re-queued by done()
-    this.push(key);
+    if (this.processing.has(key)) {
+      this.requeueAs.set(key, priority); // re-queued by done()
+      return;
+    }
+    this.push(key, priority);
   }
 
-  /** Adds `key` after `ms`; an earlier pending deadline for the same key wins. */
-  addAfter(key: string, ms: number): void {
+  /** Adds `key` after `ms` (in the low lane unless told); an earlier pending deadline for the same key wins. */
+  addAfter(key: string, ms: number, priority: Priority = "low"): void {
     if (this.shuttingDown) return;
     if (ms <= 0) {
-      this.add(key);
+      this.add(key, priority);
       return;
     }
     const at = this.clock.now() + ms;
@@ -55,7 +99,7 @@ export class WorkQueue {
     existing?.timer.cancel();
     const timer = this.clock.after(ms, () => {
       this.delayed.delete(key);
-      this.add(key);
+      this.add(key, priority);
     });
     this.delayed.set(key, { at, timer });
   }
@@ -63,7 +107,7 @@ export class WorkQueue {
   /** Adds `key` after the rate limiter's delay (per-key exponential backoff and the overall limit). */
   addRateLimited(key: string): void {
     this.metrics.retried();
-    this.addAfter(key, this.limiter.when(key));
+    this.addAfter(key, this.limiter.when(key), "high");
   }
 
   /** Clears the key's failure history (call after a successful reconcile). */
@@ -88,12 +132,14 @@ export class WorkQueue {
     const started = this.processing.get(key);
     if (started !== undefined) this.metrics.worked((this.clock.now() - started) / 1000);
     this.processing.delete(key);
-    if (this.dirty.has(key)) this.push(key);
+    const priority = this.requeueAs.get(key) ?? "high";
+    this.requeueAs.delete(key);
+    if (this.dirty.has(key)) this.push(key, priority);
     if (this.processing.size === 0) for (const w of this.idleWaiters.splice(0)) w();
   }
 
   len(): number {
-    return this.items.length;
+    return this.queued.size;
   }
 
   isProcessing(key: string): boolean {
@@ -106,30 +152,39 @@ export class WorkQueue {
     for (const d of this.delayed.values()) d.timer.cancel();
     this.delayed.clear();
     // Items still queued are dropped: a level-based controller finds them again at the next start.
-    this.items.length = 0;
+    this.lanes.high.clear();
+    this.lanes.low.clear();
+    this.queued.clear();
+    this.requeueAs.clear();
     this.dirty.clear();
     this.metrics.depth(0);
     for (const w of this.waiters.splice(0)) w(undefined);
     if (this.processing.size > 0) await new Promise<void>((r) => this.idleWaiters.push(r));
   }
 
-  private push(key: string): void {
+  private push(key: string, priority: Priority): void {
     const waiter = this.waiters.shift();
     if (waiter) {
       this.start(key);
       waiter(key);
       return;
     }
-    this.items.push(key);
-    this.metrics.depth(this.items.length);
+    this.queued.set(key, priority);
+    this.lanes[priority].push(key);
+    this.metrics.depth(this.queued.size);
   }
 
   private take(): string | undefined {
-    const key = this.items.shift();
-    if (key === undefined) return undefined;
-    this.metrics.depth(this.items.length);
-    this.start(key);
-    return key;
+    for (const priority of ["high", "low"] as const) {
+      for (let key = this.lanes[priority].shift(); key !== undefined; key = this.lanes[priority].shift()) {
+        if (this.queued.get(key) !== priority) continue; // promoted, or already taken from the other lane
+        this.queued.delete(key);
+        this.metrics.depth(this.queued.size);
+        this.start(key);
+        return key;
+      }
+    }
+    return undefined;
   }
 
   private start(key: string): void {
