@@ -13,6 +13,7 @@ import { recordIntents } from "../notify/outbox.ts";
 import type { NotificationSender, Owner, OwnerObject } from "../notify/sender.ts";
 import { isNotFound, type KubeObject } from "../runtime/client.ts";
 import type { Clock } from "../runtime/clock.ts";
+import { specOrMetadataChanged } from "../runtime/controller.ts";
 import type { Informer } from "../runtime/informer.ts";
 import type { Manager } from "../runtime/manager.ts";
 import { type Condition, patchStatusIfChanged, setCondition } from "../runtime/status.ts";
@@ -42,6 +43,13 @@ type AppObject = KubeObject & { spec: MendixApp["spec"]; status?: MendixAppStatu
 type ContactObject = KubeObject & { spec: TechnicalContact["spec"] };
 
 const iso = (ms: number) => new Date(ms).toISOString().replace(/\.\d{3}Z$/, "Z");
+
+/** True when the only change from `a` to `b` is `finalizer` added to the finalizers. */
+export function onlyFinalizerAdded(a: KubeObject, b: KubeObject, finalizer: string): boolean {
+  if (a.metadata.finalizers?.includes(finalizer) || !b.metadata.finalizers?.includes(finalizer)) return false;
+  const same = { ...a, metadata: { ...a.metadata, finalizers: b.metadata.finalizers } };
+  return !specOrMetadataChanged(same, b);
+}
 
 export function appsByContact(app: AppObject): string[] {
   return (app.spec?.technicalContacts ?? []).map((c) => `${app.metadata.namespace}/${c.name}`);
@@ -100,6 +108,9 @@ export function registerMendixAppController(
     name: "mendixapp",
     primary: apps,
     concurrency: deps.concurrency ?? 4,
+    // Our own finalizer arriving changes nothing the reconcile reads: no second reconcile for it.
+    updateNeedsWork: (oldObj, newObj) =>
+      specOrMetadataChanged(oldObj, newObj) && !onlyFinalizerAdded(oldObj, newObj, FINALIZER),
     resyncPeriodMs: deps.resyncPeriodMs ?? 0,
     related: [
       {

@@ -142,6 +142,12 @@ export class Deliverer {
     onDelivered: (target: string) => Promise<void>,
   ): Promise<TargetOutcome[]> {
     const jobs: Promise<TargetOutcome>[] = [];
+    // A delivered target is recorded at once while other targets are still in flight (a crash must not resend
+    // it). The last one to finish needs no write of its own: the completion, written right after, records it.
+    let running = 0;
+    const mark = async (target: string) => {
+      if (running > 1) await onDelivered(target);
+    };
     for (const recipient of recipients) {
       for (const channel of this.channels) {
         if (!channel.reaches(recipient)) continue;
@@ -166,7 +172,12 @@ export class Deliverer {
             continue;
           }
         }
-        jobs.push(this.deliverOne(n, recipient, channel, target, onDelivered));
+        running++;
+        jobs.push(
+          this.deliverOne(n, recipient, channel, target, mark).finally(() => {
+            running--;
+          }),
+        );
       }
     }
     return await Promise.all(jobs);

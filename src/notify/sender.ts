@@ -212,15 +212,22 @@ export class NotificationSender {
     const current = fresh ?? (await this.client.get<OwnerObject>(owner.rt, owner.namespace, owner.name));
     const record = current?.status?.notifications?.find((r) => r.id === submitted.id);
     if (record?.state !== "Pending") return;
+    // The newest copy this process knows: writes below try it first and read again only on a conflict.
+    let latest: OwnerObject | undefined = current;
     const recipients = await opts.recipients();
     const outcomes = await this.deliverer.deliver(
       toNotification(record),
       recipients,
       new Set(record.delivered ?? []),
       async (target) => {
-        await this.update(owner, (status) => {
-          status.notifications = markDelivered(status.notifications ?? [], record.id, target);
-        });
+        latest =
+          (await this.update(
+            owner,
+            (status) => {
+              status.notifications = markDelivered(status.notifications ?? [], record.id, target);
+            },
+            latest,
+          )) ?? latest;
       },
     );
     for (const o of outcomes.filter((x) => x.held)) {
@@ -239,34 +246,38 @@ export class NotificationSender {
     }
     const failed = outcomes.filter((o) => !o.ok && !o.held);
     const now = new Date(this.clock.now());
-    const obj = await this.update(owner, (status) => {
-      status.notifications = complete(status.notifications ?? [], record.id, outcomes, now);
-      const closed = status.notifications.find((r) => r.id === record.id);
-      if (failed.length) {
-        status.conditions = setCondition(
-          status.conditions,
-          {
-            type: "NotificationFailed",
-            status: "True",
-            reason: "DeliveryFailed",
-            message: `${record.kind} ${record.id}: ${closed?.message ?? "delivery failed"}`.slice(0, 2048),
-          },
-          now,
-        );
-      } else if (status.conditions?.some((c) => c.type === "NotificationFailed" && c.status === "True")) {
-        status.conditions = setCondition(
-          status.conditions,
-          {
-            type: "NotificationFailed",
-            status: "False",
-            reason: "Delivered",
-            message: `${record.kind} ${record.id} delivered`,
-          },
-          now,
-        );
-      }
-      if (closed) opts.onComplete?.(status, closed, outcomes);
-    });
+    const obj = await this.update(
+      owner,
+      (status) => {
+        status.notifications = complete(status.notifications ?? [], record.id, outcomes, now);
+        const closed = status.notifications.find((r) => r.id === record.id);
+        if (failed.length) {
+          status.conditions = setCondition(
+            status.conditions,
+            {
+              type: "NotificationFailed",
+              status: "True",
+              reason: "DeliveryFailed",
+              message: `${record.kind} ${record.id}: ${closed?.message ?? "delivery failed"}`.slice(0, 2048),
+            },
+            now,
+          );
+        } else if (status.conditions?.some((c) => c.type === "NotificationFailed" && c.status === "True")) {
+          status.conditions = setCondition(
+            status.conditions,
+            {
+              type: "NotificationFailed",
+              status: "False",
+              reason: "Delivered",
+              message: `${record.kind} ${record.id} delivered`,
+            },
+            now,
+          );
+        }
+        if (closed) opts.onComplete?.(status, closed, outcomes);
+      },
+      latest,
+    );
     const delivered = outcomes.filter((o) => o.ok);
     if (obj && delivered.length && !failed.length) {
       this.events.event(
@@ -296,10 +307,11 @@ export class NotificationSender {
   private async update(
     owner: Owner,
     mutate: (status: OwnerStatus) => void,
+    hint?: OwnerObject,
   ): Promise<OwnerObject | undefined> {
     const lockKey = `${owner.rt.plural}/${owner.namespace}/${owner.name}`;
     const previous = this.locks.get(lockKey) ?? Promise.resolve();
-    const run = previous.catch(() => undefined).then(() => this.updateNow(owner, mutate));
+    const run = previous.catch(() => undefined).then(() => this.updateNow(owner, mutate, hint));
     this.locks.set(lockKey, run);
     try {
       return await run;
@@ -308,12 +320,17 @@ export class NotificationSender {
     }
   }
 
+  /** Read-mutate-write of the owner's status, guarded by its resourceVersion; `hint` saves the first read. */
   private async updateNow(
     owner: Owner,
     mutate: (status: OwnerStatus) => void,
+    hint?: OwnerObject,
   ): Promise<OwnerObject | undefined> {
     for (let attempt = 1; ; attempt++) {
-      const obj = await this.client.get<OwnerObject>(owner.rt, owner.namespace, owner.name);
+      const obj =
+        attempt === 1 && hint
+          ? hint
+          : await this.client.get<OwnerObject>(owner.rt, owner.namespace, owner.name);
       if (!obj) return undefined; // the owner is gone: nothing left to notify about
       const before = obj.status ?? {};
       const after: OwnerStatus = structuredClone(before);

@@ -1,0 +1,68 @@
+import { Registry } from "prom-client";
+import { describe, expect, it } from "vitest";
+import { silentLogger } from "../runtime/log.ts";
+import type { Channel } from "./channels.ts";
+import { Deliverer } from "./deliver.ts";
+import type { Notification, Recipient } from "./message.ts";
+
+/** A channel whose sends finish when the test says so. */
+function gatedChannel(name: "email" | "webhook") {
+  const gates = new Map<string, () => void>();
+  const channel: Channel = {
+    name,
+    reaches: () => true,
+    send: (_n, _r, deliveryId) => new Promise<void>((resolve) => gates.set(deliveryId, resolve)),
+  };
+  return { channel, gates };
+}
+
+const notification: Notification = {
+  id: "reminder/uid/2030-01-01/30",
+  kind: "LicenseReminder",
+  severity: "Warning",
+  title: "t",
+  body: "b",
+  occurredAt: "2026-11-27T00:00:00Z",
+};
+const alice: Recipient = { key: "contact:alice", displayName: "Alice", email: "alice@example.com" };
+const tick = () => new Promise((r) => setImmediate(r));
+
+describe("Deliverer", () => {
+  it("records a delivered target at once while others are in flight, and leaves the last to the completion", async () => {
+    const email = gatedChannel("email");
+    const webhook = gatedChannel("webhook");
+    const d = new Deliverer({
+      channels: [email.channel, webhook.channel],
+      registry: new Registry(),
+      log: silentLogger(),
+    });
+    const marked: string[] = [];
+    const run = d.deliver(notification, [alice], new Set(), async (t) => {
+      marked.push(t);
+    });
+    await tick();
+    expect(email.gates.size).toBe(1);
+    expect(webhook.gates.size).toBe(1);
+    [...email.gates.values()][0]?.();
+    await tick();
+    expect(marked).toHaveLength(1); // the webhook is still in flight: a crash now must not resend the email
+    [...webhook.gates.values()][0]?.();
+    const outcomes = await run;
+    expect(marked).toHaveLength(1); // the completion write records the webhook target
+    expect(outcomes.map((o) => o.ok)).toEqual([true, true]);
+  });
+
+  it("writes nothing per target for a single target: the completion records it", async () => {
+    const email = gatedChannel("email");
+    const d = new Deliverer({ channels: [email.channel], registry: new Registry(), log: silentLogger() });
+    const marked: string[] = [];
+    const run = d.deliver(notification, [alice], new Set(), async (t) => {
+      marked.push(t);
+    });
+    await tick();
+    [...email.gates.values()][0]?.();
+    const outcomes = await run;
+    expect(marked).toEqual([]);
+    expect(outcomes).toMatchObject([{ ok: true, channel: "email", recipient: "contact:alice" }]);
+  });
+});
