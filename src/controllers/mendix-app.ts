@@ -323,7 +323,10 @@ export function registerMendixAppController(
           labels: { contact: c },
         });
       }
-      if (changes.added.length || changes.removed.length) {
+      // An Event for a change of contacts; the first assignment is the app's creation, which its
+      // ContactAssigned condition already tells (one Event less per new app).
+      const firstAssignment = raw.status?.contacts?.notified === undefined;
+      if (!firstAssignment && (changes.added.length || changes.removed.length)) {
         manager.events.event(
           raw,
           "Normal",

@@ -445,6 +445,8 @@ describe("MendixApp rules end to end", () => {
       "alice's welcome",
       async () => mailsTo(n, "alice@example.com", /You are now the technical contact/).length === 1,
     );
+    // The first assignment comes with the app: its condition says so, no "changed" Event.
+    expect(await eventReasons(n)).not.toContain("TechnicalContactChanged");
     await k([
       "patch",
       "mxapp",
