@@ -23,7 +23,7 @@ import { patchStatusIfChanged, setCondition } from "../runtime/status.ts";
 import { reportInvalidSpec } from "./invalid-spec.ts";
 import { ALERT_POLICIES, MENDIX_APPS, TECHNICAL_CONTACTS } from "./resources.ts";
 import { contactRecipient } from "./technical-contact.ts";
-import { DEPLOYMENTS, STATEFULSETS } from "./workload.ts";
+import { DEPLOYMENTS, STATEFULSETS, workloadForCache } from "./workload.ts";
 
 type PolicyObject = KubeObject & { spec: AlertPolicy["spec"]; status?: AlertPolicyStatus };
 type AppObject = KubeObject & { spec: MendixApp["spec"]; status?: MendixApp["status"] };
@@ -83,8 +83,12 @@ export function registerAlertPolicyController(
   const contacts = manager.informers.informerFor<KubeObject & { spec: TechnicalContact["spec"] }>(
     TECHNICAL_CONTACTS,
   );
-  const deployments = manager.informers.informerFor<WorkloadObject>(DEPLOYMENTS);
-  const statefulsets = manager.informers.informerFor<WorkloadObject>(STATEFULSETS);
+  const deployments = manager.informers.informerFor<WorkloadObject>(DEPLOYMENTS, {
+    transform: workloadForCache,
+  });
+  const statefulsets = manager.informers.informerFor<WorkloadObject>(STATEFULSETS, {
+    transform: workloadForCache,
+  });
   const exporter = new UsageExporter(manager.registry);
   const { sender, clock } = deps;
   const usageCache = new Map<string, { at: number; usage: Promise<NamespaceUsage> }>();

@@ -34,6 +34,7 @@ import {
   startWorkload,
   stopWorkload,
   type Workload,
+  workloadForCache,
   workloadType,
 } from "./workload.ts";
 
@@ -74,8 +75,8 @@ export function registerMendixAppController(
       : [],
   );
   const workloads = {
-    Deployment: manager.informers.informerFor<Workload>(DEPLOYMENTS),
-    StatefulSet: manager.informers.informerFor<Workload>(STATEFULSETS),
+    Deployment: manager.informers.informerFor<Workload>(DEPLOYMENTS, { transform: workloadForCache }),
+    StatefulSet: manager.informers.informerFor<Workload>(STATEFULSETS, { transform: workloadForCache }),
   };
   const metrics = appMetrics(manager.registry);
   const rbac = rbacInformers(manager);

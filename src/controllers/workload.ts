@@ -33,6 +33,60 @@ export interface Workload extends KubeObject {
   };
 }
 
+interface CachedContainer {
+  name: string;
+  env?: EnvVar[];
+  resources?: { limits?: Record<string, string> };
+}
+interface WorkloadSource extends KubeObject {
+  spec?: {
+    replicas?: number;
+    selector?: unknown;
+    template?: {
+      metadata?: { labels?: Record<string, string> };
+      spec?: {
+        containers?: CachedContainer[];
+        volumes?: { name: string; persistentVolumeClaim?: unknown }[];
+      };
+    };
+    volumeClaimTemplates?: { metadata?: { name?: string } }[];
+  };
+}
+
+/**
+ * The cached shape of a Deployment or StatefulSet: what the controllers read (license env, replicas, the pod
+ * selector, containers' limits, volume claims). Pod specs, status and the rest stay out of memory; every
+ * write is a patch or an apply of its own fields, never the cached object sent back.
+ */
+export function workloadForCache(obj: KubeObject): KubeObject {
+  const w = obj as WorkloadSource;
+  const pod = w.spec?.template?.spec;
+  const shaped: WorkloadSource = {
+    apiVersion: w.apiVersion,
+    kind: w.kind,
+    metadata: w.metadata,
+    spec: {
+      replicas: w.spec?.replicas,
+      selector: w.spec?.selector,
+      template: {
+        metadata: { labels: w.spec?.template?.metadata?.labels },
+        spec: {
+          containers: pod?.containers?.map((c) => ({
+            name: c.name,
+            env: c.env,
+            resources: c.resources?.limits ? { limits: c.resources.limits } : undefined,
+          })),
+          volumes: pod?.volumes?.filter((v) => v.persistentVolumeClaim),
+        },
+      },
+      volumeClaimTemplates: w.spec?.volumeClaimTemplates?.map((t) => ({
+        metadata: { name: t.metadata?.name },
+      })),
+    },
+  };
+  return shaped;
+}
+
 export function workloadType(kind: "Deployment" | "StatefulSet"): ResourceType {
   return kind === "Deployment" ? DEPLOYMENTS : STATEFULSETS;
 }

@@ -32,6 +32,11 @@ export interface InformerOptions {
   /** Server-side watch timeout; a random value in [min, 2*min) spreads reconnects (client-go's 5-10 min). */
   minWatchTimeoutSeconds?: number;
   backoff?: { initialMs: number; maxMs: number };
+  /**
+   * Shapes each object before it is cached (client-go's SetTransform): keep only what readers of this cache
+   * use, so thousands of large objects (e.g. Deployments) cost little memory.
+   */
+  transform?: (obj: KubeObject) => KubeObject;
   log: Logger;
   registry?: Registry;
 }
@@ -168,6 +173,11 @@ export class Informer<T extends KubeObject> {
     await Promise.all(this.loops);
   }
 
+  private shape(raw: T): T {
+    const obj = normalized(raw, this.resource);
+    return this.opts.transform ? (this.opts.transform(obj) as T) : obj;
+  }
+
   private get name(): string {
     return this.resource.group ? `${this.resource.plural}.${this.resource.group}` : this.resource.plural;
   }
@@ -255,7 +265,7 @@ export class Informer<T extends KubeObject> {
         continue: cont,
         signal,
       });
-      for (const item of page.items) items.push(normalized(item, this.resource));
+      for (const item of page.items) items.push(this.shape(item));
       cont = page.metadata.continue || undefined;
       rv = page.metadata.resourceVersion ?? rv;
     } while (cont);
@@ -278,7 +288,7 @@ export class Informer<T extends KubeObject> {
   }
 
   private apply(type: "ADDED" | "MODIFIED" | "DELETED" | "SYNC", raw: T): void {
-    const obj = normalized(raw, this.resource);
+    const obj = this.shape(raw);
     const key = objectKey(obj);
     const old = this.store.get(key);
     if (type === "DELETED") {
@@ -327,10 +337,19 @@ function addTo(index: Map<string, Set<string>>, value: string, key: string): voi
   set.add(key);
 }
 
-/** List items come without apiVersion/kind, watch events with them: make both alike, and drop managedFields. */
+const LAST_APPLIED = "kubectl.kubernetes.io/last-applied-configuration";
+
+/**
+ * List items come without apiVersion/kind, watch events with them: make both alike. Drops managedFields and
+ * kubectl's last-applied annotation: often the largest parts of an object (the annotation is a whole copy of
+ * it), and nothing reads them from a cache.
+ */
 function normalized<T extends KubeObject>(obj: T, rt: ResourceType): T {
-  // managedFields are often the largest part of an object and nothing here reads them from the cache.
   const { managedFields: _dropped, ...metadata } = obj.metadata as ObjectMetaWithManagedFields;
+  if (metadata.annotations && LAST_APPLIED in metadata.annotations) {
+    const { [LAST_APPLIED]: _copy, ...annotations } = metadata.annotations;
+    metadata.annotations = annotations;
+  }
   const apiVersion = obj.apiVersion || (rt.group ? `${rt.group}/${rt.version}` : rt.version);
   return { ...obj, apiVersion, kind: obj.kind || rt.kind, metadata };
 }
@@ -349,6 +368,7 @@ export class InformerFactory {
   }
 
   informerFor<T extends KubeObject>(rt: ResourceType, opts: Partial<InformerOptions> = {}): Informer<T> {
+    // Readers of one resource share its cache, so they must agree on its transform (if any).
     const key = [rt.group, rt.version, rt.plural, opts.labelSelector ?? "", opts.fieldSelector ?? ""].join(
       "|",
     );
