@@ -153,6 +153,10 @@ export function registerAlertPolicyController(
       const silenced = spec.suspend || (spec.silencedUntil ? Date.parse(spec.silencedUntil) > now : false);
       const repeatIntervalMs = parseDuration(spec.repeatInterval) ?? 4 * 3_600_000;
       const previous = raw.status?.rules ?? [];
+      // By app, rule and volume: a policy over thousands of apps looks each up once per evaluation.
+      const ruleKey = (app: string, rule: string, volume?: string) =>
+        `${app}\u0000${rule}\u0000${volume ?? ""}`;
+      const previousByKey = new Map(previous.map((r) => [ruleKey(r.app, r.rule, r.volume), r]));
       const rules: RuleStatus[] = [];
       const notifications: Notification[] = [];
       let oldestSample = now;
@@ -205,9 +209,7 @@ export function registerAlertPolicyController(
                 ];
           let worst = "Ok" as keyof typeof RANK;
           for (const sample of samples) {
-            const prev = previous.find(
-              (r) => r.app === appName && r.rule === rule.name && (r.volume ?? "") === (sample.volume ?? ""),
-            );
+            const prev = previousByKey.get(ruleKey(appName, rule.name, sample.volume));
             let predictedFull = false;
             if (rule.metric === "Disk" && ruleSpec.predictFullWithin && sample.value !== undefined) {
               const history = diskHistory.add(

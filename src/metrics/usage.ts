@@ -42,17 +42,37 @@ export interface AppUsage {
   sampledAt?: number;
 }
 
-function podBelongs(w: WorkloadShape, p: PodSample): boolean {
-  if (p.labels)
-    return (
-      Object.entries(w.matchLabels).every(([k, v]) => p.labels?.[k] === v) &&
-      Object.keys(w.matchLabels).length > 0
-    );
-  // Sources that only know pod names (Prometheus): the names controllers give pods.
-  const name = w.name.replace(/[.*+?^${}()|[\]\\]/g, "\\$&");
-  return w.kind === "StatefulSet"
-    ? new RegExp(`^${name}-\\d+$`).test(p.pod)
-    : new RegExp(`^${name}-[a-z0-9]+-[a-z0-9]{5}$`).test(p.pod);
+/**
+ * For sources that only know pod names (Prometheus): pods by the workload that would have named them, as the
+ * controllers name pods (`<deployment>-<hash>-<5>`, `<statefulset>-<ordinal>`). Built once per sample set, so
+ * an evaluation of N apps over N pods is O(N), not N x N name matches.
+ */
+const podsByOwnerName = new WeakMap<NamespaceUsage, Map<string, PodSample[]>>();
+
+function ownerIndex(ns: NamespaceUsage): Map<string, PodSample[]> {
+  let index = podsByOwnerName.get(ns);
+  if (!index) {
+    index = new Map();
+    for (const p of ns.pods) {
+      if (p.labels) continue;
+      const owners = new Set<string>();
+      const deployment = /^(.+)-[a-z0-9]+-[a-z0-9]{5}$/.exec(p.pod);
+      if (deployment?.[1]) owners.add(`Deployment/${deployment[1]}`);
+      const statefulSet = /^(.+)-\d+$/.exec(p.pod);
+      if (statefulSet?.[1]) owners.add(`StatefulSet/${statefulSet[1]}`);
+      for (const o of owners) index.set(o, [...(index.get(o) ?? []), p]);
+    }
+    podsByOwnerName.set(ns, index);
+  }
+  return index;
+}
+
+function podsOf(w: WorkloadShape, ns: NamespaceUsage): PodSample[] {
+  const selector = Object.entries(w.matchLabels);
+  const byLabels = selector.length
+    ? ns.pods.filter((p) => p.labels && selector.every(([k, v]) => p.labels?.[k] === v))
+    : [];
+  return [...byLabels, ...(ownerIndex(ns).get(`${w.kind}/${w.name}`) ?? [])];
 }
 
 function volumeOf(w: WorkloadShape, claim: string): string | undefined {
@@ -69,7 +89,7 @@ function volumeOf(w: WorkloadShape, claim: string): string | undefined {
 }
 
 export function aggregateUsage(w: WorkloadShape, ns: NamespaceUsage): AppUsage {
-  const pods = ns.pods.filter((p) => podBelongs(w, p));
+  const pods = podsOf(w, ns);
   const times = pods.map((p) => p.timestamp);
   const usage: AppUsage = { pods: pods.length, volumes: [] };
   if (pods.length) {
