@@ -189,10 +189,13 @@ export const NotificationRecord = z
   .describe("One notification and its delivery state.");
 export type NotificationRecord = z.infer<typeof NotificationRecord>;
 
+/** The most records an outbox (an owner's status.notifications) holds. */
+export const MAX_NOTIFICATION_RECORDS = 64;
+
 export function notificationsList() {
   return z
     .array(NotificationRecord)
-    .max(64)
+    .max(MAX_NOTIFICATION_RECORDS)
     .optional()
     .describe("The notification outbox: intents recorded before sending, with their delivery state.");
 }

@@ -159,6 +159,8 @@ export function registerAlertPolicyController(
       const previousByKey = new Map(previous.map((r) => [ruleKey(r.app, r.rule, r.volume), r]));
       const rules: RuleStatus[] = [];
       const notifications: Notification[] = [];
+      /** For each notification: its rule's entry in `rules` and the state before, to keep if it is deferred. */
+      const transitions = new Map<string, { index: number; previous?: RuleStatus }>();
       let oldestSample = now;
       let sourceError: string | undefined;
 
@@ -242,8 +244,10 @@ export function registerAlertPolicyController(
             if (result.notify) {
               const text = alertMessage(appName, rule, sample.volume, result.notify);
               const thread = `alert/${raw.metadata.uid ?? name}/${appName}/${rule.name}${sample.volume ? `/${sample.volume}` : ""}/${result.status.firingSince ?? prev?.firingSince ?? iso(now)}`;
+              const id = `${thread}/${result.status.sequence ?? 0}`;
+              transitions.set(id, { index: rules.length - 1, previous: prev });
               notifications.push({
-                id: `${thread}/${result.status.sequence ?? 0}`,
+                id,
                 threadId: `${thread}/1`,
                 kind:
                   result.notify.event === "Resolved"
@@ -273,10 +277,22 @@ export function registerAlertPolicyController(
       exporter.evaluations.inc({ result: sourceError ? "source_error" : "ok" });
 
       let base: PolicyObject = raw;
+      let finalRules = rules;
+      let deferred = 0;
       if (notifications.length) {
-        const written = await sender.record(owner, notifications, (status) => {
-          status.rules = rules;
+        // An alert storm can bring more state changes than the outbox holds: those apps keep their previous
+        // state (no `for` timer reset) and are notified from a later evaluation, once deliveries made room.
+        const recorded = await sender.recordFitting(owner, notifications, (status, ids) => {
+          const keepPrevious = new Map(
+            [...transitions].filter(([id]) => !ids.has(id)).map(([, t]) => [t.index, t.previous]),
+          );
+          finalRules = rules.flatMap((r, i) =>
+            keepPrevious.has(i) ? [keepPrevious.get(i)].filter((p): p is RuleStatus => !!p) : [r],
+          );
+          status.rules = finalRules;
         });
+        deferred = recorded.deferred;
+        const written = recorded.object;
         if (written) base = written as unknown as PolicyObject;
         for (const record of (written?.status?.notifications ?? []).filter(
           (r) => r.state === "Pending" && notifications.some((n) => n.id === r.id),
@@ -288,17 +304,17 @@ export function registerAlertPolicyController(
           "alert notifications",
         );
       }
-      const firing = rules.filter((r) => r.state === "Firing");
+      const firing = finalRules.filter((r) => r.state === "Firing");
       const summary = firing.length
         ? `Firing: ${["Critical", "Warning"].map((s) => `${firing.filter((r) => r.severity === s).length} ${s}`).join(", ")}`
-        : rules.some((r) => r.state === "Unknown")
+        : finalRules.some((r) => r.state === "Unknown")
           ? "Unknown: no data"
           : "OK";
       await patchStatusIfChanged(manager.client, ALERT_POLICIES, base, (current) => ({
         ...current,
         observedGeneration: generation,
         apps: targets.map((a) => a.metadata.name).sort(),
-        rules,
+        rules: finalRules,
         summary,
         conditions: setCondition(
           current?.conditions,
@@ -328,6 +344,10 @@ export function registerAlertPolicyController(
           new Date(now),
         ),
       }));
+      if (deferred) {
+        log.info({ deferred }, "outbox full: state changes deferred until deliveries make room");
+        return { requeueAfterMs: Math.min(deps.intervalMs, 1000) };
+      }
       return { requeueAfterMs: deps.intervalMs };
     },
   });

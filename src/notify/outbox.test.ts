@@ -1,7 +1,7 @@
 import { describe, expect, it } from "vitest";
 import type { TargetOutcome } from "./deliver.ts";
 import { fingerprint, type Notification, renderMail, webhookPayload } from "./message.ts";
-import { complete, markDelivered, pendingRecords, recordIntents, releaseHeld } from "./outbox.ts";
+import { complete, markDelivered, outboxRoom, pendingRecords, recordIntents, releaseHeld } from "./outbox.ts";
 
 const now = new Date("2026-11-27T10:00:00.500Z");
 const n = (id: string): Notification => ({
@@ -32,6 +32,33 @@ describe("the outbox", () => {
       ["c", "Pending", "2026-11-27T10:00:00Z"],
     ]);
     expect(pendingRecords(twice)).toHaveLength(3);
+  });
+
+  it("says how many new records fit: pending ones stay, completed ones shrink to 16", () => {
+    expect(outboxRoom(undefined)).toBe(64);
+    const pending = recordIntents(
+      undefined,
+      Array.from({ length: 40 }, (_, i) => n(`p-${i}`)),
+      now,
+    );
+    expect(outboxRoom(pending)).toBe(24);
+    let done = recordIntents(pending, [n("d-0"), n("d-1")], now);
+    for (const id of ["d-0", "d-1"]) done = complete(done, id, [outcome(`${id}/email/x`, true)], now);
+    expect(outboxRoom(done)).toBe(22);
+    const full = recordIntents(
+      undefined,
+      Array.from({ length: 64 }, (_, i) => n(`f-${i}`)),
+      now,
+    );
+    expect(outboxRoom(full)).toBe(0);
+    // Recording what fits never exceeds the limit the API server enforces.
+    expect(
+      recordIntents(
+        pending,
+        Array.from({ length: outboxRoom(pending) }, (_, i) => n(`x-${i}`)),
+        now,
+      ),
+    ).toHaveLength(64);
   });
 
   it("keeps every pending record but only the 16 most recent completed ones", () => {

@@ -1,9 +1,20 @@
 // The outbox kept in an owner's status: pure operations on notification records.
-import type { NotificationRecord } from "../api/common.ts";
+import { MAX_NOTIFICATION_RECORDS, type NotificationRecord } from "../api/common.ts";
 import type { TargetOutcome } from "./deliver.ts";
 import type { Notification, NotificationKind } from "./message.ts";
 
 const KEEP_COMPLETED = 16;
+
+/**
+ * How many new records fit in the outbox now: what is pending stays until delivered, completed records are
+ * pruned down to KEEP_COMPLETED. A caller with more intents than this defers the rest (see the AlertPolicy
+ * controller), so a storm is delayed, never written past the limit (the API server would refuse the write).
+ */
+export function outboxRoom(records: NotificationRecord[] | undefined): number {
+  const pending = (records ?? []).filter((r) => r.state === "Pending").length;
+  const completed = (records ?? []).length - pending;
+  return Math.max(0, MAX_NOTIFICATION_RECORDS - pending - Math.min(completed, KEEP_COMPLETED));
+}
 const iso = (d: Date) => d.toISOString().replace(/\.\d{3}Z$/, "Z");
 
 /** Adds Pending records for notifications not recorded yet (same id = same notification); prunes old completed ones. */

@@ -15,6 +15,7 @@ import type { ChannelName, Notification, Recipient } from "./message.ts";
 import {
   complete,
   markDelivered,
+  outboxRoom,
   pendingRecords,
   recordIntents,
   releaseHeld,
@@ -56,6 +57,16 @@ export interface SubmitOptions {
   onComplete?: (status: OwnerStatus, record: NotificationRecord, outcomes: TargetOutcome[]) => void;
 }
 
+interface WriteQueue {
+  pending: {
+    mutate: (status: OwnerStatus) => void;
+    hint?: OwnerObject;
+    resolve: (obj: OwnerObject | undefined) => void;
+    reject: (err: unknown) => void;
+  }[];
+  running: boolean;
+}
+
 export class NotificationSender {
   private readonly client: KubeClient;
   private readonly deliverer: Deliverer;
@@ -65,7 +76,7 @@ export class NotificationSender {
   private readonly registry: Registry;
   private readonly inflight = new Map<string, Promise<void>>();
   private readonly pendingSince = new Map<string, number>();
-  private readonly locks = new Map<string, Promise<unknown>>();
+  private readonly writes = new Map<string, WriteQueue>();
   /** Targets held by the recipient cap, per channel and recipient, waiting for a digest. */
   private readonly held = new Map<string, HeldBook>();
   private digestTimer: NodeJS.Timeout | undefined;
@@ -99,6 +110,35 @@ export class NotificationSender {
       status.notifications = recordIntents(status.notifications, notifications, new Date(this.clock.now()));
       also?.(status);
     });
+  }
+
+  /**
+   * Records as many of `notifications` as the outbox has room for (in order; ones already recorded count as
+   * recorded), calls `also` with the ids recorded so the caller can keep the rest for a later attempt in the
+   * same write, and returns the object written and how many were deferred.
+   */
+  async recordFitting(
+    owner: Owner,
+    notifications: Notification[],
+    also: (status: OwnerStatus, recorded: ReadonlySet<string>) => void,
+  ): Promise<{ object: OwnerObject | undefined; deferred: number }> {
+    let deferred = 0;
+    const object = await this.update(owner, (status) => {
+      const known = new Set((status.notifications ?? []).map((r) => r.id));
+      let room = outboxRoom(status.notifications);
+      const fitting: Notification[] = [];
+      for (const n of notifications) {
+        if (known.has(n.id)) fitting.push(n);
+        else if (room > 0) {
+          fitting.push(n);
+          room--;
+        }
+      }
+      deferred = notifications.length - fitting.length;
+      status.notifications = recordIntents(status.notifications, fitting, new Date(this.clock.now()));
+      also(status, new Set(fitting.map((n) => n.id)));
+    });
+    return { object, deferred };
   }
 
   /** Starts delivering every Pending record of `obj` not already being delivered by this process. */
@@ -303,21 +343,44 @@ export class NotificationSender {
   /**
    * Read-modify-write of the owner's status from the API server (never the cache: the outbox must not go
    * back in time), serialized per owner in this process and guarded by resourceVersion across processes.
+   * Changes that queue up behind a write to the same owner go together in the next one: an alert storm's
+   * deliveries complete in a few writes, not one each.
    */
-  private async update(
-    owner: Owner,
-    mutate: (status: OwnerStatus) => void,
-    hint?: OwnerObject,
-  ): Promise<OwnerObject | undefined> {
-    const lockKey = `${owner.rt.plural}/${owner.namespace}/${owner.name}`;
-    const previous = this.locks.get(lockKey) ?? Promise.resolve();
-    const run = previous.catch(() => undefined).then(() => this.updateNow(owner, mutate, hint));
-    this.locks.set(lockKey, run);
-    try {
-      return await run;
-    } finally {
-      if (this.locks.get(lockKey) === run) this.locks.delete(lockKey);
+  private update(owner: Owner, mutate: (status: OwnerStatus) => void, hint?: OwnerObject) {
+    const key = `${owner.rt.plural}/${owner.namespace}/${owner.name}`;
+    let queue = this.writes.get(key);
+    if (!queue) {
+      queue = { pending: [], running: false };
+      this.writes.set(key, queue);
     }
+    const q = queue;
+    return new Promise<OwnerObject | undefined>((resolve, reject) => {
+      q.pending.push({ mutate, hint, resolve, reject });
+      if (!q.running) void this.drain(key, owner, q);
+    });
+  }
+
+  private async drain(key: string, owner: Owner, q: WriteQueue): Promise<void> {
+    q.running = true;
+    while (q.pending.length) {
+      const batch = q.pending.splice(0);
+      // One change may start from its caller's copy; several read the owner once.
+      const hint = batch.length === 1 ? batch[0]?.hint : undefined;
+      try {
+        const obj = await this.updateNow(
+          owner,
+          (status) => {
+            for (const w of batch) w.mutate(status);
+          },
+          hint,
+        );
+        for (const w of batch) w.resolve(obj);
+      } catch (err) {
+        for (const w of batch) w.reject(err);
+      }
+    }
+    q.running = false;
+    if (this.writes.get(key) === q) this.writes.delete(key);
   }
 
   /** Read-mutate-write of the owner's status, guarded by its resourceVersion; `hint` saves the first read. */

@@ -9,6 +9,8 @@ export interface ReceivedMail {
   /** The message with quoted-printable soft breaks and escapes decoded, for content checks. */
   decoded: string;
   user?: string;
+  /** When the message was received (Date.now()), for latency measurements. */
+  receivedAt: number;
 }
 
 export interface SmtpOptions {
@@ -74,6 +76,7 @@ export async function startSmtpSink(opts: SmtpOptions): Promise<SmtpSink> {
           headers: parseHeaders(raw),
           decoded: decodeQuotedPrintable(raw),
           user: typeof session.user === "string" ? session.user : undefined,
+          receivedAt: Date.now(),
         };
         const index = sink.attempts++;
         const code = opts.reply?.(mail, index);

@@ -1,0 +1,203 @@
+// Benchmark: alert latency. N MendixApps under one AlertPolicy, CPU usage from a Prometheus HTTP API (in its wire
+// format, served here), mail to a real SMTP server in this process. Waves of apps cross the threshold at
+// known times; the latency of each is the time until its mail is accepted by the SMTP server.
+// Target (issue #10): at most one evaluation interval + 2 s. Run: npm run bench:alerts -- --apps 1000
+import { spawn } from "node:child_process";
+import { mkdirSync, writeFileSync } from "node:fs";
+import { cpus, totalmem } from "node:os";
+import { join } from "node:path";
+import { KubeConfig } from "@kubernetes/client-node";
+import { ALERT_POLICIES, MENDIX_APPS, TECHNICAL_CONTACTS } from "../src/controllers/resources.ts";
+import { DEPLOYMENTS } from "../src/controllers/workload.ts";
+import { KubeClient, type KubeObject } from "../src/runtime/client.ts";
+import { freePort, installCrds, kubectl, startControlPlane } from "../test/controlplane/controlplane.ts";
+import { startHttpReceiver } from "../test/support/http-receiver.ts";
+import { startSmtpSink } from "../test/support/smtp.ts";
+
+const root = join(import.meta.dirname, "..");
+const argv = process.argv.slice(2);
+const arg = (name: string, dflt: string) => {
+  const i = argv.indexOf(`--${name}`);
+  return i >= 0 ? (argv[i + 1] ?? dflt) : dflt;
+};
+const N = Number(arg("apps", "1000"));
+const INTERVAL_S = Number(arg("interval-seconds", "10"));
+const WAVES = 4;
+const PER_WAVE = Math.min(50, Math.floor(N / WAVES));
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+
+async function pool<T>(items: T[], width: number, fn: (item: T) => Promise<unknown>): Promise<void> {
+  let next = 0;
+  await Promise.all(
+    Array.from({ length: width }, async () => {
+      while (next < items.length) await fn(items[next++] as T);
+    }),
+  );
+}
+
+const ids = Array.from({ length: N }, (_, i) => `app-${String(i).padStart(5, "0")}`);
+const pod = (id: string) => `${id}-5d8f7c9b6d-x2k4p`;
+/** When each app's usage went over the threshold (performance.now() of this process). */
+const hotSince = new Map<string, number>();
+
+const cp = await startControlPlane();
+const smtp = await startSmtpSink({ mode: "plain" });
+// CPU per pod for the namespace (Prometheus' /api/v1/query vector); memory and disk: empty vectors.
+const prometheus = await startHttpReceiver((r) => {
+  const q = new URL(r.path, "http://p").searchParams.get("query") ?? "";
+  const t = Date.now() / 1000;
+  const result = q.includes("container_cpu_usage_seconds_total")
+    ? ids.map((id) => ({ metric: { pod: pod(id) }, value: [t, hotSince.has(id) ? "0.9" : "0.1"] }))
+    : [];
+  return {
+    status: 200,
+    headers: { "content-type": "application/json" },
+    body: JSON.stringify({ status: "success", data: { resultType: "vector", result } }),
+  };
+});
+const result: Record<string, unknown> = {
+  benchmark: "alert-latency",
+  apps: N,
+  evaluationIntervalSeconds: INTERVAL_S,
+  machine: { cpus: cpus().length, cpuModel: cpus()[0]?.model, memoryGiB: Math.round(totalmem() / 2 ** 30) },
+  command: `npm run bench:alerts -- --apps ${N}`,
+  date: new Date().toISOString(),
+};
+try {
+  const kc = new KubeConfig();
+  kc.loadFromFile(cp.kubeconfig);
+  const client = new KubeClient(kc);
+  await installCrds(cp.kubeconfig);
+  const ns = "alerts";
+  await kubectl(cp.kubeconfig, ["create", "namespace", ns]);
+  const contacts = Array.from({ length: 50 }, (_, i) => `c${i}`);
+  for (const c of contacts) {
+    await client.create(TECHNICAL_CONTACTS, {
+      metadata: { name: c, namespace: ns },
+      spec: { displayName: c, email: `${c}@example.com`, mxid: `${c}@example.com` },
+    } as KubeObject);
+  }
+  await pool(ids, 16, async (id) => {
+    await client.create(DEPLOYMENTS, {
+      metadata: { name: id, namespace: ns },
+      spec: {
+        replicas: 1,
+        selector: { matchLabels: { app: id } },
+        template: {
+          metadata: { labels: { app: id } },
+          spec: {
+            containers: [
+              { name: "mendix", image: "mendix/runtime-base:latest", resources: { limits: { cpu: "1" } } },
+            ],
+          },
+        },
+      },
+    } as KubeObject);
+    await client.create(MENDIX_APPS, {
+      metadata: { name: id, namespace: ns, labels: { tier: "bench" } },
+      spec: {
+        hosting: "OnPremises",
+        technicalContacts: [{ name: contacts[Number(id.slice(4)) % contacts.length] }],
+        workloadRef: { kind: "Deployment", name: id },
+      },
+    } as KubeObject);
+  });
+  await client.create(ALERT_POLICIES, {
+    metadata: { name: "cpu", namespace: ns },
+    spec: {
+      appSelector: { matchLabels: { tier: "bench" } },
+      rules: [{ name: "cpu", metric: "CPU", warningPercent: 75, criticalPercent: 95, for: "0s" }],
+      sendResolved: false,
+    },
+  } as KubeObject);
+
+  const metricsPort = await freePort();
+  const op = spawn(process.execPath, [join(root, "src", "main.ts"), `--namespaces=${ns}`], {
+    env: {
+      ...process.env,
+      KUBECONFIG: cp.kubeconfig,
+      MXOPS_METRICS_BIND_ADDRESS: `127.0.0.1:${metricsPort}`,
+      MXOPS_HEALTH_PROBE_BIND_ADDRESS: "0",
+      MXOPS_WEBHOOK_PORT: "0",
+      MXOPS_LOG_LEVEL: "warn",
+      MXOPS_USAGE_SOURCE: "prometheus",
+      MXOPS_PROMETHEUS_URL: prometheus.url,
+      MXOPS_EVALUATION_INTERVAL: `${INTERVAL_S}s`,
+      MXOPS_SMTP_HOST: "127.0.0.1",
+      MXOPS_SMTP_PORT: String(smtp.port),
+      MXOPS_SMTP_TLS: "none",
+      MXOPS_SMTP_FROM: "mxops@example.com",
+      // The per-recipient hourly cap would hold most of these alerts for a digest: not what is measured here.
+      MXOPS_NOTIFY_HOURLY_CAP: "100000",
+    },
+    stdio: ["ignore", "ignore", "inherit"],
+  });
+  const exited = new Promise((r) => op.once("exit", r));
+  const scrape = async () => await (await fetch(`http://127.0.0.1:${metricsPort}/metrics`)).text();
+  const gauge = (text: string, name: string) =>
+    Number(new RegExp(`^${name}(?:\\{[^}]*\\})? ([0-9.e+-]+)$`, "m").exec(text)?.[1] ?? Number.NaN);
+
+  // Every app evaluated once (all Inactive) and the welcome mails sent: the quiet start.
+  const t0 = performance.now();
+  for (;;) {
+    const policy = await client.get<KubeObject & { status?: { rules?: unknown[] } }>(
+      ALERT_POLICIES,
+      ns,
+      "cpu",
+    );
+    if ((policy?.status?.rules?.length ?? 0) >= N && smtp.mails.length >= N) break;
+    if (performance.now() - t0 > 600_000)
+      throw new Error("the policy did not evaluate every app in 10 minutes");
+    await sleep(1000);
+  }
+  await sleep(2 * INTERVAL_S * 1000);
+  const before = smtp.mails.length;
+
+  // Waves of apps cross the threshold at different phases of the evaluation interval.
+  const latencies: number[] = [];
+  const waveStarts: number[] = [];
+  const cpuMail = (id: string) =>
+    smtp.mails.find((m) => (m.headers.subject ?? "").includes(`CPU usage of ${id}`));
+  const epochOffset = Date.now() - performance.now();
+  for (let w = 0; w < WAVES; w++) {
+    const wave = ids.slice(w * PER_WAVE, (w + 1) * PER_WAVE).map((_, i) => ids[(w * PER_WAVE + i) * 3] ?? "");
+    const at = performance.now();
+    waveStarts.push(at);
+    for (const id of wave) hotSince.set(id, at);
+    await sleep(INTERVAL_S * 1000 * 1.37);
+  }
+  const deadline = performance.now() + 10 * INTERVAL_S * 1000;
+  while (performance.now() < deadline && [...hotSince.keys()].some((id) => !cpuMail(id))) await sleep(500);
+  let missing = 0;
+  for (const [id, since] of hotSince) {
+    const mail = cpuMail(id);
+    if (!mail) missing++;
+    else latencies.push((mail.receivedAt - epochOffset - since) / 1000);
+  }
+  const text = await scrape();
+  const sorted = [...latencies].sort((a, b) => a - b);
+  const at = (q: number) => Number((sorted[Math.max(0, Math.ceil(q * sorted.length) - 1)] ?? 0).toFixed(2));
+  Object.assign(result, {
+    hotApps: hotSince.size,
+    mailsMissing: missing,
+    otherMailsDuringWaves: smtp.mails.length - before - latencies.length,
+    alertLatencySeconds: { samples: latencies.length, p50: at(0.5), p99: at(0.99), max: at(1) },
+    targetSeconds: INTERVAL_S + 2,
+    evaluationSeconds: {
+      sum: gauge(text, 'controller_runtime_reconcile_time_seconds_sum\\{controller="alertpolicy"\\}'),
+      count: gauge(text, 'controller_runtime_reconcile_time_seconds_count\\{controller="alertpolicy"\\}'),
+    },
+    rssMB: Math.round(gauge(text, "process_resident_memory_bytes") / 2 ** 20),
+    heapUsedMB: Math.round(gauge(text, "nodejs_heap_size_used_bytes") / 2 ** 20),
+  });
+  op.kill("SIGTERM");
+  await exited;
+} finally {
+  await prometheus.close();
+  await smtp.close();
+  await cp.stop();
+}
+mkdirSync(join(root, "bench", "results"), { recursive: true });
+const file = join(root, "bench", "results", `alerts-${N}.json`);
+writeFileSync(file, `${JSON.stringify(result, null, 2)}\n`);
+console.log(JSON.stringify(result, null, 2));
