@@ -105,10 +105,29 @@ export function registerMendixAppController(
 
   const owner = (namespace: string, name: string): Owner => ({ rt: MENDIX_APPS, namespace, name });
 
+  // The resourceVersion each of our own workload writes produced: its watch event is the echo of a change
+  // this controller made and already accounted for, so it does not reconcile the app a second time.
+  // (Anyone else's change to the workload has another resourceVersion and is reconciled.)
+  const echoes = new Map<string, string>();
+  const workloadKey = (w: KubeObject) => `${w.kind}/${w.metadata.namespace}/${w.metadata.name}`;
+  const ownWrite = (w: KubeObject) => {
+    if (w.metadata.resourceVersion) echoes.set(workloadKey(w), w.metadata.resourceVersion);
+  };
+  const isEcho = (w: KubeObject) => {
+    const key = workloadKey(w);
+    const rv = echoes.get(key);
+    if (rv === undefined) return false;
+    if (rv === w.metadata.resourceVersion) {
+      echoes.delete(key);
+      return true;
+    }
+    return false;
+  };
+
   return manager.addController<AppObject>({
     name: "mendixapp",
     primary: apps,
-    concurrency: deps.concurrency ?? 4,
+    concurrency: deps.concurrency ?? 16,
     // Our own finalizer arriving changes nothing the reconcile reads: no second reconcile for it.
     updateNeedsWork: (oldObj, newObj) =>
       specOrMetadataChanged(oldObj, newObj) && !onlyFinalizerAdded(oldObj, newObj, FINALIZER),
@@ -127,6 +146,8 @@ export function registerMendixAppController(
           apps
             .byIndex(APPS_BY_WORKLOAD, `${w.metadata.namespace}/${kind}/${w.metadata.name}`)
             .map((a) => `${a.metadata.namespace}/${a.metadata.name}`),
+        updateNeedsWork: (oldObj: KubeObject, newObj: KubeObject) =>
+          !isEcho({ ...newObj, kind }) && specOrMetadataChanged(oldObj, newObj),
       })),
     ],
     reconcile: async ({ namespace, name }, { log }) => {
@@ -154,10 +175,10 @@ export function registerMendixAppController(
       // Deletion: take back what we added to the workload, leave it running, then let the app go.
       if (raw.metadata.deletionTimestamp) {
         if (workload && wrt) {
-          if (hasLicenseEnv(workload)) await removeLicenseEnv(manager.client, wrt, workload);
+          if (hasLicenseEnv(workload)) ownWrite(await removeLicenseEnv(manager.client, wrt, workload));
           const remembered = replicasBeforeStop(workload);
           if (workload.spec?.replicas === 0 && remembered)
-            await startWorkload(manager.client, wrt, workload, remembered);
+            ownWrite(await startWorkload(manager.client, wrt, workload, remembered));
         }
         if (raw.metadata.finalizers?.includes(FINALIZER)) {
           const finalizers = raw.metadata.finalizers.filter((f) => f !== FINALIZER);
@@ -237,7 +258,7 @@ export function registerMendixAppController(
           const secretName = spec.license?.secretRef.name ?? "";
           if (decision.activate) {
             if (!licenseInjected(workload, secretName)) {
-              await applyLicenseEnv(manager.client, wrt, workload, secretName);
+              ownWrite(await applyLicenseEnv(manager.client, wrt, workload, secretName));
               manager.events.event(
                 raw,
                 "Normal",
@@ -248,14 +269,16 @@ export function registerMendixAppController(
             }
             injected = true;
           } else if (hasLicenseEnv(workload)) {
-            await removeLicenseEnv(manager.client, wrt, workload);
+            ownWrite(await removeLicenseEnv(manager.client, wrt, workload));
           }
           remembered = replicasBeforeStop(workload);
           const replicas = workload.spec?.replicas ?? 1;
           if (spec.state === "Stopped" && replicas !== 0) {
-            remembered = await stopWorkload(manager.client, wrt, workload);
+            const stopped = await stopWorkload(manager.client, wrt, workload);
+            ownWrite(stopped.object);
+            remembered = stopped.replicas;
           } else if (spec.state === "Running" && remembered !== undefined) {
-            if (replicas === 0) await startWorkload(manager.client, wrt, workload, remembered);
+            if (replicas === 0) ownWrite(await startWorkload(manager.client, wrt, workload, remembered));
             remembered = undefined;
           }
         }

@@ -128,12 +128,12 @@ export async function applyLicenseEnv(
   rt: ResourceType,
   w: Workload,
   secretName: string,
-): Promise<void> {
+): Promise<KubeObject> {
   const containers = (w.spec?.template?.spec?.containers ?? []).map((c) => ({
     name: c.name,
     env: LICENSE_VARS.map((v) => ({ name: v, valueFrom: { secretKeyRef: { name: secretName, key: v } } })),
   }));
-  await client.patch(
+  return await client.patch(
     rt,
     w.metadata.namespace,
     w.metadata.name,
@@ -147,8 +147,12 @@ export async function applyLicenseEnv(
 }
 
 /** Applying an empty configuration as mxops-license removes exactly the fields it owned. */
-export async function removeLicenseEnv(client: KubeClient, rt: ResourceType, w: Workload): Promise<void> {
-  await client.patch(rt, w.metadata.namespace, w.metadata.name, applyConfig(rt, w), "apply", {
+export async function removeLicenseEnv(
+  client: KubeClient,
+  rt: ResourceType,
+  w: Workload,
+): Promise<KubeObject> {
+  return await client.patch(rt, w.metadata.namespace, w.metadata.name, applyConfig(rt, w), "apply", {
     fieldManager: LICENSE_FIELD_MANAGER,
     force: true,
   });
@@ -166,9 +170,13 @@ export function replicasBeforeStop(w: Workload): number | undefined {
  * Plain updates of replicas (not an apply: giving the field up later must not delete it). Stopping records the
  * count on the workload atomically, so no stale cache or lost status write can forget it.
  */
-export async function stopWorkload(client: KubeClient, rt: ResourceType, w: Workload): Promise<number> {
+export async function stopWorkload(
+  client: KubeClient,
+  rt: ResourceType,
+  w: Workload,
+): Promise<{ replicas: number; object: KubeObject }> {
   const replicas = w.spec?.replicas ?? 1;
-  await client.patch(
+  const object = await client.patch(
     rt,
     w.metadata.namespace,
     w.metadata.name,
@@ -176,7 +184,7 @@ export async function stopWorkload(client: KubeClient, rt: ResourceType, w: Work
     "merge",
     { fieldManager: STATE_FIELD_MANAGER },
   );
-  return replicas;
+  return { replicas, object };
 }
 
 export async function startWorkload(
@@ -184,8 +192,8 @@ export async function startWorkload(
   rt: ResourceType,
   w: Workload,
   replicas: number,
-): Promise<void> {
-  await client.patch(
+): Promise<KubeObject> {
+  return await client.patch(
     rt,
     w.metadata.namespace,
     w.metadata.name,

@@ -223,6 +223,23 @@ describe("MendixApp rules end to end", () => {
     );
     expect(JSON.stringify(d)).not.toContain("placeholder-license-key-for-tests");
 
+    // Someone else's change (here: the license env removed by hand) is reconciled: the env comes back. Only
+    // the echoes of the operator's own workload writes are skipped.
+    const envOf = (dep: Awaited<ReturnType<typeof deploymentJson>>) =>
+      (dep.spec.template.spec.containers[0]?.env ?? []).map((e) => e.name);
+    const index = envOf(d).indexOf("LICENSE_KEY");
+    await k([
+      "patch",
+      "deployment",
+      "crm",
+      "-n",
+      n,
+      "--type=json",
+      "-p",
+      JSON.stringify([{ op: "remove", path: `/spec/template/spec/containers/0/env/${index}` }]),
+    ]);
+    await until("the license env back", async () => envOf(await deploymentJson(n)).includes("LICENSE_KEY"));
+
     const tc = JSON.parse(await k(["get", "tc", "alice", "-n", n, "-o", "json"])) as {
       status?: { assignedApps?: string[]; assignedAppCount?: number };
     };
