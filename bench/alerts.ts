@@ -2,8 +2,8 @@
 // format, served here), mail to a real SMTP server in this process. Waves of apps cross the threshold at
 // known times; the latency of each is the time until its mail is accepted by the SMTP server.
 // Target (issue #10): at most one evaluation interval + 2 s. Run: npm run bench:alerts -- --apps 1000
-import { spawn } from "node:child_process";
-import { mkdirSync, writeFileSync } from "node:fs";
+import { execFileSync, spawn } from "node:child_process";
+import { mkdirSync, openSync, writeFileSync } from "node:fs";
 import { cpus, totalmem } from "node:os";
 import { join } from "node:path";
 import { KubeConfig } from "@kubernetes/client-node";
@@ -15,6 +15,9 @@ import { startHttpReceiver } from "../test/support/http-receiver.ts";
 import { startSmtpSink } from "../test/support/smtp.ts";
 
 const root = join(import.meta.dirname, "..");
+// The operator as shipped: the build (dist/), not the TypeScript sources.
+execFileSync("npm", ["run", "build"], { cwd: root, stdio: "ignore" });
+const OPERATOR = join(root, "dist", "main.js");
 const argv = process.argv.slice(2);
 const arg = (name: string, dflt: string) => {
   const i = argv.indexOf(`--${name}`);
@@ -112,14 +115,14 @@ try {
   } as KubeObject);
 
   const metricsPort = await freePort();
-  const op = spawn(process.execPath, [join(root, "src", "main.ts"), `--namespaces=${ns}`], {
+  const op = spawn(process.execPath, [OPERATOR, `--namespaces=${ns}`], {
     env: {
       ...process.env,
       KUBECONFIG: cp.kubeconfig,
       MXOPS_METRICS_BIND_ADDRESS: `127.0.0.1:${metricsPort}`,
       MXOPS_HEALTH_PROBE_BIND_ADDRESS: "0",
       MXOPS_WEBHOOK_PORT: "0",
-      MXOPS_LOG_LEVEL: "warn",
+      MXOPS_LOG_LEVEL: process.env.BENCH_LOG_LEVEL ?? "warn",
       MXOPS_USAGE_SOURCE: "prometheus",
       MXOPS_PROMETHEUS_URL: prometheus.url,
       MXOPS_EVALUATION_INTERVAL: `${INTERVAL_S}s`,
@@ -130,7 +133,7 @@ try {
       // The per-recipient hourly cap would hold most of these alerts for a digest: not what is measured here.
       MXOPS_NOTIFY_HOURLY_CAP: "100000",
     },
-    stdio: ["ignore", "ignore", "inherit"],
+    stdio: ["ignore", openSync(join(root, ".tmp", "alerts-operator.log"), "w"), "inherit"],
   });
   const exited = new Promise((r) => op.once("exit", r));
   const scrape = async () => await (await fetch(`http://127.0.0.1:${metricsPort}/metrics`)).text();
@@ -160,10 +163,13 @@ try {
     smtp.mails.find((m) => (m.headers.subject ?? "").includes(`CPU usage of ${id}`));
   const epochOffset = Date.now() - performance.now();
   for (let w = 0; w < WAVES; w++) {
-    const wave = ids.slice(w * PER_WAVE, (w + 1) * PER_WAVE).map((_, i) => ids[(w * PER_WAVE + i) * 3] ?? "");
+    // Spread over the apps: wave w takes every WAVES-th app of its stride.
+    const step = Math.max(1, Math.floor(N / (WAVES * PER_WAVE)));
+    const wave = Array.from({ length: PER_WAVE }, (_, i) => ids[(i * WAVES + w) * step] as string);
     const at = performance.now();
     waveStarts.push(at);
     for (const id of wave) hotSince.set(id, at);
+    console.error(`wave ${w}: ${wave.length} apps over the threshold at ${new Date().toISOString()}`);
     await sleep(INTERVAL_S * 1000 * 1.37);
   }
   const deadline = performance.now() + 10 * INTERVAL_S * 1000;

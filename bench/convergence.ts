@@ -1,7 +1,9 @@
 // Benchmark: N MendixApps (each with its Deployment) created at once; how long until the operator has settled
-// every status, against a bare script doing the same number of status writes (this machine's API server limit).
-// Also: writes in a minute of steady state, and the operator's memory. Run: npm run bench -- --apps 1000
-import { spawn } from "node:child_process";
+// every status, against bare scripts doing status writes straight to the API server (this machine's limit):
+// one per app, and as many as the operator made. Then a minute of steady state, spec-change latency idle,
+// a restart (start-up, the full re-reconcile, spec-change latency during it) and memory.
+// Run: npm run bench -- --apps 1000 [--cpu-prof]
+import { execFileSync, spawn } from "node:child_process";
 import { mkdirSync, writeFileSync } from "node:fs";
 import { cpus, totalmem } from "node:os";
 import { join } from "node:path";
@@ -9,16 +11,22 @@ import { KubeConfig } from "@kubernetes/client-node";
 import { MENDIX_APPS, TECHNICAL_CONTACTS } from "../src/controllers/resources.ts";
 import { DEPLOYMENTS } from "../src/controllers/workload.ts";
 import { KubeClient, type KubeObject } from "../src/runtime/client.ts";
+import { Informer } from "../src/runtime/informer.ts";
+import { silentLogger } from "../src/runtime/log.ts";
 import { freePort, installCrds, kubectl, startControlPlane } from "../test/controlplane/controlplane.ts";
 
 const root = join(import.meta.dirname, "..");
+// The operator as shipped: the build (dist/), not the TypeScript sources.
+execFileSync("npm", ["run", "build"], { cwd: root, stdio: "ignore" });
+const OPERATOR = join(root, "dist", "main.js");
 const argv = process.argv.slice(2);
 const arg = (name: string, dflt: string) => {
   const i = argv.indexOf(`--${name}`);
   return i >= 0 ? (argv[i + 1] ?? dflt) : dflt;
 };
 const N = Number(arg("apps", "1000"));
-const CONCURRENCY = 4; // the operator's default --max-concurrent-reconciles
+/** The operator's --max-concurrent-reconciles (its default: 16), and the baselines' concurrency. */
+const CONCURRENCY = Number(arg("workers", "16"));
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
 async function pool<T>(items: T[], width: number, fn: (item: T) => Promise<unknown>): Promise<void> {
@@ -30,27 +38,41 @@ async function pool<T>(items: T[], width: number, fn: (item: T) => Promise<unkno
   );
 }
 
-async function metric(
-  port: number,
-  name: string,
-  filter: (labels: string) => boolean = () => true,
-): Promise<number> {
-  const text = await (await fetch(`http://127.0.0.1:${port}/metrics`)).text();
-  let sum = 0;
+/** Every sample of a Prometheus text exposition, keyed by `name{labels}`. */
+function samples(text: string): Map<string, number> {
+  const out = new Map<string, number>();
   for (const line of text.split("\n")) {
-    const m = /^([a-z_]+)(\{[^}]*\})? ([0-9.e+-]+)$/.exec(line);
-    if (m && m[1] === name && filter(m[2] ?? "")) sum += Number(m[3]);
+    const m = /^([a-zA-Z_:][a-zA-Z0-9_:]*)(\{[^}]*\})? ([0-9.e+-]+|NaN|\+Inf)$/.exec(line);
+    if (m) out.set(`${m[1]}${m[2] ?? ""}`, Number(m[3]));
   }
-  return sum;
+  return out;
 }
-const writes = (labels: string) => /method="(POST|PATCH|DELETE)"/.test(labels);
+const label = (key: string, name: string) => new RegExp(`${name}="([^"]*)"`).exec(key)?.[1] ?? "";
+/** Sum of `after - before` over the samples of `name`, grouped by `group(key)`. */
+function deltas(
+  before: Map<string, number>,
+  after: Map<string, number>,
+  name: string,
+  group: (key: string) => string,
+): Record<string, number> {
+  const out: Record<string, number> = {};
+  for (const [key, v] of after) {
+    if (!key.startsWith(`${name}{`) && key !== name) continue;
+    const d = v - (before.get(key) ?? 0);
+    if (!d) continue;
+    const g = group(key);
+    out[g] = Number(((out[g] ?? 0) + d).toFixed(3));
+  }
+  return Object.fromEntries(Object.entries(out).sort((a, b) => b[1] - a[1]));
+}
 
 const cp = await startControlPlane();
 const result: Record<string, unknown> = {
   benchmark: "convergence",
   apps: N,
   machine: { cpus: cpus().length, cpuModel: cpus()[0]?.model, memoryGiB: Math.round(totalmem() / 2 ** 30) },
-  command: `npm run bench -- --apps ${N}`,
+  command: `npm run bench -- --apps ${N}${CONCURRENCY !== 16 ? ` --workers ${CONCURRENCY}` : ""}`,
+  workers: CONCURRENCY,
   date: new Date().toISOString(),
 };
 try {
@@ -103,97 +125,272 @@ try {
     return (performance.now() - t0) / 1000;
   };
 
-  // Baseline: the same number of status writes the operator makes per app (1), straight to the API server.
+  // Baseline: status writes straight to the API server with the operator's concurrency, `perApp` per app.
+  // Each write changes the status (an unchanged one would be a no-op the API server does not store).
+  let baselineRound = 0;
+  const baselineWrites = async (perApp: number) => {
+    const t0 = performance.now();
+    for (let r = 0; r < perApp; r++) {
+      baselineRound++;
+      await pool(ids, CONCURRENCY, async (id) => {
+        await client.patch(
+          MENDIX_APPS,
+          "baseline",
+          id,
+          { status: { observedGeneration: baselineRound, license: { state: "Active" } } },
+          "merge",
+          { subresource: "status" },
+        );
+      });
+    }
+    return (performance.now() - t0) / 1000;
+  };
   const baselineCreate = await create("baseline", false);
-  const b0 = performance.now();
-  await pool(ids, CONCURRENCY, async (id) => {
-    await client.patch(
-      MENDIX_APPS,
-      "baseline",
-      id,
-      { status: { observedGeneration: 1, license: { state: "Active" } } },
-      "merge",
-      { subresource: "status" },
-    );
-  });
-  const baselineSeconds = (performance.now() - b0) / 1000;
+  const baselineSeconds = await baselineWrites(1);
 
-  // The operator: started once the objects exist; timed from process start until every status is settled.
   const createSeconds = await create(ns, true);
-  const metricsPort = await freePort();
-  const probePort = await freePort();
-  const started = performance.now();
-  const op = spawn(
-    process.execPath,
-    [
-      join(root, "src", "main.ts"),
-      `--namespaces=${ns}`,
-      "--leader-elect",
-      `--leader-election-namespace=${ns}`,
-    ],
-    {
-      env: {
-        ...process.env,
-        KUBECONFIG: cp.kubeconfig,
-        MXOPS_METRICS_BIND_ADDRESS: `127.0.0.1:${metricsPort}`,
-        MXOPS_HEALTH_PROBE_BIND_ADDRESS: `127.0.0.1:${probePort}`,
-        MXOPS_WEBHOOK_PORT: "0",
-        MXOPS_LOG_LEVEL: "warn",
-      },
-      stdio: ["ignore", "ignore", "inherit"],
+  const serverSide = async () => ({
+    apiserver: samples(await kubectl(cp.kubeconfig, ["get", "--raw", "/metrics"])),
+    etcd: cp.etcdUrl
+      ? samples(await (await fetch(`${cp.etcdUrl}/metrics`)).text())
+      : new Map<string, number>(),
+  });
+  // Watched, not listed: polling LISTs of N apps would load the API server the operator is measured on.
+  type App = KubeObject & {
+    status?: { observedGeneration?: number; conditions?: { type: string; status: string }[] };
+  };
+  const watched = new Informer<App>(client, MENDIX_APPS, { namespaces: [ns], log: silentLogger() });
+  const observers = new Map<string, { generation: number; resolve: () => void }>();
+  watched.addHandler({
+    onUpdate: (_old, app) => {
+      const o = observers.get(app.metadata.name);
+      if (o && (app.status?.observedGeneration ?? 0) >= o.generation) {
+        observers.delete(app.metadata.name);
+        o.resolve();
+      }
     },
-  );
-  let readySeconds = 0;
-  for (;;) {
-    if (
-      !readySeconds &&
-      (await fetch(`http://127.0.0.1:${probePort}/readyz`).then(
+  });
+  watched.start();
+  await watched.waitForSync();
+  /** A spec change, timed until the operator has written a status that observed it. */
+  const specChange = async (id: string): Promise<number> => {
+    const t0 = performance.now();
+    const changed = await client.patch<App>(
+      MENDIX_APPS,
+      ns,
+      id,
+      { spec: { environment: `bench-${Math.round(t0)}` } },
+      "merge",
+    );
+    const generation = changed.metadata.generation ?? 0;
+    await new Promise<void>((resolve) => {
+      const app = watched.get(ns, id);
+      if ((app?.status?.observedGeneration ?? 0) >= generation) resolve();
+      else observers.set(id, { generation, resolve });
+    });
+    return (performance.now() - t0) / 1000;
+  };
+  const percentiles = (xs: number[]) => {
+    const sorted = [...xs].sort((a, b) => a - b);
+    const at = (q: number) => sorted[Math.max(0, Math.ceil(q * sorted.length) - 1)] ?? 0;
+    return { samples: xs.length, p50: Number(at(0.5).toFixed(3)), p99: Number(at(0.99).toFixed(3)) };
+  };
+  const pick = (k: number) =>
+    Array.from({ length: k }, (_, i) => ids[Math.floor(((i + 0.5) * N) / k)] as string);
+
+  const profile = argv.includes("--cpu-prof")
+    ? [`--cpu-prof`, `--cpu-prof-dir=${join(root, ".tmp", "prof")}`]
+    : [];
+  const startOperator = async () => {
+    const metricsPort = await freePort();
+    const probePort = await freePort();
+    const started = performance.now();
+    const proc = spawn(
+      process.execPath,
+      [...profile, OPERATOR, `--namespaces=${ns}`, "--leader-elect", `--leader-election-namespace=${ns}`],
+      {
+        env: {
+          ...process.env,
+          KUBECONFIG: cp.kubeconfig,
+          MXOPS_METRICS_BIND_ADDRESS: `127.0.0.1:${metricsPort}`,
+          MXOPS_HEALTH_PROBE_BIND_ADDRESS: `127.0.0.1:${probePort}`,
+          MXOPS_WEBHOOK_PORT: "0",
+          MXOPS_LOG_LEVEL: "warn",
+          MXOPS_MAX_CONCURRENT_RECONCILES: String(CONCURRENCY),
+        },
+        stdio: ["ignore", "ignore", "inherit"],
+      },
+    );
+    const exited = new Promise((r) => proc.once("exit", r));
+    for (;;) {
+      const ready = await fetch(`http://127.0.0.1:${probePort}/readyz`).then(
         (r) => r.ok,
         () => false,
-      ))
-    )
-      readySeconds = (performance.now() - started) / 1000;
-    const list = await client.list<
-      KubeObject & {
-        status?: { observedGeneration?: number; conditions?: { type: string; status: string }[] };
-      }
-    >(MENDIX_APPS, { namespace: ns });
-    const settled = list.items.filter(
-      (a) =>
-        a.status?.observedGeneration === a.metadata.generation &&
-        a.status?.conditions?.some((c) => c.type === "Ready" && c.status === "True"),
-    ).length;
+      );
+      if (ready) break;
+      if (proc.exitCode !== null) throw new Error(`the operator exited with ${proc.exitCode}`);
+      await sleep(50);
+    }
+    const readySeconds = (performance.now() - started) / 1000;
+    const scrape = async () => samples(await (await fetch(`http://127.0.0.1:${metricsPort}/metrics`)).text());
+    const stop = async () => {
+      proc.kill("SIGTERM");
+      await exited;
+    };
+    return { started, readySeconds, metricsPort, scrape, stop };
+  };
+  const sum = (m: Map<string, number>, name: string, filter: (key: string) => boolean = () => true) =>
+    [...m]
+      .filter(([k]) => (k === name || k.startsWith(`${name}{`)) && filter(k))
+      .reduce((a, [, v]) => a + v, 0);
+  const writeMethods = (k: string) => /method="(POST|PATCH|PUT|DELETE)"/.test(k);
+  const appController = (k: string) => k.includes('controller="mendixapp"');
+  const memory = (m: Map<string, number>) => ({
+    rssMB: Math.round(sum(m, "process_resident_memory_bytes") / 2 ** 20),
+    heapUsedMB: Math.round(sum(m, "nodejs_heap_size_used_bytes") / 2 ** 20),
+  });
+  const none = new Map<string, number>();
+  /**
+   * API writes in a request breakdown, leaving out Leases (leader election) and Endpoints (the API server's
+   * own reconciler of the `kubernetes` Service, which fails here without kube-controller-manager).
+   */
+  const writesBesidesLeases = (r: Record<string, number>) =>
+    Object.entries(r)
+      .filter(
+        ([k]) =>
+          /^(POST|PUT|PATCH|APPLY|DELETE|DELETECOLLECTION) /.test(k) && !/ (leases|endpoints) /.test(k),
+      )
+      .reduce((a, [, v]) => a + v, 0);
+  const cpu = (b: Map<string, number>, a: Map<string, number>) =>
+    deltas(b, a, "process_cpu_seconds_total", () => "s").s ?? 0;
+  const requests = (b: Map<string, number>, a: Map<string, number>) =>
+    deltas(b, a, "apiserver_request_total", (k) =>
+      [
+        label(k, "verb"),
+        label(k, "resource") + (label(k, "subresource") ? `/${label(k, "subresource")}` : ""),
+        label(k, "code"),
+      ].join(" "),
+    );
+
+  // Phase 1 (figure 1): the operator starts with N unreconciled apps; timed until every status is settled.
+  const before = await serverSide();
+  const op1 = await startOperator();
+  for (;;) {
+    const settled = watched
+      .list()
+      .filter(
+        (a) =>
+          a.status?.observedGeneration === a.metadata.generation &&
+          a.status?.conditions?.some((c) => c.type === "Ready" && c.status === "True"),
+      ).length;
     if (settled === N) break;
-    await sleep(250);
+    await sleep(100);
   }
-  const operatorSeconds = (performance.now() - started) / 1000;
-  const writesAtSettle = await metric(metricsPort, "rest_client_requests_total", writes);
-  const mendixApp = (l: string) => l.includes('controller="mendixapp"');
-  const reconcilesAtSettle = await metric(metricsPort, "controller_runtime_reconcile_total", mendixApp);
+  const operatorSeconds = (performance.now() - op1.started) / 1000;
+  const atSettle = await op1.scrape();
+  const after = await serverSide();
+  const writesToSettle = sum(atSettle, "rest_client_requests_total", writeMethods);
+
+  // Figure 2: a minute with nothing changing (the operator is the only client writing).
+  const beforeSteady = await serverSide();
   await sleep(60_000);
-  const steadyWrites = (await metric(metricsPort, "rest_client_requests_total", writes)) - writesAtSettle;
+  const afterSteady = await op1.scrape();
+  const steadyRequests = requests(beforeSteady.apiserver, (await serverSide()).apiserver);
+  const steadyWrites = sum(afterSteady, "rest_client_requests_total", writeMethods) - writesToSettle;
   const steadyReconciles =
-    (await metric(metricsPort, "controller_runtime_reconcile_total", mendixApp)) - reconcilesAtSettle;
+    sum(afterSteady, "controller_runtime_reconcile_total", appController) -
+    sum(atSettle, "controller_runtime_reconcile_total", appController);
+  const idleLatencies: number[] = [];
+  for (const id of pick(30)) idleLatencies.push(await specChange(id));
+  const memoryAfterSync = memory(await op1.scrape());
+  await op1.stop();
+
+  // Phase 2 (figures 2, 4, 5): a restart. Start-up until ready at N apps; its initial list reconciles every app
+  // again (what a resync does), and spec changes made during that backlog are timed.
+  const before2 = await serverSide();
+  const op2 = await startOperator();
+  const probes = pick(20).map(async (id, i) => {
+    await sleep(250 * i);
+    return await specChange(id);
+  });
+  let drained = 0;
+  for (;;) {
+    const m = await op2.scrape();
+    const done = sum(m, "controller_runtime_reconcile_total", appController);
+    const depth = sum(m, "workqueue_depth", (k) => k.includes('name="mendixapp"'));
+    if (done >= N && depth === 0) {
+      drained = (performance.now() - op2.started) / 1000 - op2.readySeconds;
+      break;
+    }
+    await sleep(500);
+  }
+  const loadedLatencies = await Promise.all(probes);
+  const afterResync = await op2.scrape();
+  const after2 = await serverSide();
+  const resyncRequests = requests(before2.apiserver, after2.apiserver);
+  const resyncReconciles = sum(afterResync, "controller_runtime_reconcile_total", appController);
+  // Writes the restart made besides the Lease and the probes (their spec patch and its status update).
+  const resyncWrites = writesBesidesLeases(resyncRequests) - 2 * loadedLatencies.length;
+  const idleLatencies2: number[] = [];
+  for (const id of pick(30)) idleLatencies2.push(await specChange(id));
+  const memoryAfterRestart = memory(await op2.scrape());
+  await op2.stop();
+  await watched.stop();
+
+  // The same number of writes as the operator made to settle, as bare status writes.
+  const sameWritesPerApp = Math.max(1, Math.round(writesToSettle / N));
+  const baselineSameSeconds = await baselineWrites(sameWritesPerApp);
+
   Object.assign(result, {
     createSeconds: Number(createSeconds.toFixed(1)),
-    baselineStatusWriteSeconds: Number(baselineSeconds.toFixed(2)),
     baselineCreateSeconds: Number(baselineCreate.toFixed(1)),
-    operatorStartToReadySeconds: Number(readySeconds.toFixed(2)),
-    operatorStartToSettledSeconds: Number(operatorSeconds.toFixed(2)),
-    ratioOperatorToBaseline: Number((operatorSeconds / baselineSeconds).toFixed(2)),
-    operatorWritesToSettle: writesAtSettle,
-    operatorWritesPerApp: Number((writesAtSettle / N).toFixed(2)),
-    steadyStateWritesPerMinute: steadyWrites,
-    steadyStateReconcilesPerMinute: steadyReconciles,
-    rssMB: Math.round((await metric(metricsPort, "process_resident_memory_bytes")) / 2 ** 20),
-    heapUsedMB: Math.round((await metric(metricsPort, "nodejs_heap_size_used_bytes")) / 2 ** 20),
+    convergence: {
+      operatorStartToReadySeconds: Number(op1.readySeconds.toFixed(2)),
+      operatorStartToSettledSeconds: Number(operatorSeconds.toFixed(2)),
+      baselineOneStatusWritePerAppSeconds: Number(baselineSeconds.toFixed(2)),
+      ratioToOneWritePerApp: Number((operatorSeconds / baselineSeconds).toFixed(2)),
+      baselineSameWritesSeconds: Number(baselineSameSeconds.toFixed(2)),
+      baselineSameWritesPerApp: sameWritesPerApp,
+      ratioToSameWrites: Number((operatorSeconds / baselineSameSeconds).toFixed(2)),
+      operatorWritesToSettle: writesToSettle,
+      operatorWritesPerApp: Number((writesToSettle / N).toFixed(2)),
+      apiserverRequests: requests(before.apiserver, after.apiserver),
+      cpuSeconds: {
+        operator: cpu(none, atSettle),
+        apiserver: cpu(before.apiserver, after.apiserver),
+        etcd: cpu(before.etcd, after.etcd),
+      },
+      reconciles: deltas(none, atSettle, "controller_runtime_reconcile_total", (k) =>
+        [label(k, "controller"), label(k, "result")].join(" "),
+      ),
+    },
+    steadyState: {
+      writesPerMinute: steadyWrites,
+      writesPerMinuteBesidesLeases: writesBesidesLeases(steadyRequests),
+      apiserverRequests: steadyRequests,
+      reconcilesPerMinute: steadyReconciles,
+    },
+    memoryAfterSync,
+    specChangeLatencyIdleSeconds: percentiles([...idleLatencies, ...idleLatencies2]),
+    restart: {
+      startToReadySeconds: Number(op2.readySeconds.toFixed(2)),
+      readyToAllReconciledSeconds: Number(drained.toFixed(1)),
+      reconcilesPerMinute: Math.round((resyncReconciles / Math.max(drained, 1)) * 60),
+      writesBesidesLeaseAndProbes: resyncWrites,
+      apiserverRequests: resyncRequests,
+      specChangeLatencyUnderLoadSeconds: percentiles(loadedLatencies),
+      memoryAfterSync: memoryAfterRestart,
+    },
   });
-  op.kill("SIGTERM");
-  await new Promise((r) => op.once("exit", r));
 } finally {
   await cp.stop();
 }
 mkdirSync(join(root, "bench", "results"), { recursive: true });
-const file = join(root, "bench", "results", `convergence-${N}.json`);
+const file = join(
+  root,
+  "bench",
+  "results",
+  `convergence-${N}${CONCURRENCY !== 16 ? `-workers-${CONCURRENCY}` : ""}${arg("label", "") ? `-${arg("label", "")}` : ""}.json`,
+);
 writeFileSync(file, `${JSON.stringify(result, null, 2)}\n`);
 console.log(JSON.stringify(result, null, 2));

@@ -30,18 +30,30 @@ export interface ControlPlane {
   server: string;
   /** Scratch directory removed by stop(): logs, certificates, kubeconfigs. */
   dir: string;
+  /** etcd's client URL (http, loopback) when this process started it. */
+  etcdUrl?: string;
   /** True when this process started etcd and kube-apiserver (false when using MXOPS_TEST_KUBECONFIG). */
   local: boolean;
   /** How to act as other users; serialisable, so test workers can mint users too (see writeUserKubeconfig). */
   userAuth: UserAuth;
   /** Writes a kubeconfig acting as `user` in `groups` (a client certificate, or impersonation on an external cluster). */
   userKubeconfig(user: string, groups?: string[]): string;
-  /** Stops only the kube-apiserver process (etcd keeps the data). */
-  stopApiServer(): Promise<void>;
+  /**
+   * Stops only the kube-apiserver process (etcd keeps the data): SIGTERM, then SIGKILL after `graceMs`
+   * (default 10 s; 0 is a crash).
+   */
+  stopApiServer(opts?: { graceMs?: number }): Promise<void>;
   /** Starts the kube-apiserver again on the same port and certificates and waits for /readyz. */
   startApiServer(): Promise<void>;
   /** Compacts etcd's history up to its current revision, so older watch resourceVersions get 410 Gone. */
   compactEtcd(): Promise<number>;
+  /**
+   * Stops only etcd (kube-apiserver keeps running and fails its storage requests until etcd is back): SIGTERM,
+   * then SIGKILL after `graceMs` (default 10 s; 0 is a crash).
+   */
+  stopEtcd(opts?: { graceMs?: number }): Promise<void>;
+  /** Starts etcd again with the same data directory and ports and waits for its /health. */
+  startEtcd(): Promise<void>;
   stop(): Promise<void>;
 }
 
@@ -264,6 +276,8 @@ function externalControlPlane(kubeconfig: string): ControlPlane {
     stopApiServer: unsupported,
     startApiServer: unsupported,
     compactEtcd: unsupported,
+    stopEtcd: unsupported,
+    startEtcd: unsupported,
     async stop() {
       rmSync(dir, { recursive: true, force: true });
     },
@@ -404,11 +418,12 @@ export async function startControlPlane(opts: StartOptions = {}): Promise<Contro
     return {
       kubeconfig,
       server,
+      etcdUrl,
       dir,
       local: true,
       userAuth,
       userKubeconfig: (user, groups = []) => writeUserKubeconfig(userAuth, dir, user, groups),
-      stopApiServer: () => stopProcess(apiserver),
+      stopApiServer: (opts) => stopProcess(apiserver, opts?.graceMs),
       startApiServer: startApi,
       async compactEtcd() {
         const range = await etcdPost(etcdUrl, "/v3/kv/range", { key: Buffer.from("/").toString("base64") });
@@ -416,6 +431,8 @@ export async function startControlPlane(opts: StartOptions = {}): Promise<Contro
         await etcdPost(etcdUrl, "/v3/kv/compaction", { revision: String(revision), physical: true });
         return revision;
       },
+      stopEtcd: (opts) => stopProcess(etcd, opts?.graceMs),
+      startEtcd,
       async stop() {
         await stopProcess(apiserver);
         await stopProcess(etcd);
