@@ -218,6 +218,17 @@ export class KubeClient {
     return { url, headers, dispatcher: this.pool.dispatcher };
   }
 
+  /**
+   * Drops the pool after a request timed out or a watch went silent: with HTTP/2 every request shares one
+   * connection, and a half-open one (a dropped NAT entry, a frozen peer) would take every retry down with
+   * it. Requests still in flight on it fail and are retried on a new connection.
+   */
+  private resetPool(): void {
+    const old = this.pool?.dispatcher;
+    this.pool = undefined;
+    old?.destroy().catch(() => undefined);
+  }
+
   /** What the TLS connection depends on: the cluster's CA and endpoint, the user's certificate (files by mtime). */
   private tlsIdentity(): string {
     const cluster = this.kubeConfig.getCurrentCluster();
@@ -261,13 +272,15 @@ export class KubeClient {
     const signal = opts.signal ? AbortSignal.any([opts.signal, timeout]) : timeout;
     const started = performance.now();
     let res: Awaited<ReturnType<typeof fetch>>;
+    let text: string;
     try {
       res = await fetch(url, { method, headers, body, dispatcher, signal });
+      text = await res.text();
     } catch (err) {
       this.count("<error>", method);
+      if (timeout.aborted) this.resetPool();
       throw new ApiError(0, "Network", `${method} ${path}: ${(err as Error).message}`);
     }
-    const text = await res.text();
     this.metrics?.latency.observe({ verb: method }, (performance.now() - started) / 1000);
     this.count(res.status, method);
     if (res.status >= 200 && res.status < 300) return (text ? JSON.parse(text) : undefined) as T;
@@ -399,7 +412,10 @@ export class KubeClient {
         }
       }
     } catch (err) {
-      if (stalled) throw new WatchStalledError(stallMs);
+      if (stalled) {
+        this.resetPool();
+        throw new WatchStalledError(stallMs);
+      }
       if (opts.signal?.aborted) return;
       if (err instanceof ApiError) throw err;
       throw new ApiError(0, "Network", `WATCH ${path}: ${(err as Error).message}`);
