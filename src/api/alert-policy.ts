@@ -121,7 +121,7 @@ export const AlertPolicySpec = cel(
       ),
       sendResolved: z.boolean().default(true).describe("Notify when an alert resolves (default true)."),
       silencedUntil: z.iso
-        .datetime()
+        .datetime({ offset: true })
         .optional()
         .describe("Until this time (RFC 3339) notifications are muted; alert states are still tracked."),
       suspend: z

@@ -3,6 +3,7 @@
 import { readFileSync, unwatchFile, watchFile } from "node:fs";
 import { createServer, type Server } from "node:https";
 import { join } from "node:path";
+import type { ZodError } from "zod";
 import { AlertPolicy } from "../api/alert-policy.ts";
 import { MendixApp } from "../api/mendix-app.ts";
 import { TechnicalContact } from "../api/technical-contact.ts";
@@ -10,6 +11,7 @@ import { selects } from "../domain/alerts.ts";
 import {
   type Caller,
   type ContactIdentity,
+  isAdmin,
   reviewAlertPolicy,
   reviewMendixApp,
   type Verdict,
@@ -86,7 +88,12 @@ export function review(
   if (req.kind.kind === "AlertPolicy") {
     const obj = req.operation === "DELETE" ? req.oldObject : req.object;
     const spec = AlertPolicy.shape.spec.safeParse(obj?.spec);
-    if (!spec.success) return { allowed: true, warnings: [] }; // the schema rejects it, with better messages
+    if (!spec.success) {
+      // What the CRD's schema lets through but the operator cannot read (e.g. a date-time it does not
+      // accept) is refused: allowed, it would bypass the checks below and stop the policy's evaluation.
+      if (req.operation !== "DELETE") return invalidSpec("AlertPolicy", spec.error);
+      return storedSpecInvalid(caller, opts.adminGroups, "delete AlertPolicy", req.name ?? "", spec.error);
+    }
     const selected = spec.data.appRef
       ? [opts.apps.get(namespace, spec.data.appRef.name)].filter(
           (a): a is KubeObject & { spec: unknown } => !!a,
@@ -101,6 +108,15 @@ export function review(
   if (req.kind.kind === "MendixApp") {
     const oldSpec = req.oldObject ? MendixApp.shape.spec.safeParse(req.oldObject.spec) : undefined;
     const newSpec = req.object ? MendixApp.shape.spec.safeParse(req.object.spec) : undefined;
+    if (newSpec && !newSpec.success) return invalidSpec("MendixApp", newSpec.error);
+    if (oldSpec && !oldSpec.success)
+      return storedSpecInvalid(
+        caller,
+        opts.adminGroups,
+        req.operation === "DELETE" ? "delete MendixApp" : "change MendixApp",
+        req.name ?? "",
+        oldSpec.error,
+      );
     const current = identitiesOf(
       opts.contacts,
       namespace,
@@ -123,6 +139,34 @@ export function review(
   }
   return { allowed: true, warnings: [] };
 }
+
+/** "spec.<path>: <rule>" of the first problem, so a refusal names the field and the rule. */
+function firstIssue(error: ZodError): string {
+  const issue = error.issues[0];
+  return issue ? `spec.${issue.path.join(".")}: ${issue.message}` : "spec: invalid";
+}
+
+function invalidSpec(kind: string, error: ZodError): Verdict {
+  return { allowed: false, message: `invalid ${kind} ${firstIssue(error)}`, warnings: [] };
+}
+
+/** A stored object the operator cannot read: who may change it cannot be checked, so only admins may. */
+function storedSpecInvalid(
+  caller: Caller,
+  adminGroups: string[],
+  what: string,
+  name: string,
+  error: ZodError,
+): Verdict {
+  if (isAdmin(caller, adminGroups)) return { allowed: true, warnings: [] };
+  return {
+    allowed: false,
+    message: `${caller.username} may not ${what} ${name}: its stored spec is invalid (${firstIssue(error)}), so whose it is cannot be checked; only members of ${adminGroups.join(", ") || "the admin groups"} may`,
+    warnings: [],
+  };
+}
+
+const MAX_REVIEW_BYTES = 8 * 2 ** 20;
 
 function generate(hostNames: string[]): { cert: string; key: string; caPem: string } {
   const ca = createCertificateAuthority("mxops-webhook-ca");
@@ -196,11 +240,27 @@ export async function startWebhook(opts: WebhookOptions): Promise<WebhookServer>
     ({ cert, key, caPem } = generate(opts.hostNames));
   }
   const server = createServer({ cert, key, minVersion: "TLSv1.2" }, (req, res) => {
+    // An AdmissionReview is at most what the API server accepts as a request (3 MiB) plus the old object;
+    // anything larger is not from the API server, and reading it whole would let any client that reaches
+    // the port exhaust the operator's memory.
     let body = "";
+    let size = 0;
+    let tooLarge = false;
     req.on("data", (d: Buffer) => {
+      size += d.length;
+      if (size > MAX_REVIEW_BYTES) {
+        if (!tooLarge) {
+          tooLarge = true;
+          body = "";
+          res.writeHead(413, { connection: "close" }).end();
+          req.destroy();
+        }
+        return;
+      }
       body += d.toString();
     });
     req.on("end", () => {
+      if (tooLarge) return;
       const path = req.url?.split("?")[0];
       if (req.method !== "POST" || (path !== PATHS.alertPolicy && path !== PATHS.mendixApp)) {
         res.writeHead(404).end();
