@@ -1,4 +1,5 @@
-// Two projects: unit tests of pure code (no cluster) and integration tests on a real control plane.
+// Three projects: unit tests of pure code (no cluster), integration tests on a real control plane, and the
+// fault-injection suite (test/faults: each file owns a control plane it may stop, restart and compact).
 import { defineConfig } from "vitest/config";
 
 export default defineConfig({
@@ -19,6 +20,19 @@ export default defineConfig({
           hookTimeout: 120_000,
           // Two cores: more workers than that only contend with the API server for CPU.
           maxWorkers: 2,
+        },
+      },
+      {
+        test: {
+          name: "faults",
+          include: ["test/faults/**/*.test.ts"],
+          globalSetup: ["test/faults/global-setup.ts"],
+          // Kill rounds take minutes; one hook may start a control plane and an operator.
+          testTimeout: 900_000,
+          hookTimeout: 180_000,
+          // One file at a time: the faults are timed, and two cores are shared by etcd, the API server,
+          // the operator(s) and the test process.
+          fileParallelism: false,
         },
       },
     ],

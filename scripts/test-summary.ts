@@ -6,7 +6,7 @@ const root = join(import.meta.dirname, "..");
 let passed = 0;
 let failed = 0;
 let skipped = 0;
-for (const project of ["unit", "integration"]) {
+for (const project of ["unit", "integration", "faults"]) {
   const file = join(root, ".tmp", `vitest-${project}.json`);
   if (!existsSync(file)) {
     console.error(`no test report at ${file}`);
