@@ -110,11 +110,37 @@ export function registerMendixAppController(
   // (Anyone else's change to the workload has another resourceVersion and is reconciled.)
   const echoes = new Map<string, string>();
   const workloadKey = (w: KubeObject) => `${w.kind}/${w.metadata.namespace}/${w.metadata.name}`;
-  const ownWrite = (w: KubeObject) => {
-    if (w.metadata.resourceVersion) echoes.set(workloadKey(w), w.metadata.resourceVersion);
+  // Events of a workload that arrive while our write to it is in flight (the echo can come before the
+  // write's response): held until the response tells which resourceVersion was ours.
+  const inflight = new Map<string, string[]>();
+  let controller: { enqueue(key: string): void } | undefined;
+  /** Performs one of our writes to workload `w` and remembers its resourceVersion as an echo to skip. */
+  const own = async (w: Workload, write: () => Promise<KubeObject>): Promise<void> => {
+    const key = workloadKey(w);
+    inflight.set(key, []);
+    let rv: string | undefined;
+    try {
+      rv = (await write()).metadata.resourceVersion;
+    } finally {
+      const seen = inflight.get(key) ?? [];
+      inflight.delete(key);
+      if (rv && !seen.includes(rv)) echoes.set(key, rv);
+      // Anything else seen meanwhile was someone else's change (or our write failed): reconcile for it.
+      if (seen.some((r) => r !== rv))
+        for (const a of apps.byIndex(
+          APPS_BY_WORKLOAD,
+          `${w.metadata.namespace}/${w.kind}/${w.metadata.name}`,
+        ))
+          controller?.enqueue(`${a.metadata.namespace}/${a.metadata.name}`);
+    }
   };
   const isEcho = (w: KubeObject) => {
     const key = workloadKey(w);
+    const during = inflight.get(key);
+    if (during) {
+      during.push(w.metadata.resourceVersion ?? "");
+      return true;
+    }
     const rv = echoes.get(key);
     if (rv === undefined) return false;
     if (rv === w.metadata.resourceVersion) {
@@ -124,7 +150,7 @@ export function registerMendixAppController(
     return false;
   };
 
-  return manager.addController<AppObject>({
+  controller = manager.addController<AppObject>({
     name: "mendixapp",
     primary: apps,
     concurrency: deps.concurrency ?? 16,
@@ -175,10 +201,11 @@ export function registerMendixAppController(
       // Deletion: take back what we added to the workload, leave it running, then let the app go.
       if (raw.metadata.deletionTimestamp) {
         if (workload && wrt) {
-          if (hasLicenseEnv(workload)) ownWrite(await removeLicenseEnv(manager.client, wrt, workload));
+          if (hasLicenseEnv(workload))
+            await own(workload, () => removeLicenseEnv(manager.client, wrt, workload));
           const remembered = replicasBeforeStop(workload);
           if (workload.spec?.replicas === 0 && remembered)
-            ownWrite(await startWorkload(manager.client, wrt, workload, remembered));
+            await own(workload, () => startWorkload(manager.client, wrt, workload, remembered));
         }
         if (raw.metadata.finalizers?.includes(FINALIZER)) {
           const finalizers = raw.metadata.finalizers.filter((f) => f !== FINALIZER);
@@ -258,7 +285,7 @@ export function registerMendixAppController(
           const secretName = spec.license?.secretRef.name ?? "";
           if (decision.activate) {
             if (!licenseInjected(workload, secretName)) {
-              ownWrite(await applyLicenseEnv(manager.client, wrt, workload, secretName));
+              await own(workload, () => applyLicenseEnv(manager.client, wrt, workload, secretName));
               manager.events.event(
                 raw,
                 "Normal",
@@ -269,16 +296,21 @@ export function registerMendixAppController(
             }
             injected = true;
           } else if (hasLicenseEnv(workload)) {
-            ownWrite(await removeLicenseEnv(manager.client, wrt, workload));
+            await own(workload, () => removeLicenseEnv(manager.client, wrt, workload));
           }
           remembered = replicasBeforeStop(workload);
           const replicas = workload.spec?.replicas ?? 1;
           if (spec.state === "Stopped" && replicas !== 0) {
-            const stopped = await stopWorkload(manager.client, wrt, workload);
-            ownWrite(stopped.object);
-            remembered = stopped.replicas;
+            await own(workload, async () => {
+              const stopped = await stopWorkload(manager.client, wrt, workload);
+              remembered = stopped.replicas;
+              return stopped.object;
+            });
           } else if (spec.state === "Running" && remembered !== undefined) {
-            if (replicas === 0) ownWrite(await startWorkload(manager.client, wrt, workload, remembered));
+            if (replicas === 0) {
+              const to = remembered;
+              await own(workload, () => startWorkload(manager.client, wrt, workload, to));
+            }
             remembered = undefined;
           }
         }
@@ -502,4 +534,5 @@ export function registerMendixAppController(
       return { requeueAfterMs: Math.max(1000, Math.min(...waits)) };
     },
   });
+  return controller;
 }
