@@ -2,6 +2,7 @@
 // across restarts, requires AUTH when given users, and lets a test act on each mail before it is acknowledged.
 import type { Socket } from "node:net";
 import { SMTPServer } from "smtp-server";
+import { decodeQuotedPrintable, parseHeaders } from "../support/smtp.ts";
 
 export interface Mail {
   to: string[];
@@ -22,21 +23,6 @@ export interface InboxOptions {
    */
   beforeAck?: (mail: Mail, index: number) => number | undefined;
 }
-
-function parseHeaders(raw: string): Record<string, string> {
-  const head = raw.split(/\r?\n\r?\n/)[0] ?? "";
-  const headers: Record<string, string> = {};
-  for (const line of head.replace(/\r?\n[ \t]+/g, " ").split(/\r?\n/)) {
-    const i = line.indexOf(":");
-    if (i > 0) headers[line.slice(0, i).toLowerCase()] = line.slice(i + 1).trim();
-  }
-  return headers;
-}
-
-const decodeQuotedPrintable = (s: string) =>
-  s
-    .replace(/=\r?\n/g, "")
-    .replace(/=([0-9A-F]{2})/g, (_m, h: string) => String.fromCharCode(Number.parseInt(h, 16)));
 
 export class SmtpInbox {
   readonly mails: Mail[] = [];

@@ -7,6 +7,7 @@ import { join } from "node:path";
 import { inject } from "vitest";
 import YAML from "yaml";
 import { kubectl, writeUserKubeconfig } from "../controlplane/controlplane.ts";
+import { eventually as eventuallyBase } from "../integration/helpers.ts";
 
 export const root = join(import.meta.dirname, "..", "..");
 
@@ -56,24 +57,11 @@ export function rng(seed: number) {
 }
 export type Rng = ReturnType<typeof rng>;
 
-/** Polls until `check` returns a value other than undefined, or fails with the last error seen. */
-export async function eventually<T>(
+/** The integration tests' `eventually`, with this suite's longer defaults (30 s, every 250 ms). */
+export const eventually = <T>(
   check: () => Promise<T | undefined>,
-  { timeoutMs = 30_000, intervalMs = 250, what = "condition" } = {},
-): Promise<T> {
-  const deadline = Date.now() + timeoutMs;
-  let lastError: unknown;
-  while (Date.now() < deadline) {
-    try {
-      const v = await check();
-      if (v !== undefined) return v;
-    } catch (e) {
-      lastError = e;
-    }
-    await sleep(intervalMs);
-  }
-  throw new Error(`${what} not reached within ${timeoutMs} ms${lastError ? `: ${String(lastError)}` : ""}`);
-}
+  opts: { timeoutMs?: number; intervalMs?: number; what?: string } = {},
+): Promise<T> => eventuallyBase(check, { timeoutMs: 30_000, intervalMs: 250, ...opts });
 
 /** Merges `data` into .tmp/faults/<profile>/<caseId>.json (the counts RELIABILITY.md quotes). */
 export function report(caseId: string, data: Record<string, unknown>): void {

@@ -33,7 +33,7 @@ export interface SmtpSink {
   close(): Promise<void>;
 }
 
-function parseHeaders(raw: string): Record<string, string> {
+export function parseHeaders(raw: string): Record<string, string> {
   const head = raw.split(/\r?\n\r?\n/)[0] ?? "";
   const headers: Record<string, string> = {};
   for (const line of head.replace(/\r?\n[ \t]+/g, " ").split(/\r?\n/)) {
@@ -43,7 +43,7 @@ function parseHeaders(raw: string): Record<string, string> {
   return headers;
 }
 
-const decodeQuotedPrintable = (s: string) =>
+export const decodeQuotedPrintable = (s: string) =>
   s
     .replace(/=\r?\n/g, "")
     .replace(/=([0-9A-F]{2})/g, (_m, h: string) => String.fromCharCode(Number.parseInt(h, 16)));
