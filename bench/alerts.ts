@@ -2,7 +2,7 @@
 // format, served here), mail to a real SMTP server in this process. Waves of apps cross the threshold at
 // known times; the latency of each is the time until its mail is accepted by the SMTP server.
 // Target (issue #10): at most one evaluation interval + 2 s. Run: npm run bench:alerts -- --apps 1000
-import { execFileSync, spawn } from "node:child_process";
+import { spawn } from "node:child_process";
 import { mkdirSync, openSync, writeFileSync } from "node:fs";
 import { cpus, totalmem } from "node:os";
 import { join } from "node:path";
@@ -13,30 +13,14 @@ import { KubeClient, type KubeObject } from "../src/runtime/client.ts";
 import { freePort, installCrds, kubectl, startControlPlane } from "../test/controlplane/controlplane.ts";
 import { startHttpReceiver } from "../test/support/http-receiver.ts";
 import { startSmtpSink } from "../test/support/smtp.ts";
+import { arg, builtOperator, pool, sleep } from "./support.ts";
 
 const root = join(import.meta.dirname, "..");
-// The operator as shipped: the build (dist/), not the TypeScript sources.
-execFileSync("npm", ["run", "build"], { cwd: root, stdio: "ignore" });
-const OPERATOR = join(root, "dist", "main.js");
-const argv = process.argv.slice(2);
-const arg = (name: string, dflt: string) => {
-  const i = argv.indexOf(`--${name}`);
-  return i >= 0 ? (argv[i + 1] ?? dflt) : dflt;
-};
+const OPERATOR = builtOperator(root);
 const N = Number(arg("apps", "1000"));
 const INTERVAL_S = Number(arg("interval-seconds", "10"));
 const WAVES = 4;
 const PER_WAVE = Math.min(50, Math.floor(N / WAVES));
-const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
-
-async function pool<T>(items: T[], width: number, fn: (item: T) => Promise<unknown>): Promise<void> {
-  let next = 0;
-  await Promise.all(
-    Array.from({ length: width }, async () => {
-      while (next < items.length) await fn(items[next++] as T);
-    }),
-  );
-}
 
 const ids = Array.from({ length: N }, (_, i) => `app-${String(i).padStart(5, "0")}`);
 const pod = (id: string) => `${id}-5d8f7c9b6d-x2k4p`;

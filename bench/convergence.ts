@@ -3,7 +3,7 @@
 // one per app, and as many as the operator made. Then a minute of steady state, spec-change latency idle,
 // a restart (start-up, the full re-reconcile, spec-change latency during it) and memory.
 // Run: npm run bench -- --apps 1000 [--cpu-prof]
-import { execFileSync, spawn } from "node:child_process";
+import { spawn } from "node:child_process";
 import { mkdirSync, writeFileSync } from "node:fs";
 import { cpus, totalmem } from "node:os";
 import { join } from "node:path";
@@ -14,29 +14,13 @@ import { KubeClient, type KubeObject } from "../src/runtime/client.ts";
 import { Informer } from "../src/runtime/informer.ts";
 import { silentLogger } from "../src/runtime/log.ts";
 import { freePort, installCrds, kubectl, startControlPlane } from "../test/controlplane/controlplane.ts";
+import { arg, builtOperator, flag, pool, sleep } from "./support.ts";
 
 const root = join(import.meta.dirname, "..");
-// The operator as shipped: the build (dist/), not the TypeScript sources.
-execFileSync("npm", ["run", "build"], { cwd: root, stdio: "ignore" });
-const OPERATOR = join(root, "dist", "main.js");
-const argv = process.argv.slice(2);
-const arg = (name: string, dflt: string) => {
-  const i = argv.indexOf(`--${name}`);
-  return i >= 0 ? (argv[i + 1] ?? dflt) : dflt;
-};
+const OPERATOR = builtOperator(root);
 const N = Number(arg("apps", "1000"));
 /** The operator's --max-concurrent-reconciles (its default: 16), and the baselines' concurrency. */
 const CONCURRENCY = Number(arg("workers", "16"));
-const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
-
-async function pool<T>(items: T[], width: number, fn: (item: T) => Promise<unknown>): Promise<void> {
-  let next = 0;
-  await Promise.all(
-    Array.from({ length: width }, async () => {
-      while (next < items.length) await fn(items[next++] as T);
-    }),
-  );
-}
 
 /** Every sample of a Prometheus text exposition, keyed by `name{labels}`. */
 function samples(text: string): Map<string, number> {
@@ -198,9 +182,7 @@ try {
   const pick = (k: number) =>
     Array.from({ length: k }, (_, i) => ids[Math.floor(((i + 0.5) * N) / k)] as string);
 
-  const profile = argv.includes("--cpu-prof")
-    ? [`--cpu-prof`, `--cpu-prof-dir=${join(root, ".tmp", "prof")}`]
-    : [];
+  const profile = flag("cpu-prof") ? [`--cpu-prof`, `--cpu-prof-dir=${join(root, ".tmp", "prof")}`] : [];
   const startOperator = async () => {
     const metricsPort = await freePort();
     const probePort = await freePort();
