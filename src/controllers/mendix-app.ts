@@ -20,7 +20,13 @@ import { type Condition, patchStatusIfChanged, setCondition } from "../runtime/s
 import { appMetrics } from "./app-metrics.ts";
 import { reportInvalidSpec } from "./invalid-spec.ts";
 import { rbacInformers, syncGrants } from "./rbac.ts";
-import { APPS_BY_CONTACT, APPS_BY_WORKLOAD, MENDIX_APPS, TECHNICAL_CONTACTS } from "./resources.ts";
+import {
+  APPS_BY_CONTACT,
+  APPS_BY_WORKLOAD,
+  appsByContact,
+  MENDIX_APPS,
+  TECHNICAL_CONTACTS,
+} from "./resources.ts";
 import { secretData } from "./secrets.ts";
 import { contactRecipient } from "./technical-contact.ts";
 import {
@@ -50,10 +56,6 @@ export function onlyFinalizerAdded(a: KubeObject, b: KubeObject, finalizer: stri
   if (a.metadata.finalizers?.includes(finalizer) || !b.metadata.finalizers?.includes(finalizer)) return false;
   const same = { ...a, metadata: { ...a.metadata, finalizers: b.metadata.finalizers } };
   return !specOrMetadataChanged(same, b);
-}
-
-export function appsByContact(app: AppObject): string[] {
-  return (app.spec?.technicalContacts ?? []).map((c) => `${app.metadata.namespace}/${c.name}`);
 }
 
 export function registerMendixAppController(

@@ -1,6 +1,6 @@
 // The resource types the controllers read and write, and the cache indexes they share.
 import { GROUP, VERSION } from "../api/common.ts";
-import type { ResourceType } from "../runtime/client.ts";
+import type { KubeObject, ResourceType } from "../runtime/client.ts";
 
 export const MENDIX_APPS: ResourceType = {
   group: GROUP,
@@ -26,6 +26,13 @@ export const ALERT_POLICIES: ResourceType = {
 
 /** MendixApps indexed by "namespace/contact" for each technical contact they name. */
 export const APPS_BY_CONTACT = "contact";
+
+/** The "namespace/contact" keys of the technical contacts an app names (the APPS_BY_CONTACT index). */
+export function appsByContact(
+  app: KubeObject & { spec?: { technicalContacts?: { name: string }[] } },
+): string[] {
+  return (app.spec?.technicalContacts ?? []).map((c) => `${app.metadata.namespace}/${c.name}`);
+}
 
 /** MendixApps indexed by "namespace/Kind/name" of the workload they run on. */
 export const APPS_BY_WORKLOAD = "workload";

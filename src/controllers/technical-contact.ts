@@ -10,7 +10,7 @@ import type { Informer } from "../runtime/informer.ts";
 import type { Manager } from "../runtime/manager.ts";
 import { patchStatusIfChanged, setCondition } from "../runtime/status.ts";
 import { reportInvalidSpec } from "./invalid-spec.ts";
-import { APPS_BY_CONTACT, MENDIX_APPS, TECHNICAL_CONTACTS } from "./resources.ts";
+import { APPS_BY_CONTACT, appsByContact, MENDIX_APPS, TECHNICAL_CONTACTS } from "./resources.ts";
 import { secretValue } from "./secrets.ts";
 
 export { TECHNICAL_CONTACTS } from "./resources.ts";
@@ -101,10 +101,10 @@ export function registerTechnicalContactController(
     related: [
       {
         informer: apps as unknown as Informer<KubeObject>,
-        map: (a) =>
-          ((a as { spec?: { technicalContacts?: { name: string }[] } }).spec?.technicalContacts ?? []).map(
-            (c) => `${a.metadata.namespace}/${c.name}`,
-          ),
+        map: (a) => appsByContact(a),
+        // A contact reads only which apps name it: an app's other changes (its finalizer, its spec) need no
+        // contact reconcile. At 10,000 apps that was 17,500 contact reconciles during convergence.
+        updateNeedsWork: (oldApp, newApp) => appsByContact(oldApp).join() !== appsByContact(newApp).join(),
       },
     ],
     reconcile: async ({ namespace, name }, { log }) => {
