@@ -230,6 +230,11 @@ export function registerMendixAppController(
       // The latest copy of the app: the cache's, or what our own write returned (so the status write
       // below does not conflict with the finalizer patch).
       let base: AppObject = raw;
+      // The license Secret is read while the finalizer is added: both only wait on the API server.
+      const secretRead = spec.license
+        ? secretData(manager.client, namespace, spec.license.secretRef.name)
+        : undefined;
+      secretRead?.catch(() => undefined); // awaited below; not unhandled if the finalizer patch throws
       if (!raw.metadata.finalizers?.includes(FINALIZER)) {
         base = await manager.client.patch<AppObject>(
           MENDIX_APPS,
@@ -263,10 +268,7 @@ export function registerMendixAppController(
 
       // License.
       const secretCheck = spec.license
-        ? checkLicenseSecret(
-            spec.license.secretRef.name,
-            await secretData(manager.client, namespace, spec.license.secretRef.name),
-          )
+        ? checkLicenseSecret(spec.license.secretRef.name, await secretRead)
         : ({ ok: true } as const);
       const decision = decideLicense({
         hosting: spec.hosting,
