@@ -82,6 +82,12 @@ export function mergePatch(from: unknown, to: unknown): unknown {
 }
 
 /**
+ * The object each status write returned, by the copy it was computed from (a cache's object). Weak: an
+ * entry lives as long as that copy, i.e. until the watch brings the cache the new version.
+ */
+const writtenOver = new WeakMap<object, KubeObject>();
+
+/**
  * Writes the status `desired(current)` returns, only when it differs from the current one. Sends a merge
  * patch of just the differences, guarded by the object's resourceVersion; on a conflict re-reads the object
  * and computes again from the fresh status (so fields other writers own, like an outbox, are never rolled
@@ -94,7 +100,9 @@ export async function patchStatusIfChanged<T extends KubeObject & { status?: unk
   desired: (current: T["status"]) => NonNullable<T["status"]>,
   attempts = 5,
 ): Promise<{ written: boolean; object: T }> {
-  let current = obj;
+  // A cache copy we already wrote over (its watch event not in yet, e.g. a resync right after our write):
+  // start from what our write returned, not from the stale copy (which would only earn a 409 and a GET).
+  let current = (writtenOver.get(obj) as T | undefined) ?? obj;
   for (let attempt = 1; ; attempt++) {
     const status = desired(current.status);
     if (deepEqual(current.status ?? {}, status)) return { written: false, object: current };
@@ -113,6 +121,7 @@ export async function patchStatusIfChanged<T extends KubeObject & { status?: unk
           subresource: "status",
         },
       );
+      writtenOver.set(obj, object);
       return { written: true, object };
     } catch (err) {
       if (!isConflict(err) || attempt >= attempts) throw err;
