@@ -99,6 +99,40 @@ describe("WorkQueue", () => {
     expect(q.len()).toBe(1);
   });
 
+  it("serves many deadlines from one timer, in deadline order, each key once", async () => {
+    const { q, clock } = newQueue();
+    // 500 keys with shuffled deadlines; every tenth later moved earlier (its first entry goes stale).
+    const deadlines = new Map<string, number>();
+    for (let i = 0; i < 500; i++) {
+      const ms = ((i * 7919) % 500) * 10 + 10;
+      q.addAfter(`k${i}`, ms);
+      deadlines.set(`k${i}`, ms);
+      if (i % 10 === 0) {
+        q.addAfter(`k${i}`, ms / 2);
+        deadlines.set(`k${i}`, ms / 2);
+      }
+    }
+    const order: string[] = [];
+    for (let t = 0; t <= 5010; t += 5) {
+      clock.advance(5);
+      while (q.len() > 0) {
+        const key = (await q.get()) as string;
+        order.push(key);
+        q.done(key);
+        expect(deadlines.get(key)).toBeLessThanOrEqual(t + 5);
+      }
+    }
+    expect(order).toHaveLength(500);
+    expect(new Set(order).size).toBe(500);
+    const due = order.map((k) => deadlines.get(k) as number);
+    expect(due).toEqual([...due].sort((a, b) => a - b));
+    // Shut down with deadlines pending: nothing fires afterwards.
+    q.addAfter("late", 100);
+    await q.shutDown();
+    clock.advance(1000);
+    expect(q.len()).toBe(0);
+  });
+
   it("backs off a failing key exponentially from 5 ms and forgets on success", () => {
     const { q, clock } = newQueue();
     const waits: number[] = [];

@@ -39,6 +39,39 @@ class Fifo {
   }
 }
 
+type Deadline = { key: string; at: number };
+
+/** Binary min-heap on `at`, in an array. */
+function heapPush(h: Deadline[], item: Deadline): void {
+  h.push(item);
+  let i = h.length - 1;
+  while (i > 0) {
+    const parent = (i - 1) >> 1;
+    if ((h[parent] as Deadline).at <= item.at) break;
+    h[i] = h[parent] as Deadline;
+    i = parent;
+  }
+  h[i] = item;
+}
+
+function heapPop(h: Deadline[]): Deadline | undefined {
+  const top = h[0];
+  const last = h.pop();
+  if (!h.length || !last) return top;
+  let i = 0;
+  for (;;) {
+    const l = 2 * i + 1;
+    if (l >= h.length) break;
+    const r = l + 1;
+    const c = r < h.length && (h[r] as Deadline).at < (h[l] as Deadline).at ? r : l;
+    if ((h[c] as Deadline).at >= last.at) break;
+    h[i] = h[c] as Deadline;
+    i = c;
+  }
+  h[i] = last;
+  return top;
+}
+
 const noMetrics: QueueMetrics = { depth() {}, added() {}, retried() {}, queued() {}, worked() {} };
 
 export class WorkQueue {
@@ -50,7 +83,14 @@ export class WorkQueue {
   private readonly dirty = new Set<string>();
   private readonly processing = new Map<string, number>();
   private readonly addedAt = new Map<string, number>();
-  private readonly delayed = new Map<string, { at: number; timer: Timer }>();
+  /** Keys waiting for a deadline (addAfter), with the lane they go to. */
+  private readonly delayed = new Map<string, { at: number; priority: Priority }>();
+  /**
+   * Deadlines as a min-heap, served by one timer for the earliest: a timer per key cost ~0.5 KB each (10,000
+   * apps each requeued for midnight). An entry whose key has since got an earlier deadline is stale and skipped.
+   */
+  private readonly deadlines: Deadline[] = [];
+  private timer: { at: number; handle: Timer } | undefined;
   private readonly waiters: ((key: string | undefined) => void)[] = [];
   private readonly idleWaiters: (() => void)[] = [];
   private shuttingDown = false;
@@ -96,12 +136,39 @@ export class WorkQueue {
     const at = this.clock.now() + ms;
     const existing = this.delayed.get(key);
     if (existing && existing.at <= at) return;
-    existing?.timer.cancel();
-    const timer = this.clock.after(ms, () => {
+    this.delayed.set(key, { at, priority });
+    heapPush(this.deadlines, { key, at });
+    this.arm();
+  }
+
+  /** Keeps one timer set for the earliest live deadline. */
+  private arm(): void {
+    const d = this.deadlines;
+    while (d.length && this.delayed.get((d[0] as Deadline).key)?.at !== (d[0] as Deadline).at) heapPop(d);
+    const next = d[0];
+    if (!next || this.shuttingDown) {
+      this.timer?.handle.cancel();
+      this.timer = undefined;
+      return;
+    }
+    if (this.timer && this.timer.at <= next.at) return; // fires first; re-arms then
+    this.timer?.handle.cancel();
+    const now = this.clock.now();
+    this.timer = { at: next.at, handle: this.clock.after(next.at - now, () => this.fireDue()) };
+  }
+
+  private fireDue(): void {
+    this.timer = undefined;
+    const now = this.clock.now();
+    const d = this.deadlines;
+    while (d.length && (d[0] as Deadline).at <= now) {
+      const { key, at } = heapPop(d) as Deadline;
+      const entry = this.delayed.get(key);
+      if (entry?.at !== at) continue; // stale: the key got an earlier deadline, already served
       this.delayed.delete(key);
-      this.add(key, priority);
-    });
-    this.delayed.set(key, { at, timer });
+      this.add(key, entry.priority);
+    }
+    this.arm();
   }
 
   /** Adds `key` after the rate limiter's delay (per-key exponential backoff and the overall limit). */
@@ -149,8 +216,10 @@ export class WorkQueue {
   /** Stops accepting work; workers get undefined once the queued items are taken. Resolves when in-flight work is done. */
   async shutDown(): Promise<void> {
     this.shuttingDown = true;
-    for (const d of this.delayed.values()) d.timer.cancel();
+    this.timer?.handle.cancel();
+    this.timer = undefined;
     this.delayed.clear();
+    this.deadlines.length = 0;
     // Items still queued are dropped: a level-based controller finds them again at the next start.
     this.lanes.high.clear();
     this.lanes.low.clear();
