@@ -46,6 +46,8 @@ export class EventRecorder {
   private readonly clock: Clock;
   private readonly series = new Map<string, SeriesState>();
   private readonly inflight = new Set<Promise<void>>();
+  /** Drops series older than the window (10,000 apps' first events are ~4 MB), whether or not more events come. */
+  private pruneTimer: Timer | undefined;
   /** Event API writes made (creates + series patches), for tests and benchmarks. */
   writes = 0;
 
@@ -80,6 +82,7 @@ export class EventRecorder {
       last: Promise.resolve(),
     };
     this.series.set(key, state);
+    this.schedulePrune(window);
     state.last = this.track(
       this.opts.client
         .create(EVENTS, {
@@ -105,6 +108,15 @@ export class EventRecorder {
         }),
       { reason, name },
     );
+  }
+
+  private schedulePrune(window: number): void {
+    if (this.pruneTimer) return;
+    this.pruneTimer = this.clock.after(window, () => {
+      this.pruneTimer = undefined;
+      this.prune(this.clock.now(), window);
+      if (this.series.size) this.schedulePrune(window);
+    });
   }
 
   private prune(now: number, window: number): void {
