@@ -12,4 +12,4 @@ USER 65532:65532
 ENV NODE_ENV=production
 EXPOSE 8080 8081 9443
 # Nothing is written at run time: certificates are generated in memory or mounted, logs go to stdout.
-ENTRYPOINT ["/nodejs/bin/node", "/app/dist/main.js"]
+ENTRYPOINT ["/nodejs/bin/node", "/app/mxops.mjs"]

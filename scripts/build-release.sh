@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# Builds what the container image ships into OUT: compiled JavaScript and production dependencies only.
+# Builds what the container image ships into OUT: the operator as one bundled ES module (its dependencies
+# included, only what it uses: ~20 MB less heap than loading client-node's whole generated API).
 # The Dockerfile runs this (no container engine runs on the project's machines, so it is tested here).
 set -euo pipefail
 OUT="${1:?usage: build-release.sh OUT_DIR}"
@@ -8,9 +9,5 @@ cd "$(dirname "$0")/.."
 npm run --silent build
 rm -rf "$OUT"
 mkdir -p "$OUT"
-cp -r dist package.json package-lock.json "$OUT/"
-# No install scripts: production dependencies are plain JavaScript.
-(cd "$OUT" && npm ci --omit=dev --ignore-scripts --no-audit --no-fund --loglevel=error)
-rm -f "$OUT/package-lock.json"
-find "$OUT/dist" -name '*.map' -delete
+cp dist/mxops.mjs package.json "$OUT/"
 echo "release in $OUT ($(du -sh "$OUT" | cut -f1))"
