@@ -13,10 +13,11 @@ import { KubeClient, type KubeObject } from "../src/runtime/client.ts";
 import { freePort, installCrds, kubectl, startControlPlane } from "../test/controlplane/controlplane.ts";
 import { startHttpReceiver } from "../test/support/http-receiver.ts";
 import { startSmtpSink } from "../test/support/smtp.ts";
-import { arg, builtOperator, pool, sleep } from "./support.ts";
+import { arg, builtOperator, deployedNodeOptions, pool, sleep } from "./support.ts";
 
 const root = join(import.meta.dirname, "..");
 const OPERATOR = builtOperator(root);
+const NODE_OPTIONS = deployedNodeOptions(root);
 const N = Number(arg("apps", "1000"));
 const INTERVAL_S = Number(arg("interval-seconds", "10"));
 const WAVES = 4;
@@ -48,6 +49,7 @@ const result: Record<string, unknown> = {
   evaluationIntervalSeconds: INTERVAL_S,
   machine: { cpus: cpus().length, cpuModel: cpus()[0]?.model, memoryGiB: Math.round(totalmem() / 2 ** 30) },
   command: `npm run bench:alerts -- --apps ${N}`,
+  nodeOptions: NODE_OPTIONS,
   date: new Date().toISOString(),
 };
 try {
@@ -107,6 +109,7 @@ try {
       MXOPS_HEALTH_PROBE_BIND_ADDRESS: "0",
       MXOPS_WEBHOOK_PORT: "0",
       MXOPS_LOG_LEVEL: process.env.BENCH_LOG_LEVEL ?? "warn",
+      NODE_OPTIONS,
       MXOPS_USAGE_SOURCE: "prometheus",
       MXOPS_PROMETHEUS_URL: prometheus.url,
       MXOPS_EVALUATION_INTERVAL: `${INTERVAL_S}s`,

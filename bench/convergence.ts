@@ -4,7 +4,7 @@
 // a restart (start-up, the full re-reconcile, spec-change latency during it) and memory.
 // Run: npm run bench -- --apps 1000 [--cpu-prof]
 import { spawn } from "node:child_process";
-import { mkdirSync, writeFileSync } from "node:fs";
+import { mkdirSync, readdirSync, renameSync, statSync, writeFileSync } from "node:fs";
 import { cpus, totalmem } from "node:os";
 import { join } from "node:path";
 import { KubeConfig } from "@kubernetes/client-node";
@@ -14,10 +14,11 @@ import { KubeClient, type KubeObject } from "../src/runtime/client.ts";
 import { Informer } from "../src/runtime/informer.ts";
 import { silentLogger } from "../src/runtime/log.ts";
 import { freePort, installCrds, kubectl, startControlPlane } from "../test/controlplane/controlplane.ts";
-import { arg, builtOperator, flag, pool, sleep } from "./support.ts";
+import { arg, builtOperator, deployedNodeOptions, flag, pool, sleep } from "./support.ts";
 
 const root = join(import.meta.dirname, "..");
 const OPERATOR = builtOperator(root);
+const NODE_OPTIONS = deployedNodeOptions(root);
 const N = Number(arg("apps", "1000"));
 /** The operator's --max-concurrent-reconciles (its default: 16), and the baselines' concurrency. */
 const CONCURRENCY = Number(arg("workers", "16"));
@@ -57,6 +58,7 @@ const result: Record<string, unknown> = {
   machine: { cpus: cpus().length, cpuModel: cpus()[0]?.model, memoryGiB: Math.round(totalmem() / 2 ** 30) },
   command: `npm run bench -- --apps ${N}${CONCURRENCY !== 16 ? ` --workers ${CONCURRENCY}` : ""}`,
   workers: CONCURRENCY,
+  nodeOptions: NODE_OPTIONS,
   date: new Date().toISOString(),
 };
 try {
@@ -109,10 +111,31 @@ try {
     return (performance.now() - t0) / 1000;
   };
 
+  const serverSide = async () => ({
+    apiserver: samples(await kubectl(cp.kubeconfig, ["get", "--raw", "/metrics"])),
+    etcd: cp.etcdUrl
+      ? samples(await (await fetch(`${cp.etcdUrl}/metrics`)).text())
+      : new Map<string, number>(),
+  });
+  const cpu = (b: Map<string, number>, a: Map<string, number>) =>
+    Number((deltas(b, a, "process_cpu_seconds_total", () => "s").s ?? 0).toFixed(2));
   // Baseline: status writes straight to the API server with the operator's concurrency, `perApp` per app.
   // Each write changes the status (an unchanged one would be a no-op the API server does not store).
+  // Without `status`, two fields on apps that have no other status; with it (a status the operator wrote),
+  // the first round writes that whole status and the later ones a field of it: the API server's cost of a
+  // write grows with the object it rewrites (bench:requests: 2.6 ms on a bare app, 5.4 ms on a reconciled one).
   let baselineRound = 0;
-  const baselineWrites = async (perApp: number) => {
+  const baselineWrites = async (perApp: number, status?: Record<string, unknown>) => {
+    // Watched by the same kind of observer as the operator's run (the benchmark's informer below), so that
+    // its cost (one more watcher at the API server, decoding every event on these two cores) is on both sides.
+    const observer = new Informer<KubeObject>(client, MENDIX_APPS, {
+      namespaces: ["baseline"],
+      log: silentLogger(),
+    });
+    observer.start();
+    await observer.waitForSync();
+    const server0 = await serverSide();
+    const bench0 = process.cpuUsage();
     const t0 = performance.now();
     for (let r = 0; r < perApp; r++) {
       baselineRound++;
@@ -121,24 +144,34 @@ try {
           MENDIX_APPS,
           "baseline",
           id,
-          { status: { observedGeneration: baselineRound, license: { state: "Active" } } },
+          status && r === 0
+            ? { status: { ...status, observedGeneration: baselineRound } }
+            : status
+              ? { status: { observedGeneration: baselineRound } }
+              : { status: { observedGeneration: baselineRound, license: { state: "Active" } } },
           "merge",
           { subresource: "status" },
         );
       });
     }
-    return (performance.now() - t0) / 1000;
+    const seconds = (performance.now() - t0) / 1000;
+    const bench = process.cpuUsage(bench0);
+    const server1 = await serverSide();
+    await observer.stop();
+    return {
+      seconds,
+      cpuSeconds: {
+        apiserver: cpu(server0.apiserver, server1.apiserver),
+        etcd: cpu(server0.etcd, server1.etcd),
+        benchmark: Number(((bench.user + bench.system) / 1e6).toFixed(2)),
+      },
+    };
   };
   const baselineCreate = await create("baseline", false);
-  const baselineSeconds = await baselineWrites(1);
+  const baselineOne = await baselineWrites(1);
+  const baselineSeconds = baselineOne.seconds;
 
   const createSeconds = await create(ns, true);
-  const serverSide = async () => ({
-    apiserver: samples(await kubectl(cp.kubeconfig, ["get", "--raw", "/metrics"])),
-    etcd: cp.etcdUrl
-      ? samples(await (await fetch(`${cp.etcdUrl}/metrics`)).text())
-      : new Map<string, number>(),
-  });
   // Watched, not listed: polling LISTs of N apps would load the API server the operator is measured on.
   type App = KubeObject & {
     status?: { observedGeneration?: number; conditions?: { type: string; status: string }[] };
@@ -174,6 +207,22 @@ try {
     });
     return (performance.now() - t0) / 1000;
   };
+  /** Has the operator write a heap snapshot (--heap-snapshot) and waits until the file is complete. */
+  const heapSnapshot = async (pid: number) => {
+    const dir = join(root, ".tmp", "heap");
+    mkdirSync(dir, { recursive: true });
+    const existing = new Set(readdirSync(root));
+    process.kill(pid, "SIGUSR2");
+    for (let last = -1; ; await sleep(2000)) {
+      const file = readdirSync(root).find((f) => f.endsWith(".heapsnapshot") && !existing.has(f));
+      const size = file ? statSync(join(root, file)).size : -1;
+      if (file && size > 0 && size === last) {
+        renameSync(join(root, file), join(dir, `convergence-${N}-${file}`));
+        return;
+      }
+      last = size;
+    }
+  };
   const percentiles = (xs: number[]) => {
     const sorted = [...xs].sort((a, b) => a - b);
     const at = (q: number) => sorted[Math.max(0, Math.ceil(q * sorted.length) - 1)] ?? 0;
@@ -182,7 +231,11 @@ try {
   const pick = (k: number) =>
     Array.from({ length: k }, (_, i) => ids[Math.floor(((i + 0.5) * N) / k)] as string);
 
-  const profile = flag("cpu-prof") ? [`--cpu-prof`, `--cpu-prof-dir=${join(root, ".tmp", "prof")}`] : [];
+  const profile = [
+    ...(flag("cpu-prof") ? [`--cpu-prof`, `--cpu-prof-dir=${join(root, ".tmp", "prof")}`] : []),
+    // `kill -USR2 <operator pid>` writes a heap snapshot into the working directory.
+    ...(flag("heap-snapshot") ? ["--heapsnapshot-signal=SIGUSR2"] : []),
+  ];
   const startOperator = async () => {
     const metricsPort = await freePort();
     const probePort = await freePort();
@@ -199,6 +252,7 @@ try {
           MXOPS_WEBHOOK_PORT: "0",
           MXOPS_LOG_LEVEL: "warn",
           MXOPS_MAX_CONCURRENT_RECONCILES: String(CONCURRENCY),
+          NODE_OPTIONS,
         },
         stdio: ["ignore", "ignore", "inherit"],
       },
@@ -219,7 +273,7 @@ try {
       proc.kill("SIGTERM");
       await exited;
     };
-    return { started, readySeconds, metricsPort, scrape, stop };
+    return { pid: proc.pid ?? 0, started, readySeconds, metricsPort, scrape, stop };
   };
   const sum = (m: Map<string, number>, name: string, filter: (key: string) => boolean = () => true) =>
     [...m]
@@ -230,6 +284,8 @@ try {
   const memory = (m: Map<string, number>) => ({
     rssMB: Math.round(sum(m, "process_resident_memory_bytes") / 2 ** 20),
     heapUsedMB: Math.round(sum(m, "nodejs_heap_size_used_bytes") / 2 ** 20),
+    heapTotalMB: Math.round(sum(m, "nodejs_heap_size_total_bytes") / 2 ** 20),
+    externalMB: Math.round(sum(m, "nodejs_external_memory_bytes") / 2 ** 20),
   });
   const none = new Map<string, number>();
   /**
@@ -243,8 +299,6 @@ try {
           /^(POST|PUT|PATCH|APPLY|DELETE|DELETECOLLECTION) /.test(k) && !/ (leases|endpoints) /.test(k),
       )
       .reduce((a, [, v]) => a + v, 0);
-  const cpu = (b: Map<string, number>, a: Map<string, number>) =>
-    deltas(b, a, "process_cpu_seconds_total", () => "s").s ?? 0;
   const requests = (b: Map<string, number>, a: Map<string, number>) =>
     deltas(b, a, "apiserver_request_total", (k) =>
       [
@@ -256,6 +310,7 @@ try {
 
   // Phase 1 (figure 1): the operator starts with N unreconciled apps; timed until every status is settled.
   const before = await serverSide();
+  const bench0 = process.cpuUsage();
   const op1 = await startOperator();
   for (;;) {
     const settled = watched
@@ -269,6 +324,7 @@ try {
     await sleep(100);
   }
   const operatorSeconds = (performance.now() - op1.started) / 1000;
+  const benchCpu = process.cpuUsage(bench0);
   const atSettle = await op1.scrape();
   const after = await serverSide();
   const writesToSettle = sum(atSettle, "rest_client_requests_total", writeMethods);
@@ -285,6 +341,7 @@ try {
   const idleLatencies: number[] = [];
   for (const id of pick(30)) idleLatencies.push(await specChange(id));
   const memoryAfterSync = memory(await op1.scrape());
+  if (flag("heap-snapshot")) await heapSnapshot(op1.pid);
   await op1.stop();
 
   // Phase 2 (figures 2, 4, 5): a restart. Start-up until ready at N apps; its initial list reconciles every app
@@ -317,11 +374,15 @@ try {
   for (const id of pick(30)) idleLatencies2.push(await specChange(id));
   const memoryAfterRestart = memory(await op2.scrape());
   await op2.stop();
+  const operatorStatus = watched.get(ns, ids[0] as string)?.status as Record<string, unknown>;
   await watched.stop();
 
   // The same number of writes as the operator made to settle, as bare status writes.
   const sameWritesPerApp = Math.max(1, Math.round(writesToSettle / N));
-  const baselineSameSeconds = await baselineWrites(sameWritesPerApp);
+  const baselineSame = await baselineWrites(sameWritesPerApp);
+  const baselineSameSeconds = baselineSame.seconds;
+  // The same number of writes again, of the status the operator writes (on apps that then look like its own).
+  const baselineReal = await baselineWrites(sameWritesPerApp, operatorStatus);
 
   Object.assign(result, {
     createSeconds: Number(createSeconds.toFixed(1)),
@@ -341,7 +402,12 @@ try {
         operator: cpu(none, atSettle),
         apiserver: cpu(before.apiserver, after.apiserver),
         etcd: cpu(before.etcd, after.etcd),
+        benchmark: Number(((benchCpu.user + benchCpu.system) / 1e6).toFixed(2)),
       },
+      baselineSameWritesCpuSeconds: baselineSame.cpuSeconds,
+      baselineSameWritesOfOperatorStatusSeconds: Number(baselineReal.seconds.toFixed(2)),
+      ratioToSameWritesOfOperatorStatus: Number((operatorSeconds / baselineReal.seconds).toFixed(2)),
+      baselineSameWritesOfOperatorStatusCpuSeconds: baselineReal.cpuSeconds,
       reconciles: deltas(none, atSettle, "controller_runtime_reconcile_total", (k) =>
         [label(k, "controller"), label(k, "result")].join(" "),
       ),

@@ -1,0 +1,172 @@
+// Operator memory under V8 heap settings: `npm run bench:memory -- --apps N --variants "A|B|..."`.
+// N apps are converged once (with the first variant), then the operator is restarted once per variant: its
+// initial list reconciles every app again (the busiest a steady operator gets). Per run: time until every
+// app was reconciled, RSS/heap then and 20 s later, the peak RSS, and RSS by mapping (/proc/PID/smaps).
+// A variant is NODE_OPTIONS, optionally with VAR=value words for the environment (e.g. MALLOC_ARENA_MAX=2).
+import { spawn } from "node:child_process";
+import { mkdirSync, readFileSync, writeFileSync } from "node:fs";
+import { cpus, totalmem } from "node:os";
+import { join } from "node:path";
+import { KubeConfig } from "@kubernetes/client-node";
+import { MENDIX_APPS, TECHNICAL_CONTACTS } from "../src/controllers/resources.ts";
+import { DEPLOYMENTS } from "../src/controllers/workload.ts";
+import { KubeClient, type KubeObject } from "../src/runtime/client.ts";
+import { freePort, installCrds, kubectl, startControlPlane } from "../test/controlplane/controlplane.ts";
+import { arg, builtOperator, deployedNodeOptions, pool, sleep } from "./support.ts";
+
+const root = join(import.meta.dirname, "..");
+const N = Number(arg("apps", "10000"));
+const OPERATOR = builtOperator(root);
+const variants = arg("variants", deployedNodeOptions(root)).split("|");
+const cp = await startControlPlane();
+const runs: unknown[] = [];
+try {
+  const kc = new KubeConfig();
+  kc.loadFromFile(cp.kubeconfig);
+  const client = new KubeClient(kc);
+  await installCrds(cp.kubeconfig);
+  const ns = "bench";
+  await kubectl(cp.kubeconfig, ["create", "namespace", ns]);
+  await kubectl(
+    cp.kubeconfig,
+    ["apply", "-f", "-"],
+    `apiVersion: v1\nkind: Secret\nmetadata: {name: license, namespace: ${ns}}\nstringData: {LICENSE_ID: 3f1c2b8e-7d4a-4e2b-9c61-0a5d8e7f1b23, LICENSE_KEY: placeholder}\n`,
+  );
+  for (let i = 0; i < 50; i++)
+    await client.create(TECHNICAL_CONTACTS, {
+      metadata: { name: `c${i}`, namespace: ns },
+      spec: { displayName: `c${i}`, email: `c${i}@example.com`, mxid: `c${i}@example.com` },
+    } as KubeObject);
+  const ids = Array.from({ length: N }, (_, i) => `app-${String(i).padStart(5, "0")}`);
+  await pool(ids, 16, async (id) => {
+    await client.create(DEPLOYMENTS, {
+      metadata: { name: id, namespace: ns },
+      spec: {
+        replicas: 1,
+        selector: { matchLabels: { app: id } },
+        template: {
+          metadata: { labels: { app: id } },
+          spec: { containers: [{ name: "mendix", image: "mendix/runtime-base:latest" }] },
+        },
+      },
+    } as KubeObject);
+    await client.create(MENDIX_APPS, {
+      metadata: { name: id, namespace: ns },
+      spec: {
+        hosting: "OnPremises",
+        technicalContacts: [{ name: `c${Number(id.slice(4)) % 50}` }],
+        workloadRef: { kind: "Deployment", name: id },
+        license: { secretRef: { name: "license" }, expiresAt: "2030-01-01" },
+      },
+    } as KubeObject);
+  });
+
+  const metric = (text: string, name: string, filter = "") =>
+    text
+      .split("\n")
+      .filter((l) => l.startsWith(name) && l.includes(filter))
+      .reduce((a, l) => a + Number(l.split(" ").pop()), 0);
+  const mb = (bytes: number) => Math.round(bytes / 2 ** 20);
+  const memory = (t: string) => ({
+    rssMB: mb(metric(t, "process_resident_memory_bytes")),
+    heapUsedMB: mb(metric(t, "nodejs_heap_size_used_bytes")),
+    heapTotalMB: mb(metric(t, "nodejs_heap_size_total_bytes")),
+    externalMB: mb(metric(t, "nodejs_external_memory_bytes")),
+  });
+  /** RSS by mapping: the node binary, malloc's [heap], anonymous mappings (V8's heap, other arenas). */
+  const smaps = (pid: number) => {
+    const kb: Record<string, number> = {};
+    let name = "";
+    for (const line of readFileSync(`/proc/${pid}/smaps`, "utf8").split("\n")) {
+      const m = line.match(/^[0-9a-f]+-[0-9a-f]+ \S+ \S+ \S+ \S+\s*(.*)$/);
+      if (m) {
+        name = !m[1] ? "anonymous" : m[1].endsWith("/node") ? "node binary" : m[1];
+        continue;
+      }
+      const r = line.match(/^Rss:\s+(\d+) kB/);
+      if (r) kb[name] = (kb[name] ?? 0) + Number(r[1]);
+    }
+    return Object.fromEntries(
+      Object.entries(kb)
+        .filter(([, v]) => v >= 1024)
+        .map(([k, v]) => [k, Math.round(v / 1024)]),
+    );
+  };
+  const run = async (variant: string, phase: string) => {
+    const words = variant.split(" ").filter(Boolean);
+    const env = Object.fromEntries(words.filter((w) => /^[A-Z_]+=/.test(w)).map((w) => w.split("=")));
+    const nodeOptions = words.filter((w) => !/^[A-Z_]+=/.test(w)).join(" ");
+    const port = await freePort();
+    const t0 = performance.now();
+    const proc = spawn(process.execPath, [OPERATOR, `--namespaces=${ns}`], {
+      env: {
+        ...process.env,
+        ...env,
+        KUBECONFIG: cp.kubeconfig,
+        MXOPS_METRICS_BIND_ADDRESS: `127.0.0.1:${port}`,
+        MXOPS_HEALTH_PROBE_BIND_ADDRESS: "0",
+        MXOPS_WEBHOOK_PORT: "0",
+        MXOPS_LOG_LEVEL: "warn",
+        NODE_OPTIONS: nodeOptions,
+      },
+      stdio: ["ignore", "ignore", "inherit"],
+    });
+    const scrape = async () =>
+      await fetch(`http://127.0.0.1:${port}/metrics`).then(
+        (r) => r.text(),
+        () => "",
+      );
+    let text = "";
+    let peak = 0;
+    for (;;) {
+      await sleep(500);
+      if (proc.exitCode !== null) throw new Error(`the operator exited with ${proc.exitCode} (${variant})`);
+      text = await scrape();
+      peak = Math.max(peak, metric(text, "process_resident_memory_bytes"));
+      if (metric(text, "controller_runtime_reconcile_total", 'controller="mendixapp"') >= N) break;
+    }
+    const allReconciledSeconds = Number(((performance.now() - t0) / 1000).toFixed(1));
+    const atDone = memory(text);
+    await sleep(20_000);
+    const later = await scrape();
+    peak = Math.max(peak, metric(later, "process_resident_memory_bytes"));
+    const result = {
+      phase,
+      variant,
+      allReconciledSeconds,
+      atDone,
+      after20s: memory(later),
+      peakRssMB: mb(peak),
+      rssByMappingMB: smaps(proc.pid ?? 0),
+    };
+    console.log(JSON.stringify(result));
+    runs.push(result);
+    proc.kill("SIGTERM");
+    await new Promise((r) => proc.once("exit", r));
+  };
+  await run(variants[0] ?? "", "convergence");
+  for (const v of variants) await run(v, "restart");
+} finally {
+  await cp.stop();
+}
+mkdirSync(join(root, "bench", "results"), { recursive: true });
+writeFileSync(
+  join(root, "bench", "results", `memory-${N}.json`),
+  `${JSON.stringify(
+    {
+      benchmark: "memory",
+      apps: N,
+      machine: {
+        cpus: cpus().length,
+        cpuModel: cpus()[0]?.model,
+        memoryGiB: Math.round(totalmem() / 2 ** 30),
+      },
+      command: `npm run bench:memory -- --apps ${N} --variants "${variants.join("|")}"`,
+      date: new Date().toISOString(),
+      runs,
+    },
+    null,
+    2,
+  )}\n`,
+);
+process.exit(0);

@@ -1,0 +1,240 @@
+// API server and etcd CPU per request of each kind the operator makes, against the status write the
+// convergence baselines make: `npm run bench:requests -- [--apps N] [--watch]`. With --watch, informers on
+// MendixApps and Deployments receive every change (as the operator's do). Writes bench/results/request-cost*.json.
+import { mkdirSync, writeFileSync } from "node:fs";
+import { cpus, totalmem } from "node:os";
+import { join } from "node:path";
+import { KubeConfig } from "@kubernetes/client-node";
+import { MENDIX_APPS, TECHNICAL_CONTACTS } from "../src/controllers/resources.ts";
+import { DEPLOYMENTS } from "../src/controllers/workload.ts";
+import { KubeClient, type KubeObject, type ResourceType } from "../src/runtime/client.ts";
+import { Informer } from "../src/runtime/informer.ts";
+import { silentLogger } from "../src/runtime/log.ts";
+import { installCrds, kubectl, startControlPlane } from "../test/controlplane/controlplane.ts";
+import { arg, flag, pool } from "./support.ts";
+
+const N = Number(arg("apps", "2000"));
+const WATCH = flag("watch");
+const root = join(import.meta.dirname, "..");
+const SECRETS: ResourceType = {
+  group: "",
+  version: "v1",
+  plural: "secrets",
+  kind: "Secret",
+  namespaced: true,
+};
+const EVENTS: ResourceType = { group: "", version: "v1", plural: "events", kind: "Event", namespaced: true };
+
+const cp = await startControlPlane();
+const kc = new KubeConfig();
+kc.loadFromFile(cp.kubeconfig);
+const client = new KubeClient(kc);
+const rows: Record<string, { apiserverMs: number; etcdMs: number; clientMs: number; seconds: number }> = {};
+try {
+  await installCrds(cp.kubeconfig);
+  const ns = "cost";
+  await kubectl(cp.kubeconfig, ["create", "namespace", ns]);
+  await kubectl(
+    cp.kubeconfig,
+    ["apply", "-f", "-"],
+    `apiVersion: v1\nkind: Secret\nmetadata: {name: license, namespace: ${ns}}\nstringData: {LICENSE_ID: 3f1c2b8e-7d4a-4e2b-9c61-0a5d8e7f1b23, LICENSE_KEY: placeholder}\n`,
+  );
+  await client.create(TECHNICAL_CONTACTS, {
+    metadata: { name: "c0", namespace: ns },
+    spec: { displayName: "c0", email: "c0@example.com", mxid: "c0@example.com" },
+  } as KubeObject);
+  const ids = Array.from({ length: N }, (_, i) => `app-${String(i).padStart(5, "0")}`);
+  const cpuOf = (text: string) =>
+    Number(
+      text
+        .split("\n")
+        .find((l) => l.startsWith("process_cpu_seconds_total"))
+        ?.split(" ")[1] ?? 0,
+    );
+  const cpu = async () => [
+    cpuOf(await kubectl(cp.kubeconfig, ["get", "--raw", "/metrics"])),
+    cpuOf(await (await fetch(`${cp.etcdUrl}/metrics`)).text()),
+  ];
+  const measure = async (label: string, request: (id: string) => Promise<unknown>, names: string[] = ids) => {
+    const [a0 = 0, e0 = 0] = await cpu();
+    const c0 = process.cpuUsage();
+    const t0 = performance.now();
+    await pool(names, 16, request);
+    const seconds = (performance.now() - t0) / 1000;
+    const c1 = process.cpuUsage(c0);
+    const [a1 = 0, e1 = 0] = await cpu();
+    const per = (s: number) => Number(((s * 1000) / N).toFixed(2));
+    rows[label] = {
+      apiserverMs: per(a1 - a0),
+      etcdMs: per(e1 - e0),
+      clientMs: per((c1.user + c1.system) / 1e6),
+      seconds: Number(seconds.toFixed(1)),
+    };
+    console.log(label.padEnd(40), JSON.stringify(rows[label]));
+  };
+  if (WATCH) {
+    for (const rt of [MENDIX_APPS, DEPLOYMENTS]) {
+      const informer = new Informer<KubeObject>(client, rt, { namespaces: [ns], log: silentLogger() });
+      informer.start();
+      await informer.waitForSync();
+    }
+  }
+  const env = ["LICENSE_ID", "LICENSE_KEY"].map((v) => ({
+    name: v,
+    valueFrom: { secretKeyRef: { name: "license", key: v } },
+  }));
+  await measure("POST deployments", (id) =>
+    client.create(DEPLOYMENTS, {
+      metadata: { name: id, namespace: ns },
+      spec: {
+        replicas: 1,
+        selector: { matchLabels: { app: id } },
+        template: {
+          metadata: { labels: { app: id } },
+          spec: { containers: [{ name: "mendix", image: "mendix/runtime-base:latest" }] },
+        },
+      },
+    } as KubeObject),
+  );
+  const app = (name: string) =>
+    ({
+      metadata: { name, namespace: ns },
+      spec: {
+        hosting: "OnPremises",
+        technicalContacts: [{ name: "c0" }],
+        workloadRef: { kind: "Deployment", name },
+        license: { secretRef: { name: "license" }, expiresAt: "2030-01-01" },
+      },
+    }) as KubeObject;
+  await measure("POST mendixapps", (id) => client.create(MENDIX_APPS, app(id)));
+  // The baseline's write, on apps as the baseline has them (no finalizer, a two-field status).
+  const bare = ids.map((id) => `bare-${id}`);
+  await pool(bare, 16, (id) => client.create(MENDIX_APPS, app(id)));
+  await measure(
+    "PATCH mendixapps/status (baseline's)",
+    (id) =>
+      client.patch(
+        MENDIX_APPS,
+        ns,
+        id,
+        { status: { observedGeneration: 7, license: { state: "Active" } } },
+        "merge",
+        { subresource: "status" },
+      ),
+    bare,
+  );
+  // The operator's requests, in the order a new app gets them.
+  await measure("PATCH mendixapps (finalizer)", (id) =>
+    client.patch(MENDIX_APPS, ns, id, { metadata: { finalizers: ["mxops.dev/workload-cleanup"] } }, "merge"),
+  );
+  await measure("GET secrets", () => client.get(SECRETS, ns, "license"));
+  await measure("APPLY deployments (license env)", (id) =>
+    client.patch(
+      DEPLOYMENTS,
+      ns,
+      id,
+      {
+        apiVersion: "apps/v1",
+        kind: "Deployment",
+        metadata: { name: id, namespace: ns },
+        spec: { template: { spec: { containers: [{ name: "mendix", env }] } } },
+      },
+      "apply",
+      { fieldManager: "mxops-license", force: true },
+    ),
+  );
+  const at = "2026-11-28T00:00:00Z";
+  const condition = (type: string) => ({
+    type,
+    status: "True",
+    reason: "Reconciled",
+    message: "contacts found and license active",
+    lastTransitionTime: at,
+    observedGeneration: 1,
+  });
+  await measure("PATCH mendixapps/status (operator's)", (id) =>
+    client.patch(
+      MENDIX_APPS,
+      ns,
+      id,
+      {
+        status: {
+          observedGeneration: 1,
+          conditions: ["ContactAssigned", "Licensed", "Ready"].map(condition),
+          contacts: { count: 1, primary: "c0", notified: ["c0"] },
+          license: {
+            state: "Active",
+            expiresAt: "2030-01-01",
+            daysRemaining: 1130,
+            message: "license active",
+          },
+          workload: { licenseInjected: true },
+          notifications: [
+            {
+              id: `contact-added/${id}/c0/1`,
+              kind: "ContactAssigned",
+              severity: "Ok",
+              title: `You are now the technical contact of ${id}`,
+              body: `You are now a technical contact of the Mendix app ${id} (OnPremises, production) in namespace ${ns}. You will receive its license reminders, maintenance notices and alerts.`,
+              app: { namespace: ns, name: id, environment: "production" },
+              occurredAt: at,
+              labels: { contact: "c0" },
+              state: "Pending",
+              createdAt: at,
+            },
+          ],
+        },
+      },
+      "merge",
+      { subresource: "status" },
+    ),
+  );
+  await measure("POST events", (id) =>
+    client.create(EVENTS, {
+      metadata: { name: `${id}.license`, namespace: ns },
+      involvedObject: { kind: "MendixApp", name: id, namespace: ns, apiVersion: "mxops.dev/v1alpha1" },
+      reason: "LicenseActivated",
+      message: "LICENSE_ID and LICENSE_KEY of Secret license set on Deployment",
+      type: "Normal",
+      source: { component: "mxops" },
+      firstTimestamp: at,
+      lastTimestamp: at,
+      count: 1,
+    } as KubeObject),
+  );
+  // The baseline's write again, now on apps as the operator leaves them (finalizer, full status).
+  await measure("PATCH mendixapps/status (baseline's, on reconciled apps)", (id) =>
+    client.patch(
+      MENDIX_APPS,
+      ns,
+      id,
+      { status: { observedGeneration: 8, license: { state: "Active" } } },
+      "merge",
+      { subresource: "status" },
+    ),
+  );
+} finally {
+  await cp.stop();
+}
+mkdirSync(join(root, "bench", "results"), { recursive: true });
+writeFileSync(
+  join(root, "bench", "results", `request-cost${WATCH ? "-watched" : ""}.json`),
+  `${JSON.stringify(
+    {
+      benchmark: "request-cost",
+      apps: N,
+      watched: WATCH,
+      machine: {
+        cpus: cpus().length,
+        cpuModel: cpus()[0]?.model,
+        memoryGiB: Math.round(totalmem() / 2 ** 30),
+      },
+      command: `npm run bench:requests -- --apps ${N}${WATCH ? " --watch" : ""}`,
+      date: new Date().toISOString(),
+      perRequest: rows,
+    },
+    null,
+    2,
+  )}\n`,
+);
+process.exit(0);
