@@ -3,17 +3,27 @@
 // known times; the latency of each is the time until its mail is accepted by the SMTP server.
 // Target (issue #10): at most one evaluation interval + 2 s. Run: npm run bench:alerts -- --apps 1000
 import { spawn } from "node:child_process";
-import { mkdirSync, openSync, writeFileSync } from "node:fs";
-import { cpus, totalmem } from "node:os";
+import { openSync } from "node:fs";
 import { join } from "node:path";
-import { KubeConfig } from "@kubernetes/client-node";
-import { ALERT_POLICIES, MENDIX_APPS, TECHNICAL_CONTACTS } from "../src/controllers/resources.ts";
+import { ALERT_POLICIES, MENDIX_APPS } from "../src/controllers/resources.ts";
 import { DEPLOYMENTS } from "../src/controllers/workload.ts";
-import { KubeClient, type KubeObject } from "../src/runtime/client.ts";
+import type { KubeObject } from "../src/runtime/client.ts";
 import { freePort, installCrds, kubectl, startControlPlane } from "../test/controlplane/controlplane.ts";
 import { startHttpReceiver } from "../test/support/http-receiver.ts";
 import { startSmtpSink } from "../test/support/smtp.ts";
-import { arg, builtOperator, deployedNodeOptions, pool, sleep } from "./support.ts";
+import {
+  arg,
+  benchApp,
+  benchClient,
+  benchDeployment,
+  builtOperator,
+  createContacts,
+  deployedNodeOptions,
+  machine,
+  pool,
+  sleep,
+  writeResult,
+} from "./support.ts";
 
 const root = join(import.meta.dirname, "..");
 const OPERATOR = builtOperator(root);
@@ -47,49 +57,24 @@ const result: Record<string, unknown> = {
   benchmark: "alert-latency",
   apps: N,
   evaluationIntervalSeconds: INTERVAL_S,
-  machine: { cpus: cpus().length, cpuModel: cpus()[0]?.model, memoryGiB: Math.round(totalmem() / 2 ** 30) },
+  machine: machine(),
   command: `npm run bench:alerts -- --apps ${N}`,
   nodeOptions: NODE_OPTIONS,
   date: new Date().toISOString(),
 };
 try {
-  const kc = new KubeConfig();
-  kc.loadFromFile(cp.kubeconfig);
-  const client = new KubeClient(kc);
+  const client = benchClient(cp.kubeconfig);
   await installCrds(cp.kubeconfig);
   const ns = "alerts";
   await kubectl(cp.kubeconfig, ["create", "namespace", ns]);
-  const contacts = Array.from({ length: 50 }, (_, i) => `c${i}`);
-  for (const c of contacts) {
-    await client.create(TECHNICAL_CONTACTS, {
-      metadata: { name: c, namespace: ns },
-      spec: { displayName: c, email: `${c}@example.com`, mxid: `${c}@example.com` },
-    } as KubeObject);
-  }
+  const contacts = await createContacts(client, ns, 50);
   await pool(ids, 16, async (id) => {
-    await client.create(DEPLOYMENTS, {
-      metadata: { name: id, namespace: ns },
-      spec: {
-        replicas: 1,
-        selector: { matchLabels: { app: id } },
-        template: {
-          metadata: { labels: { app: id } },
-          spec: {
-            containers: [
-              { name: "mendix", image: "mendix/runtime-base:latest", resources: { limits: { cpu: "1" } } },
-            ],
-          },
-        },
-      },
-    } as KubeObject);
-    await client.create(MENDIX_APPS, {
-      metadata: { name: id, namespace: ns, labels: { tier: "bench" } },
-      spec: {
-        hosting: "OnPremises",
-        technicalContacts: [{ name: contacts[Number(id.slice(4)) % contacts.length] }],
-        workloadRef: { kind: "Deployment", name: id },
-      },
-    } as KubeObject);
+    await client.create(DEPLOYMENTS, benchDeployment(ns, id, { resources: { limits: { cpu: "1" } } }));
+    const contact = contacts[Number(id.slice(4)) % contacts.length] as string;
+    await client.create(
+      MENDIX_APPS,
+      benchApp(ns, id, contact, { license: false, labels: { tier: "bench" } }),
+    );
   });
   await client.create(ALERT_POLICIES, {
     metadata: { name: "cpu", namespace: ns },
@@ -190,7 +175,5 @@ try {
   await smtp.close();
   await cp.stop();
 }
-mkdirSync(join(root, "bench", "results"), { recursive: true });
-const file = join(root, "bench", "results", `alerts-${N}.json`);
-writeFileSync(file, `${JSON.stringify(result, null, 2)}\n`);
+writeResult(root, `alerts-${N}.json`, result);
 console.log(JSON.stringify(result, null, 2));

@@ -4,17 +4,29 @@
 // a restart (start-up, the full re-reconcile, spec-change latency during it) and memory.
 // Run: npm run bench -- --apps 1000 [--cpu-prof]
 import { spawn } from "node:child_process";
-import { mkdirSync, readdirSync, renameSync, statSync, writeFileSync } from "node:fs";
-import { cpus, totalmem } from "node:os";
+import { mkdirSync, readdirSync, renameSync, statSync } from "node:fs";
 import { join } from "node:path";
-import { KubeConfig } from "@kubernetes/client-node";
-import { MENDIX_APPS, TECHNICAL_CONTACTS } from "../src/controllers/resources.ts";
+import { MENDIX_APPS } from "../src/controllers/resources.ts";
 import { DEPLOYMENTS } from "../src/controllers/workload.ts";
-import { KubeClient, type KubeObject } from "../src/runtime/client.ts";
+import type { KubeObject } from "../src/runtime/client.ts";
 import { Informer } from "../src/runtime/informer.ts";
 import { silentLogger } from "../src/runtime/log.ts";
 import { freePort, installCrds, kubectl, startControlPlane } from "../test/controlplane/controlplane.ts";
-import { arg, builtOperator, deployedNodeOptions, flag, pool, sleep } from "./support.ts";
+import {
+  arg,
+  benchApp,
+  benchClient,
+  benchDeployment,
+  builtOperator,
+  createContacts,
+  deployedNodeOptions,
+  flag,
+  licenseSecretYaml,
+  machine,
+  pool,
+  sleep,
+  writeResult,
+} from "./support.ts";
 
 const root = join(import.meta.dirname, "..");
 const OPERATOR = builtOperator(root);
@@ -55,58 +67,32 @@ const cp = await startControlPlane();
 const result: Record<string, unknown> = {
   benchmark: "convergence",
   apps: N,
-  machine: { cpus: cpus().length, cpuModel: cpus()[0]?.model, memoryGiB: Math.round(totalmem() / 2 ** 30) },
+  machine: machine(),
   command: `npm run bench -- --apps ${N}${CONCURRENCY !== 16 ? ` --workers ${CONCURRENCY}` : ""}`,
   workers: CONCURRENCY,
   nodeOptions: NODE_OPTIONS,
   date: new Date().toISOString(),
 };
 try {
-  const kc = new KubeConfig();
-  kc.loadFromFile(cp.kubeconfig);
-  const client = new KubeClient(kc);
+  const client = benchClient(cp.kubeconfig);
   await installCrds(cp.kubeconfig);
   const ns = "bench";
   await kubectl(cp.kubeconfig, ["create", "namespace", ns]);
   await kubectl(cp.kubeconfig, ["create", "namespace", "baseline"]);
-  const secret = (n: string) =>
-    `apiVersion: v1\nkind: Secret\nmetadata: {name: license, namespace: ${n}}\nstringData: {LICENSE_ID: 3f1c2b8e-7d4a-4e2b-9c61-0a5d8e7f1b23, LICENSE_KEY: bench-placeholder}\n`;
-  await kubectl(cp.kubeconfig, ["apply", "-f", "-"], `${secret(ns)}---\n${secret("baseline")}`);
-  const contacts = Array.from({ length: 50 }, (_, i) => `c${i}`);
+  await kubectl(
+    cp.kubeconfig,
+    ["apply", "-f", "-"],
+    `${licenseSecretYaml(ns)}---\n${licenseSecretYaml("baseline")}`,
+  );
   const ids = Array.from({ length: N }, (_, i) => `app-${String(i).padStart(5, "0")}`);
 
   const create = async (n: string, withWorkload: boolean) => {
-    for (const c of contacts) {
-      await client.create(TECHNICAL_CONTACTS, {
-        metadata: { name: c, namespace: n },
-        spec: { displayName: c, email: `${c}@example.com`, mxid: `${c}@example.com` },
-      } as KubeObject);
-    }
+    const contacts = await createContacts(client, n, 50);
     const t0 = performance.now();
     await pool(ids, 16, async (id) => {
-      if (withWorkload) {
-        await client.create(DEPLOYMENTS, {
-          metadata: { name: id, namespace: n },
-          spec: {
-            replicas: 1,
-            selector: { matchLabels: { app: id } },
-            template: {
-              metadata: { labels: { app: id } },
-              spec: { containers: [{ name: "mendix", image: "mendix/runtime-base:latest" }] },
-            },
-          },
-        } as KubeObject);
-      }
-      const i = Number(id.slice(4));
-      await client.create(MENDIX_APPS, {
-        metadata: { name: id, namespace: n },
-        spec: {
-          hosting: "OnPremises",
-          technicalContacts: [{ name: contacts[i % contacts.length] }],
-          workloadRef: withWorkload ? { kind: "Deployment", name: id } : undefined,
-          license: { secretRef: { name: "license" }, expiresAt: "2030-01-01" },
-        },
-      } as KubeObject);
+      if (withWorkload) await client.create(DEPLOYMENTS, benchDeployment(n, id));
+      const contact = contacts[Number(id.slice(4)) % contacts.length] as string;
+      await client.create(MENDIX_APPS, benchApp(n, id, contact, { workload: withWorkload }));
     });
     return (performance.now() - t0) / 1000;
   };
@@ -433,12 +419,9 @@ try {
 } finally {
   await cp.stop();
 }
-mkdirSync(join(root, "bench", "results"), { recursive: true });
-const file = join(
+writeResult(
   root,
-  "bench",
-  "results",
   `convergence-${N}${CONCURRENCY !== 16 ? `-workers-${CONCURRENCY}` : ""}${arg("label", "") ? `-${arg("label", "")}` : ""}.json`,
+  result,
 );
-writeFileSync(file, `${JSON.stringify(result, null, 2)}\n`);
 console.log(JSON.stringify(result, null, 2));

@@ -4,15 +4,25 @@
 // app was reconciled, RSS/heap then and 20 s later, the peak RSS, and RSS by mapping (/proc/PID/smaps).
 // A variant is NODE_OPTIONS, optionally with VAR=value words for the environment (e.g. MALLOC_ARENA_MAX=2).
 import { spawn } from "node:child_process";
-import { mkdirSync, readFileSync, writeFileSync } from "node:fs";
-import { cpus, totalmem } from "node:os";
+import { readFileSync } from "node:fs";
 import { join } from "node:path";
-import { KubeConfig } from "@kubernetes/client-node";
-import { MENDIX_APPS, TECHNICAL_CONTACTS } from "../src/controllers/resources.ts";
+import { MENDIX_APPS } from "../src/controllers/resources.ts";
 import { DEPLOYMENTS } from "../src/controllers/workload.ts";
-import { KubeClient, type KubeObject } from "../src/runtime/client.ts";
 import { freePort, installCrds, kubectl, startControlPlane } from "../test/controlplane/controlplane.ts";
-import { arg, builtOperator, deployedNodeOptions, pool, sleep } from "./support.ts";
+import {
+  arg,
+  benchApp,
+  benchClient,
+  benchDeployment,
+  builtOperator,
+  createContacts,
+  deployedNodeOptions,
+  licenseSecretYaml,
+  machine,
+  pool,
+  sleep,
+  writeResult,
+} from "./support.ts";
 
 const root = join(import.meta.dirname, "..");
 const N = Number(arg("apps", "10000"));
@@ -21,44 +31,17 @@ const variants = arg("variants", deployedNodeOptions(root)).split("|");
 const cp = await startControlPlane();
 const runs: unknown[] = [];
 try {
-  const kc = new KubeConfig();
-  kc.loadFromFile(cp.kubeconfig);
-  const client = new KubeClient(kc);
+  const client = benchClient(cp.kubeconfig);
   await installCrds(cp.kubeconfig);
   const ns = "bench";
   await kubectl(cp.kubeconfig, ["create", "namespace", ns]);
-  await kubectl(
-    cp.kubeconfig,
-    ["apply", "-f", "-"],
-    `apiVersion: v1\nkind: Secret\nmetadata: {name: license, namespace: ${ns}}\nstringData: {LICENSE_ID: 3f1c2b8e-7d4a-4e2b-9c61-0a5d8e7f1b23, LICENSE_KEY: placeholder}\n`,
-  );
-  for (let i = 0; i < 50; i++)
-    await client.create(TECHNICAL_CONTACTS, {
-      metadata: { name: `c${i}`, namespace: ns },
-      spec: { displayName: `c${i}`, email: `c${i}@example.com`, mxid: `c${i}@example.com` },
-    } as KubeObject);
+  await kubectl(cp.kubeconfig, ["apply", "-f", "-"], licenseSecretYaml(ns));
+  const contacts = await createContacts(client, ns, 50);
   const ids = Array.from({ length: N }, (_, i) => `app-${String(i).padStart(5, "0")}`);
   await pool(ids, 16, async (id) => {
-    await client.create(DEPLOYMENTS, {
-      metadata: { name: id, namespace: ns },
-      spec: {
-        replicas: 1,
-        selector: { matchLabels: { app: id } },
-        template: {
-          metadata: { labels: { app: id } },
-          spec: { containers: [{ name: "mendix", image: "mendix/runtime-base:latest" }] },
-        },
-      },
-    } as KubeObject);
-    await client.create(MENDIX_APPS, {
-      metadata: { name: id, namespace: ns },
-      spec: {
-        hosting: "OnPremises",
-        technicalContacts: [{ name: `c${Number(id.slice(4)) % 50}` }],
-        workloadRef: { kind: "Deployment", name: id },
-        license: { secretRef: { name: "license" }, expiresAt: "2030-01-01" },
-      },
-    } as KubeObject);
+    await client.create(DEPLOYMENTS, benchDeployment(ns, id));
+    const contact = contacts[Number(id.slice(4)) % contacts.length] as string;
+    await client.create(MENDIX_APPS, benchApp(ns, id, contact));
   });
 
   const metric = (text: string, name: string, filter = "") =>
@@ -149,24 +132,12 @@ try {
 } finally {
   await cp.stop();
 }
-mkdirSync(join(root, "bench", "results"), { recursive: true });
-writeFileSync(
-  join(root, "bench", "results", `memory-${N}.json`),
-  `${JSON.stringify(
-    {
-      benchmark: "memory",
-      apps: N,
-      machine: {
-        cpus: cpus().length,
-        cpuModel: cpus()[0]?.model,
-        memoryGiB: Math.round(totalmem() / 2 ** 30),
-      },
-      command: `npm run bench:memory -- --apps ${N} --variants "${variants.join("|")}"`,
-      date: new Date().toISOString(),
-      runs,
-    },
-    null,
-    2,
-  )}\n`,
-);
+writeResult(root, `memory-${N}.json`, {
+  benchmark: "memory",
+  apps: N,
+  machine: machine(),
+  command: `npm run bench:memory -- --apps ${N} --variants "${variants.join("|")}"`,
+  date: new Date().toISOString(),
+  runs,
+});
 process.exit(0);

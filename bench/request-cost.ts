@@ -1,48 +1,44 @@
 // API server and etcd CPU per request of each kind the operator makes, against the status write the
 // convergence baselines make: `npm run bench:requests -- [--apps N] [--watch]`. With --watch, informers on
 // MendixApps and Deployments receive every change (as the operator's do). Writes bench/results/request-cost*.json.
-import { mkdirSync, writeFileSync } from "node:fs";
-import { cpus, totalmem } from "node:os";
 import { join } from "node:path";
-import { KubeConfig } from "@kubernetes/client-node";
-import { MENDIX_APPS, TECHNICAL_CONTACTS } from "../src/controllers/resources.ts";
+import { MENDIX_APPS } from "../src/controllers/resources.ts";
+import { SECRETS } from "../src/controllers/secrets.ts";
 import { DEPLOYMENTS } from "../src/controllers/workload.ts";
-import { KubeClient, type KubeObject, type ResourceType } from "../src/runtime/client.ts";
+import type { KubeObject } from "../src/runtime/client.ts";
+import { EVENTS as EVENTS_K8S_IO } from "../src/runtime/events.ts";
 import { Informer } from "../src/runtime/informer.ts";
 import { silentLogger } from "../src/runtime/log.ts";
 import { installCrds, kubectl, startControlPlane } from "../test/controlplane/controlplane.ts";
-import { arg, flag, pool } from "./support.ts";
+import {
+  arg,
+  benchApp,
+  benchClient,
+  benchDeployment,
+  createContacts,
+  flag,
+  licenseSecretYaml,
+  machine,
+  pool,
+  writeResult,
+} from "./support.ts";
 
 const N = Number(arg("apps", "2000"));
 const WATCH = flag("watch");
 const root = join(import.meta.dirname, "..");
-const SECRETS: ResourceType = {
-  group: "",
-  version: "v1",
-  plural: "secrets",
-  kind: "Secret",
-  namespaced: true,
-};
-const EVENTS: ResourceType = { group: "", version: "v1", plural: "events", kind: "Event", namespaced: true };
+
+/** core/v1 Events (what this benchmark has measured; the operator writes the events.k8s.io/v1 kind). */
+const EVENTS = { ...EVENTS_K8S_IO, group: "", version: "v1" };
 
 const cp = await startControlPlane();
-const kc = new KubeConfig();
-kc.loadFromFile(cp.kubeconfig);
-const client = new KubeClient(kc);
+const client = benchClient(cp.kubeconfig);
 const rows: Record<string, { apiserverMs: number; etcdMs: number; clientMs: number; seconds: number }> = {};
 try {
   await installCrds(cp.kubeconfig);
   const ns = "cost";
   await kubectl(cp.kubeconfig, ["create", "namespace", ns]);
-  await kubectl(
-    cp.kubeconfig,
-    ["apply", "-f", "-"],
-    `apiVersion: v1\nkind: Secret\nmetadata: {name: license, namespace: ${ns}}\nstringData: {LICENSE_ID: 3f1c2b8e-7d4a-4e2b-9c61-0a5d8e7f1b23, LICENSE_KEY: placeholder}\n`,
-  );
-  await client.create(TECHNICAL_CONTACTS, {
-    metadata: { name: "c0", namespace: ns },
-    spec: { displayName: "c0", email: "c0@example.com", mxid: "c0@example.com" },
-  } as KubeObject);
+  await kubectl(cp.kubeconfig, ["apply", "-f", "-"], licenseSecretYaml(ns));
+  await createContacts(client, ns, 1);
   const ids = Array.from({ length: N }, (_, i) => `app-${String(i).padStart(5, "0")}`);
   const cpuOf = (text: string) =>
     Number(
@@ -83,29 +79,8 @@ try {
     name: v,
     valueFrom: { secretKeyRef: { name: "license", key: v } },
   }));
-  await measure("POST deployments", (id) =>
-    client.create(DEPLOYMENTS, {
-      metadata: { name: id, namespace: ns },
-      spec: {
-        replicas: 1,
-        selector: { matchLabels: { app: id } },
-        template: {
-          metadata: { labels: { app: id } },
-          spec: { containers: [{ name: "mendix", image: "mendix/runtime-base:latest" }] },
-        },
-      },
-    } as KubeObject),
-  );
-  const app = (name: string) =>
-    ({
-      metadata: { name, namespace: ns },
-      spec: {
-        hosting: "OnPremises",
-        technicalContacts: [{ name: "c0" }],
-        workloadRef: { kind: "Deployment", name },
-        license: { secretRef: { name: "license" }, expiresAt: "2030-01-01" },
-      },
-    }) as KubeObject;
+  await measure("POST deployments", (id) => client.create(DEPLOYMENTS, benchDeployment(ns, id)));
+  const app = (name: string) => benchApp(ns, name, "c0");
   await measure("POST mendixapps", (id) => client.create(MENDIX_APPS, app(id)));
   // The baseline's write, on apps as the baseline has them (no finalizer, a two-field status).
   const bare = ids.map((id) => `bare-${id}`);
@@ -216,25 +191,13 @@ try {
 } finally {
   await cp.stop();
 }
-mkdirSync(join(root, "bench", "results"), { recursive: true });
-writeFileSync(
-  join(root, "bench", "results", `request-cost${WATCH ? "-watched" : ""}.json`),
-  `${JSON.stringify(
-    {
-      benchmark: "request-cost",
-      apps: N,
-      watched: WATCH,
-      machine: {
-        cpus: cpus().length,
-        cpuModel: cpus()[0]?.model,
-        memoryGiB: Math.round(totalmem() / 2 ** 30),
-      },
-      command: `npm run bench:requests -- --apps ${N}${WATCH ? " --watch" : ""}`,
-      date: new Date().toISOString(),
-      perRequest: rows,
-    },
-    null,
-    2,
-  )}\n`,
-);
+writeResult(root, `request-cost${WATCH ? "-watched" : ""}.json`, {
+  benchmark: "request-cost",
+  apps: N,
+  watched: WATCH,
+  machine: machine(),
+  command: `npm run bench:requests -- --apps ${N}${WATCH ? " --watch" : ""}`,
+  date: new Date().toISOString(),
+  perRequest: rows,
+});
 process.exit(0);

@@ -1,8 +1,12 @@
 // What the benchmarks share: their command-line arguments, a bounded-concurrency loop, the built operator.
 import { execFileSync } from "node:child_process";
-import { readFileSync } from "node:fs";
+import { mkdirSync, readFileSync, writeFileSync } from "node:fs";
+import { cpus, totalmem } from "node:os";
 import { join } from "node:path";
+import { KubeConfig } from "@kubernetes/client-node";
 import { parse } from "yaml";
+import { TECHNICAL_CONTACTS } from "../src/controllers/resources.ts";
+import { KubeClient, type KubeObject } from "../src/runtime/client.ts";
 
 const argv = process.argv.slice(2);
 
@@ -46,4 +50,77 @@ export function deployedNodeOptions(root: string): string {
   };
   const env = deployment.spec.template.spec.containers[0]?.env ?? [];
   return env.find((e) => e.name === "NODE_OPTIONS")?.value ?? "";
+}
+
+/** The machine a result was measured on. */
+export function machine() {
+  return { cpus: cpus().length, cpuModel: cpus()[0]?.model, memoryGiB: Math.round(totalmem() / 2 ** 30) };
+}
+
+/** Writes a result to bench/results/`name` and returns its path. */
+export function writeResult(root: string, name: string, result: unknown): string {
+  mkdirSync(join(root, "bench", "results"), { recursive: true });
+  const file = join(root, "bench", "results", name);
+  writeFileSync(file, `${JSON.stringify(result, null, 2)}\n`);
+  return file;
+}
+
+/** A client of the benchmark's control plane, through its admin kubeconfig. */
+export function benchClient(kubeconfig: string): KubeClient {
+  const kc = new KubeConfig();
+  kc.loadFromFile(kubeconfig);
+  return new KubeClient(kc);
+}
+
+/** A license Secret named `license` with a valid LICENSE_ID, as YAML for `kubectl apply -f -`. */
+export const licenseSecretYaml = (namespace: string) =>
+  `apiVersion: v1\nkind: Secret\nmetadata: {name: license, namespace: ${namespace}}\nstringData: {LICENSE_ID: 3f1c2b8e-7d4a-4e2b-9c61-0a5d8e7f1b23, LICENSE_KEY: bench-placeholder}\n`;
+
+/** Creates `count` TechnicalContacts c0..c(count-1) with an MxID; returns their names. */
+export async function createContacts(
+  client: KubeClient,
+  namespace: string,
+  count: number,
+): Promise<string[]> {
+  const names = Array.from({ length: count }, (_, i) => `c${i}`);
+  for (const c of names)
+    await client.create(TECHNICAL_CONTACTS, {
+      metadata: { name: c, namespace },
+      spec: { displayName: c, email: `${c}@example.com`, mxid: `${c}@example.com` },
+    } as KubeObject);
+  return names;
+}
+
+/** A one-replica Deployment `name` running one "mendix" container, as the benchmarks' apps run on. */
+export function benchDeployment(namespace: string, name: string, container: Record<string, unknown> = {}) {
+  return {
+    metadata: { name, namespace },
+    spec: {
+      replicas: 1,
+      selector: { matchLabels: { app: name } },
+      template: {
+        metadata: { labels: { app: name } },
+        spec: { containers: [{ name: "mendix", image: "mendix/runtime-base:latest", ...container }] },
+      },
+    },
+  } as KubeObject;
+}
+
+/** An on-premises MendixApp `name` with one contact, on the Deployment of the same name unless told not to. */
+export function benchApp(
+  namespace: string,
+  name: string,
+  contact: string,
+  opts: { workload?: boolean; license?: boolean; labels?: Record<string, string> } = {},
+) {
+  return {
+    metadata: { name, namespace, ...(opts.labels ? { labels: opts.labels } : {}) },
+    spec: {
+      hosting: "OnPremises",
+      technicalContacts: [{ name: contact }],
+      workloadRef: opts.workload === false ? undefined : { kind: "Deployment", name },
+      license:
+        opts.license === false ? undefined : { secretRef: { name: "license" }, expiresAt: "2030-01-01" },
+    },
+  } as KubeObject;
 }

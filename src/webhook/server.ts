@@ -7,6 +7,7 @@ import type { ZodError } from "zod";
 import { AlertPolicy } from "../api/alert-policy.ts";
 import { MendixApp } from "../api/mendix-app.ts";
 import { TechnicalContact } from "../api/technical-contact.ts";
+import { SECRETS } from "../controllers/secrets.ts";
 import { selects } from "../domain/alerts.ts";
 import {
   type Caller,
@@ -173,14 +174,6 @@ function generate(hostNames: string[]): { cert: string; key: string; caPem: stri
   const serving = ca.issueServing(hostNames[0] ?? "mxops-webhook", hostNames, ["127.0.0.1"]);
   return { cert: serving.certPem, key: serving.keyPem, caPem: ca.certPem };
 }
-
-const SECRETS: ResourceType = {
-  group: "",
-  version: "v1",
-  plural: "secrets",
-  kind: "Secret",
-  namespaced: true,
-};
 
 /**
  * Replicas must present certificates from one CA (the configuration holds a single caBundle): the first
