@@ -139,30 +139,47 @@ spec:
     await cp?.stop();
   });
 
-  it(`recovers from a kube-apiserver stopped for ${OUTAGE_MS / 1000}s mid-run, in the same process`, async () => {
-    const during = Array.from({ length: BATCH }, (_, i) => `api-during-${i + 1}`);
-    const after = Array.from({ length: BATCH }, (_, i) => `api-after-${i + 1}`);
+  /**
+   * Creates a batch of apps, stops `component` while the operator reconciles them, starts it again after
+   * OUTAGE_MS, creates another batch; every app must turn Ready in the same operator process.
+   */
+  const outage = async (
+    component: "apiserver" | "etcd",
+    stop: () => Promise<void>,
+    start: () => Promise<void>,
+    whileDown: () => Promise<Record<string, unknown>> = async () => ({}),
+  ) => {
+    const prefix = component === "apiserver" ? "api" : "etcd";
+    const title = component === "apiserver" ? "the API server" : "etcd";
+    const during = Array.from({ length: BATCH }, (_, i) => `${prefix}-during-${i + 1}`);
+    const after = Array.from({ length: BATCH }, (_, i) => `${prefix}-after-${i + 1}`);
     const errorsBefore = metricSum(await scrape(metricsPort), "controller_runtime_reconcile_errors_total");
     await kubectl()(["apply", "-f", "-"], appDocs(during)); // the operator is reconciling these...
     const stopping = Date.now();
-    await cp.stopApiServer(STOP); // ...when the API server goes away
+    await stop(); // ...when the component goes away
     const down = Date.now();
     await sleep(OUTAGE_MS);
     sameProcess();
-    const readyzWhileDown = await readyz();
-    await cp.startApiServer();
+    const observedWhileDown = await whileDown();
+    await start();
     const up = Date.now();
-    await applyEventually(appDocs(after), "the apps created after the outage accepted");
+    await applyEventually(
+      appDocs(after),
+      component === "apiserver"
+        ? "the apps created after the outage accepted"
+        : "the apps created after the etcd outage accepted",
+    );
     await eventually(async () => ((await allReady([...during, ...after])) ? true : undefined), {
-      what: "every app Ready after the API server came back",
+      what: `every app Ready after ${title} came back`,
       timeoutMs: 120_000,
     });
     const recoveredMs = Date.now() - up;
     sameProcess();
     expect(await readyz()).toBe(200);
     const metrics = await scrape(metricsPort);
-    report("b-apiserver-etcd-outage", {
-      apiserver: {
+    return {
+      metrics,
+      figures: {
         stop: STOP.graceMs ? "SIGTERM, graceful (SIGKILL after 10 s)" : "killed, no grace period",
         stopMs: down - stopping,
         downMs: OUTAGE_MS,
@@ -172,50 +189,35 @@ spec:
         allReadyMsAfterRestart: recoveredMs,
         operatorPidUnchanged: pid() === firstPid,
         operatorRestarts: 0,
-        readyzWhileDown,
+        ...observedWhileDown,
         reconcileErrorsDuringOutage:
           metricSum(metrics, "controller_runtime_reconcile_errors_total") - errorsBefore,
+      },
+    };
+  };
+
+  it(`recovers from a kube-apiserver stopped for ${OUTAGE_MS / 1000}s mid-run, in the same process`, async () => {
+    const { metrics, figures } = await outage(
+      "apiserver",
+      () => cp.stopApiServer(STOP),
+      () => cp.startApiServer(),
+      async () => ({ readyzWhileDown: await readyz() }),
+    );
+    report("b-apiserver-etcd-outage", {
+      apiserver: {
+        ...figures,
         watchRestartsByError: metricSum(metrics, "mxops_informer_watch_restarts_total", { reason: "error" }),
       },
     });
   });
 
   it(`recovers from etcd stopped for ${OUTAGE_MS / 1000}s mid-run, in the same process`, async () => {
-    const during = Array.from({ length: BATCH }, (_, i) => `etcd-during-${i + 1}`);
-    const after = Array.from({ length: BATCH }, (_, i) => `etcd-after-${i + 1}`);
-    const errorsBefore = metricSum(await scrape(metricsPort), "controller_runtime_reconcile_errors_total");
-    await kubectl()(["apply", "-f", "-"], appDocs(during));
-    const stopping = Date.now();
-    await cp.stopEtcd(STOP);
-    const down = Date.now();
-    await sleep(OUTAGE_MS);
-    sameProcess();
-    await cp.startEtcd();
-    const up = Date.now();
-    await applyEventually(appDocs(after), "the apps created after the etcd outage accepted");
-    await eventually(async () => ((await allReady([...during, ...after])) ? true : undefined), {
-      what: "every app Ready after etcd came back",
-      timeoutMs: 120_000,
-    });
-    const recoveredMs = Date.now() - up;
-    sameProcess();
-    expect(await readyz()).toBe(200);
-    const metrics = await scrape(metricsPort);
-    report("b-apiserver-etcd-outage", {
-      etcd: {
-        stop: STOP.graceMs ? "SIGTERM, graceful (SIGKILL after 10 s)" : "killed, no grace period",
-        stopMs: down - stopping,
-        downMs: OUTAGE_MS,
-        unavailableMs: up - stopping,
-        appsCreatedJustBefore: BATCH,
-        appsCreatedAfter: BATCH,
-        allReadyMsAfterRestart: recoveredMs,
-        operatorPidUnchanged: pid() === firstPid,
-        operatorRestarts: 0,
-        reconcileErrorsDuringOutage:
-          metricSum(metrics, "controller_runtime_reconcile_errors_total") - errorsBefore,
-      },
-    });
+    const { figures } = await outage(
+      "etcd",
+      () => cp.stopEtcd(STOP),
+      () => cp.startEtcd(),
+    );
+    report("b-apiserver-etcd-outage", { etcd: figures });
   });
 
   it("relists after etcd is compacted past its watches and misses none of the changes made meanwhile", async () => {
