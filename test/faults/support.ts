@@ -1,5 +1,5 @@
 // Shared pieces of the fault-injection suite: settings, a seeded RNG, operator processes, an API reader, counts.
-import { type ChildProcess, spawn } from "node:child_process";
+import type { ChildProcess } from "node:child_process";
 import { randomBytes } from "node:crypto";
 import { appendFileSync, mkdirSync, readFileSync, writeFileSync } from "node:fs";
 import { Agent, request } from "node:https";
@@ -8,6 +8,7 @@ import { inject } from "vitest";
 import YAML from "yaml";
 import { kubectl, writeUserKubeconfig } from "../controlplane/controlplane.ts";
 import { eventually as eventuallyBase } from "../integration/helpers.ts";
+import { spawnOperator } from "../integration/operator.ts";
 
 export const root = join(import.meta.dirname, "..", "..");
 
@@ -256,33 +257,14 @@ export function startOperator(
 ): OperatorProcess {
   mkdirSync(LOG_DIR, { recursive: true });
   const logFile = join(LOG_DIR, `${name}-${++operatorCount}.log`);
-  const child = spawn(process.execPath, [operatorMain(), ...args], {
-    env: {
-      ...process.env,
-      KUBECONFIG: kubeconfig,
-      MXOPS_METRICS_BIND_ADDRESS: "0",
-      MXOPS_HEALTH_PROBE_BIND_ADDRESS: "0",
-      MXOPS_WEBHOOK_PORT: "0",
-      MXOPS_LOG_LEVEL: "info",
-      ...env,
-    },
-    stdio: ["ignore", "pipe", "pipe"],
+  const { child, stdout, stderr, exit } = spawnOperator({
+    main: operatorMain(),
+    kubeconfig,
+    args,
+    env: { MXOPS_LOG_LEVEL: "info", ...env },
+    onLines: (lines) => appendFileSync(logFile, `${lines.join("\n")}\n`),
+    onStderr: (chunk) => appendFileSync(logFile, `[stderr] ${chunk}`),
   });
-  const stdout: string[] = [];
-  const stderr: string[] = [];
-  let partial = "";
-  child.stdout?.on("data", (d: Buffer) => {
-    const lines = (partial + d.toString()).split("\n");
-    partial = lines.pop() ?? "";
-    const complete = lines.filter(Boolean);
-    stdout.push(...complete);
-    if (complete.length) appendFileSync(logFile, `${complete.join("\n")}\n`);
-  });
-  child.stderr?.on("data", (d: Buffer) => {
-    stderr.push(d.toString());
-    appendFileSync(logFile, `[stderr] ${d.toString()}`);
-  });
-  const exit = new Promise<number | null>((r) => child.on("exit", (code) => r(code)));
   const alive = () => child.exitCode === null && child.signalCode === null;
   const op: OperatorProcess = {
     name,

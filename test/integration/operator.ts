@@ -16,16 +16,25 @@ export interface OperatorProcess {
   stop(): Promise<number | null>;
 }
 
-export function startOperator(args: string[], env: Record<string, string> = {}): OperatorProcess {
-  const child = spawn(process.execPath, [main, ...args], {
+/** A process of the operator's entry point `main`, its stdout split into lines (JSON log lines). */
+export function spawnOperator(opts: {
+  main: string;
+  kubeconfig: string;
+  args: string[];
+  env?: Record<string, string>;
+  /** Called with each batch of complete stdout lines, and with each stderr chunk. */
+  onLines?: (lines: string[]) => void;
+  onStderr?: (chunk: string) => void;
+}) {
+  const child = spawn(process.execPath, [opts.main, ...opts.args], {
     // Tests run several operators at once: no fixed ports unless a test asks for them.
     env: {
       ...process.env,
-      KUBECONFIG: adminKubeconfig(),
+      KUBECONFIG: opts.kubeconfig,
       MXOPS_METRICS_BIND_ADDRESS: "0",
       MXOPS_HEALTH_PROBE_BIND_ADDRESS: "0",
       MXOPS_WEBHOOK_PORT: "0",
-      ...env,
+      ...opts.env,
     },
     stdio: ["ignore", "pipe", "pipe"],
   });
@@ -35,10 +44,20 @@ export function startOperator(args: string[], env: Record<string, string> = {}):
   child.stdout?.on("data", (d: Buffer) => {
     const lines = (partial + d.toString()).split("\n");
     partial = lines.pop() ?? "";
-    stdout.push(...lines.filter(Boolean));
+    const complete = lines.filter(Boolean);
+    stdout.push(...complete);
+    if (complete.length) opts.onLines?.(complete);
   });
-  child.stderr?.on("data", (d: Buffer) => stderr.push(d.toString()));
+  child.stderr?.on("data", (d: Buffer) => {
+    stderr.push(d.toString());
+    opts.onStderr?.(d.toString());
+  });
   const exit = new Promise<number | null>((r) => child.on("exit", (code) => r(code)));
+  return { child, stdout, stderr, exit };
+}
+
+export function startOperator(args: string[], env: Record<string, string> = {}): OperatorProcess {
+  const { child, stdout, stderr, exit } = spawnOperator({ main, kubeconfig: adminKubeconfig(), args, env });
   return {
     child,
     stdout,
