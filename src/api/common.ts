@@ -143,7 +143,13 @@ export const NotificationRecord = z
       .enum(["Ok", "Warning", "Critical", "Recovery"])
       .describe("Ok, Warning, Critical or Recovery."),
     title: z.string().max(256).describe("Subject line."),
-    body: z.string().max(4096).describe("Message text (never contains license keys or secrets)."),
+    body: z
+      .string()
+      .max(4096)
+      .optional()
+      .describe(
+        "Message text (never contains license keys or secrets); dropped once delivery finished, with labels and threadId.",
+      ),
     app: z
       .object({
         namespace: z.string().max(63).describe("Namespace of the app."),

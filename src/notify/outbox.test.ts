@@ -114,6 +114,39 @@ describe("the outbox", () => {
     expect(records[0]?.state).toBe("Sent");
     expect(records[0]?.held).toBeUndefined();
     expect(records[0]?.delivered).toEqual(["a/email/contact:alice", "a/email/contact:bob"]);
+    expect(records[0]?.body).toBeUndefined();
+  });
+
+  it("keeps of a finished record what it was and how it went, not its text, labels or thread", () => {
+    const pending = recordIntents(
+      undefined,
+      [{ ...n("a"), threadId: "a", labels: { rule: "cpu" } }, n("b")],
+      now,
+    );
+    expect(pending[0]).toMatchObject({ body: n("a").body, threadId: "a", labels: { rule: "cpu" } });
+    const [a, b] = complete(
+      complete(pending, "a", [outcome("a/email/contact:alice", true)], now),
+      "b",
+      [],
+      now,
+    );
+    expect(a).toEqual({
+      id: "a",
+      kind: "LicenseReminder",
+      severity: "Warning",
+      app: { namespace: "apps", name: "crm", environment: "production" },
+      title: "License of crm expires in 30 days",
+      occurredAt: "2026-11-27T10:00:00Z",
+      state: "Sent",
+      createdAt: "2026-11-27T10:00:00Z",
+      completedAt: "2026-11-27T10:00:00Z",
+      delivered: ["a/email/contact:alice"],
+    });
+    // Nothing to deliver to (no channel): no empty list either.
+    expect(b?.state).toBe("Sent");
+    expect(b && "delivered" in b).toBe(false);
+    // A record still pending keeps everything its delivery needs.
+    expect(pendingRecords(complete(pending, "a", [], now))[0]?.body).toBe(n("b").body);
   });
 });
 

@@ -82,7 +82,7 @@ export function complete(
     }
     // Each run decides anew for every target not yet delivered, so its held list replaces the old one.
     if (held.length) return { ...next, held };
-    return { ...next, state: failed.length ? "Failed" : "Sent", completedAt: iso(now) };
+    return settle({ ...next, state: failed.length ? "Failed" : "Sent", completedAt: iso(now) });
   });
 }
 
@@ -103,11 +103,21 @@ export function releaseHeld(
     };
     if (held.length === 0) {
       delete next.held;
-      next.state = r.failed?.length ? "Failed" : "Sent";
-      next.completedAt = iso(now);
+      return settle({ ...next, state: r.failed?.length ? "Failed" : "Sent", completedAt: iso(now) });
     }
     return next;
   });
+}
+
+/**
+ * A record whose delivery finished keeps what it was and how it went, not what only a delivery needs (the
+ * text, the receivers' labels, the mail thread): every app carries its records in its status, where each
+ * byte is stored, watched and cached once per app, and rewritten with each status write.
+ */
+function settle(r: NotificationRecord): NotificationRecord {
+  const { body: _body, labels: _labels, threadId: _threadId, ...kept } = r;
+  if (kept.delivered?.length === 0) delete kept.delivered;
+  return kept;
 }
 
 export function pendingRecords(records: NotificationRecord[] | undefined): NotificationRecord[] {
@@ -121,7 +131,7 @@ export function toNotification(r: NotificationRecord): Notification {
     severity: r.severity,
     app: r.app,
     title: r.title,
-    body: r.body,
+    body: r.body ?? "",
     threadId: r.threadId,
     occurredAt: r.occurredAt,
     labels: r.labels,
