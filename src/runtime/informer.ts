@@ -84,7 +84,7 @@ export class Informer<T extends KubeObject> {
   private readonly store = new Map<string, T>();
   private readonly handlers: EventHandler<T>[] = [];
   private readonly indexers = new Map<string, IndexFunc<T>>();
-  private readonly indexes = new Map<string, Map<string, Set<string>>>();
+  private readonly indexes = new Map<string, Index>();
   private readonly scopes: (string | undefined)[];
   private readonly syncedScopes = new Set<string | undefined>();
   private readonly syncWaiters: (() => void)[] = [];
@@ -117,7 +117,7 @@ export class Informer<T extends KubeObject> {
   /** Adds an index, e.g. apps by contact name; `byIndex(name, value)` then answers from memory. */
   addIndex(name: string, fn: IndexFunc<T>): void {
     this.indexers.set(name, fn);
-    const index = new Map<string, Set<string>>();
+    const index: Index = new Map();
     this.indexes.set(name, index);
     for (const [key, obj] of this.store) for (const v of fn(obj)) addTo(index, v, key);
   }
@@ -145,8 +145,10 @@ export class Informer<T extends KubeObject> {
 
   byIndex(name: string, value: string): T[] {
     const keys = this.indexes.get(name)?.get(value);
-    if (!keys) return [];
-    return [...keys].map((k) => this.store.get(k)).filter((o): o is T => o !== undefined);
+    if (keys === undefined) return [];
+    return (typeof keys === "string" ? [keys] : [...keys])
+      .map((k) => this.store.get(k))
+      .filter((o): o is T => o !== undefined);
   }
 
   hasSynced(): boolean {
@@ -319,22 +321,31 @@ export class Informer<T extends KubeObject> {
     for (const [name, fn] of this.indexers) {
       const index = this.indexes.get(name);
       if (!index) continue;
-      for (const v of fn(obj)) {
-        const set = index.get(v);
-        set?.delete(key);
-        if (set?.size === 0) index.delete(v);
-      }
+      for (const v of fn(obj)) removeFrom(index, v, key);
     }
   }
 }
 
-function addTo(index: Map<string, Set<string>>, value: string, key: string): void {
-  let set = index.get(value);
-  if (!set) {
-    set = new Set();
-    index.set(value, set);
+/**
+ * Index value -> the keys of the objects with it. Most values belong to one object (an app's workload), so a
+ * single key is kept as is: a Set per value would cost ~130 bytes per app more.
+ */
+type Index = Map<string, string | Set<string>>;
+
+function addTo(index: Index, value: string, key: string): void {
+  const keys = index.get(value);
+  if (keys === undefined || keys === key) index.set(value, key);
+  else if (typeof keys === "string") index.set(value, new Set([keys, key]));
+  else keys.add(key);
+}
+
+function removeFrom(index: Index, value: string, key: string): void {
+  const keys = index.get(value);
+  if (keys === key) index.delete(value);
+  else if (typeof keys !== "string" && keys?.delete(key) && keys.size === 1) {
+    const [only] = keys;
+    if (only !== undefined) index.set(value, only);
   }
-  set.add(key);
 }
 
 const LAST_APPLIED = "kubectl.kubernetes.io/last-applied-configuration";
