@@ -164,6 +164,33 @@ try {
       { subresource: "status" },
     ),
   );
+  // The operator's second status write: the record delivered, kept without its text (outbox.ts, settle).
+  await measure("PATCH mendixapps/status (operator's second: record Sent)", (id) =>
+    client.patch(
+      MENDIX_APPS,
+      ns,
+      id,
+      {
+        status: {
+          notifications: [
+            {
+              id: `contact-added/${id}/c0/1`,
+              kind: "ContactAssigned",
+              severity: "Ok",
+              title: `You are now the technical contact of ${id}`,
+              app: { namespace: ns, name: id, environment: "production" },
+              occurredAt: at,
+              state: "Sent",
+              createdAt: at,
+              completedAt: at,
+            },
+          ],
+        },
+      },
+      "merge",
+      { subresource: "status" },
+    ),
+  );
   await measure("POST events", (id) =>
     client.create(EVENTS, {
       metadata: { name: `${id}.license`, namespace: ns },
