@@ -1,6 +1,7 @@
 // AlertPolicy: CPU, memory and disk alert rules for one app (or the apps a selector picks).
 import { z } from "zod";
 import {
+  ATOMIC_STATUS,
   cel,
   conditionsList,
   duration,
@@ -187,7 +188,8 @@ export const AlertPolicyStatus = z
     rules: z.array(RuleStatus).max(10000).optional().describe("Alert state per app and rule."),
     notifications: notificationsList(),
   })
-  .describe("Observed state of the AlertPolicy.");
+  .describe("Observed state of the AlertPolicy.")
+  .meta(ATOMIC_STATUS);
 export type AlertPolicyStatus = z.infer<typeof AlertPolicyStatus>;
 
 export const AlertPolicy = z.object({

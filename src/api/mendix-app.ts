@@ -1,6 +1,7 @@
 // MendixApp: one Mendix app environment, its technical contacts, license, workload and maintenance window.
 import { z } from "zod";
 import {
+  ATOMIC_STATUS,
   cel,
   conditionsList,
   duration,
@@ -282,7 +283,8 @@ export const MendixAppStatus = z
       .describe("Maintenance window bookkeeping."),
     notifications: notificationsList(),
   })
-  .describe("Observed state of the MendixApp.");
+  .describe("Observed state of the MendixApp.")
+  .meta(ATOMIC_STATUS);
 export type MendixAppStatus = z.infer<typeof MendixAppStatus>;
 
 export const MendixApp = z.object({

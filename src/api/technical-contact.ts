@@ -1,6 +1,7 @@
 // TechnicalContact: the person accountable for Mendix apps, and how to reach them.
 import { z } from "zod";
 import {
+  ATOMIC_STATUS,
   cel,
   conditionsList,
   localObjectReference,
@@ -130,7 +131,8 @@ export const TechnicalContactStatus = z
       .describe("The last test message sent through this person's channels."),
     notifications: notificationsList(),
   })
-  .describe("Observed state of the TechnicalContact.");
+  .describe("Observed state of the TechnicalContact.")
+  .meta(ATOMIC_STATUS);
 export type TechnicalContactStatus = z.infer<typeof TechnicalContactStatus>;
 
 export const TechnicalContact = z.object({
