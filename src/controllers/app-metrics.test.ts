@@ -1,12 +1,13 @@
-import { Registry } from "prom-client";
+import { Gauge, Registry } from "prom-client";
 import { describe, expect, it } from "vitest";
+import { metricsText } from "../runtime/metrics.ts";
 import { appMetrics } from "./app-metrics.ts";
 
 const lines = async (registry: Registry) =>
-  (await registry.metrics()).split("\n").filter((l) => l.startsWith("mxops_"));
+  (await metricsText(registry)).split("\n").filter((l) => l.startsWith("mxops_"));
 
 describe("app metrics", () => {
-  it("exports each app's contacts, hosting and license as series computed at scrape time", async () => {
+  it("exports each app's contacts, hosting and license as series written out at scrape time", async () => {
     const registry = new Registry();
     const metrics = appMetrics(registry);
     metrics.set({
@@ -39,9 +40,28 @@ describe("app metrics", () => {
       'mxops_license_state{namespace="apps",app="hr",state="Unlicensed"} 1',
       'mxops_license_state{namespace="apps",app="hr",state="PendingMxID"} 0',
     ]);
-    expect(await registry.metrics()).toContain("# TYPE mxops_license_state gauge");
+    const text = await metricsText(registry);
+    expect(text).toContain(
+      "# HELP mxops_license_state License state as a state set: 1 for the current state, 0 for the others.\n# TYPE mxops_license_state gauge\n",
+    );
+    expect(text.endsWith("} 0\n")).toBe(true);
     metrics.remove("apps", "crm");
     expect((await lines(registry)).filter((l) => l.includes('app="crm"'))).toEqual([]);
     expect(await lines(registry)).toHaveLength(7);
+  });
+
+  it("escapes label values and keeps the registry's own metrics first", async () => {
+    const registry = new Registry();
+    new Gauge({ name: "other_metric", help: "From prom-client.", registers: [registry] }).set(3);
+    appMetrics(registry).set({
+      namespace: "apps",
+      name: 'we"ird\\name',
+      hosting: "OnPremises",
+      contacts: 0,
+      state: "Unlicensed",
+    });
+    const text = await metricsText(registry);
+    expect(text.indexOf("other_metric 3")).toBeLessThan(text.indexOf("mxops_app_info"));
+    expect(text).toContain('mxops_app_technical_contacts{namespace="apps",app="we\\"ird\\\\name"} 0');
   });
 });

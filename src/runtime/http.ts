@@ -2,6 +2,7 @@
 import { createServer, type Server } from "node:http";
 import type { AddressInfo } from "node:net";
 import type { Registry } from "prom-client";
+import { metricsText } from "./metrics.ts";
 
 export type Check = () => boolean | Promise<boolean>;
 
@@ -33,8 +34,7 @@ export async function serveMetrics(
 ): Promise<{ server: Server; port: number }> {
   const server = createServer((req, res) => {
     if (req.method === "GET" && req.url?.split("?")[0] === "/metrics") {
-      registry
-        .metrics()
+      metricsText(registry)
         .then((body) => {
           res.writeHead(200, { "content-type": registry.contentType });
           res.end(body);

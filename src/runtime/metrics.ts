@@ -6,6 +6,31 @@ export function newRegistry(): Registry {
   return new Registry();
 }
 
+/**
+ * Metric families rendered straight to Prometheus's text format at each scrape, for series that are many
+ * (one set per app) and derived from a small record each: prom-client would keep an object, a label object
+ * and a key string per series, and build more per scrape.
+ */
+export type TextCollector = () => string;
+
+const textCollectors = new WeakMap<Registry, TextCollector[]>();
+
+export function addTextCollector(registry: Registry, collect: TextCollector): void {
+  textCollectors.set(registry, [...(textCollectors.get(registry) ?? []), collect]);
+}
+
+/** What /metrics serves: the registry's metrics, then its text collectors'. */
+export async function metricsText(registry: Registry): Promise<string> {
+  const text = await registry.metrics();
+  const extra = (textCollectors.get(registry) ?? []).map((c) => c()).filter((t) => t !== "");
+  return extra.length ? `${text}\n${extra.join("\n")}` : text;
+}
+
+/** A Prometheus label value, escaped as the text format requires. */
+export function labelValue(v: string): string {
+  return /[\\"\n]/.test(v) ? v.replace(/\\/g, "\\\\").replace(/\n/g, "\\n").replace(/"/g, '\\"') : v;
+}
+
 export interface ControllerMetrics {
   reconciles: Counter<"controller" | "result">;
   reconcileErrors: Counter<"controller">;
