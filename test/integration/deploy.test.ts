@@ -4,6 +4,7 @@ import { readdirSync, readFileSync } from "node:fs";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import YAML from "yaml";
+import { freePort } from "../controlplane/controlplane.ts";
 import { adminKubeconfig, eventually, kubectl, newNamespace, userKubeconfig } from "./helpers.ts";
 import { installCrds, type OperatorProcess, startOperator } from "./operator.ts";
 
@@ -56,17 +57,17 @@ describe("deploy/ (kustomize)", () => {
     );
   });
 
-  it("asks for no wildcard and reads Secrets only by name", () => {
-    const rules = docs
-      .filter((d) => d.kind === "ClusterRole" || d.kind === "Role")
-      .flatMap((d) => d.rules ?? []);
-    for (const r of rules) {
-      expect(r.verbs).not.toContain("*");
-      expect(r.resources).not.toContain("*");
-      expect(r.apiGroups).not.toContain("*");
-      if (r.resources.includes("secrets")) expect(r.verbs.sort()).toEqual(["create", "get"]);
-      expect(r.verbs).not.toContain("escalate");
-      expect(r.verbs).not.toContain("bind");
+  it("asks for no wildcard, reads Secrets only by name, creates them only in its own namespace", () => {
+    for (const d of docs.filter((d) => d.kind === "ClusterRole" || d.kind === "Role")) {
+      for (const r of d.rules ?? []) {
+        expect(r.verbs).not.toContain("*");
+        expect(r.resources).not.toContain("*");
+        expect(r.apiGroups).not.toContain("*");
+        if (r.resources.includes("secrets"))
+          expect(r.verbs.sort()).toEqual(d.kind === "Role" ? ["create"] : ["get"]);
+        expect(r.verbs).not.toContain("escalate");
+        expect(r.verbs).not.toContain("bind");
+      }
     }
   });
 
@@ -163,7 +164,9 @@ spec:
         KUBECONFIG: sa,
         MXOPS_LEADER_ELECTION_NAMESPACE: "mxops-system",
         MXOPS_LEADER_ELECTION_ID: `mxops-${ns}`,
-        MXOPS_WEBHOOK_PORT: "0",
+        // The webhook on, sharing its generated certificate through a Secret it creates (namespaced Role).
+        MXOPS_WEBHOOK_PORT: String(await freePort()),
+        MXOPS_WEBHOOK_CERT_SECRET: `mxops-system/mxops-webhook-tls-${ns}`,
         MXOPS_EVALUATION_INTERVAL: "1s",
         MXOPS_LOG_LEVEL: process.env.MXOPS_TEST_OPERATOR_LOG_LEVEL ?? "info",
       });
@@ -242,6 +245,19 @@ spec:
           ])
         ).trim(),
       ).not.toBe("");
+      expect(
+        (
+          await admin([
+            "get",
+            "secret",
+            `mxops-webhook-tls-${ns}`,
+            "-n",
+            "mxops-system",
+            "-o",
+            "jsonpath={.data.tls\\.crt}",
+          ])
+        ).length,
+      ).toBeGreaterThan(100);
       const forbidden = op.stdout.filter((l) => /forbidden/i.test(l));
       expect(forbidden).toEqual([]);
     });
