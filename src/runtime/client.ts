@@ -243,12 +243,23 @@ export class KubeClient {
     }
   }
 
+  /** When a response (or a watch's bytes) last arrived: the connection is alive if anything did recently. */
+  private lastHeardAt = performance.now();
+
   /**
-   * Drops the pool after a request timed out or a watch went silent: with HTTP/2 every request shares one
-   * connection, and a half-open one (a dropped NAT entry, a frozen peer) would take every retry down with
-   * it. Requests still in flight on it fail and are retried on a new connection.
+   * A request timed out or a watch went silent for `ms`: if nothing at all arrived in that time, drops the
+   * pool. With HTTP/2 every request shares one connection, and a half-open one (a dropped NAT entry, a frozen
+   * peer) would take every retry down with it; requests still in flight on it fail and are retried on a new
+   * connection. If other responses did arrive, the connection is fine (a watch of a quiet resource hears
+   * nothing for minutes when etcd sends no progress notifications, so the API server sends no bookmarks):
+   * only the one request is retried, and the others in flight are left alone.
    */
+  private resetPoolIfSilent(ms: number): void {
+    if (performance.now() - this.lastHeardAt >= ms) this.resetPool();
+  }
+
   private resetPool(): void {
+    this.lastHeardAt = performance.now();
     const old = this.pool?.dispatcher;
     this.pool = undefined;
     if (old && old !== getGlobalDispatcher()) old.destroy().catch(() => undefined);
@@ -309,9 +320,10 @@ export class KubeClient {
         signal,
       });
       text = await res.body.text();
+      this.lastHeardAt = performance.now();
     } catch (err) {
       this.count("<error>", method);
-      if (timeout.aborted) this.resetPool();
+      if (timeout.aborted) this.resetPoolIfSilent(opts.timeoutMs ?? 30_000);
       throw new ApiError(0, "Network", `${method} ${path}: ${(err as Error).message}`);
     }
     this.metrics?.latency.observe({ verb: method }, (performance.now() - started) / 1000);
@@ -428,6 +440,7 @@ export class KubeClient {
       armStall();
       const res = await undiciRequest(url, { method: "GET", headers, dispatcher, signal: controller.signal });
       this.count(res.statusCode, "WATCH");
+      this.lastHeardAt = performance.now();
       if (res.statusCode !== 200) {
         if (res.statusCode === 401) this.auth = undefined;
         throw toApiError(
@@ -441,6 +454,7 @@ export class KubeClient {
       let buffered = "";
       for await (const chunk of res.body) {
         armStall();
+        this.lastHeardAt = performance.now();
         buffered += decoder.decode(chunk as Uint8Array, { stream: true });
         let nl = buffered.indexOf("\n");
         while (nl >= 0) {
@@ -452,7 +466,7 @@ export class KubeClient {
       }
     } catch (err) {
       if (stalled) {
-        this.resetPool();
+        this.resetPoolIfSilent(stallMs);
         throw new WatchStalledError(stallMs);
       }
       if (opts.signal?.aborted) return;

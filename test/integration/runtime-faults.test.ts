@@ -129,4 +129,44 @@ describe.runIf(local)("watch caches under API server faults", () => {
       await counterSum(registry, "mxops_informer_watch_restarts_total", (l) => l.reason === "stalled"),
     ).toBeGreaterThanOrEqual(1);
   });
+
+  it("reconnects a quiet watch without dropping the connection other requests are using", async () => {
+    // A watch of a resource nobody changes hears nothing until the API server sends a bookmark, which needs
+    // etcd's progress notifications (this control plane's etcd sends them every 10 minutes, its default).
+    await k(["create", "namespace", "quiet"]);
+    await k(["create", "namespace", "busy"]);
+    await k(["create", "configmap", "x", "-n", "busy", "--from-literal=v=0"]);
+    const client = new KubeClient(loadKubeConfig(cp.kubeconfig));
+    const cache = (ns: string) => {
+      const registry = newRegistry();
+      const informer = new Informer<ConfigMap>(client, CONFIGMAPS, {
+        namespaces: [ns],
+        log: testLog,
+        registry,
+        stallTimeoutMs: 1500,
+        backoff: { initialMs: 100, maxMs: 1000 },
+      });
+      informers.push(informer);
+      informer.start();
+      const restarts = (reason: string) =>
+        counterSum(registry, "mxops_informer_watch_restarts_total", (l) => l.reason === reason);
+      return { informer, restarts };
+    };
+    const quiet = cache("quiet");
+    const busy = cache("busy");
+    await quiet.informer.waitForSync();
+    await busy.informer.waitForSync();
+    // The busy namespace changes every 250 ms for 5 s, through the same client: its connection is alive.
+    for (let i = 1; i <= 20; i++) {
+      await client.patch(CONFIGMAPS, "busy", "x", { data: { v: String(i) } }, "merge");
+      await new Promise((r) => setTimeout(r, 250));
+    }
+    await eventually(async () => (busy.informer.get("busy", "x")?.data?.v === "20" ? true : undefined), {
+      what: "the busy watch to see the last change",
+    });
+    expect(await quiet.restarts("stalled")).toBeGreaterThanOrEqual(2);
+    // Before: each stall of the quiet watch dropped the shared connection, and the busy watch failed with it.
+    expect(await busy.restarts("error")).toBe(0);
+    expect(await busy.restarts("stalled")).toBe(0);
+  });
 });
