@@ -111,9 +111,16 @@ export const isAlreadyExists = (e: unknown) =>
 export const isGone = (e: unknown) => e instanceof ApiError && (e.status === 410 || e.reason === "Expired");
 
 export class WatchStalledError extends Error {
-  constructor(ms: number) {
-    super(`watch received nothing (not even a bookmark) for ${ms} ms`);
+  /** Whether the whole connection was silent too (and was dropped), not only this watch. */
+  readonly connectionSilent: boolean;
+  constructor(ms: number, connectionSilent: boolean) {
+    super(
+      connectionSilent
+        ? `watch received nothing (not even a bookmark) for ${ms} ms, nor did any other request`
+        : `watch received nothing (not even a bookmark) for ${ms} ms; the connection is alive`,
+    );
     this.name = "WatchStalledError";
+    this.connectionSilent = connectionSilent;
   }
 }
 
@@ -254,8 +261,10 @@ export class KubeClient {
    * nothing for minutes when etcd sends no progress notifications, so the API server sends no bookmarks):
    * only the one request is retried, and the others in flight are left alone.
    */
-  private resetPoolIfSilent(ms: number): void {
-    if (performance.now() - this.lastHeardAt >= ms) this.resetPool();
+  private resetPoolIfSilent(ms: number): boolean {
+    const silent = performance.now() - this.lastHeardAt >= ms;
+    if (silent) this.resetPool();
+    return silent;
   }
 
   private resetPool(): void {
@@ -465,10 +474,7 @@ export class KubeClient {
         }
       }
     } catch (err) {
-      if (stalled) {
-        this.resetPoolIfSilent(stallMs);
-        throw new WatchStalledError(stallMs);
-      }
+      if (stalled) throw new WatchStalledError(stallMs, this.resetPoolIfSilent(stallMs));
       if (opts.signal?.aborted) return;
       if (err instanceof ApiError) throw err;
       throw new ApiError(0, "Network", `WATCH ${path}: ${(err as Error).message}`);

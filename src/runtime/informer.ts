@@ -241,7 +241,10 @@ export class Informer<T extends KubeObject> {
         const retryAfter =
           err instanceof ApiError && err.retryAfterSeconds ? err.retryAfterSeconds * 1000 : 0;
         const delay = Math.max(retryAfter, backoff.next());
-        log.warn(
+        // A quiet resource on a live connection (no bookmarks without etcd's progress notifications) is
+        // normal: reconnected, but not worth a warning every stall timeout.
+        const quiet = stalled && !err.connectionSilent;
+        log[quiet ? "debug" : "warn"](
           { err: (err as Error).message, delayMs: delay },
           stalled ? "watch stalled; reconnecting" : "watch failed; retrying",
         );
