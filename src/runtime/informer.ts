@@ -240,10 +240,12 @@ export class Informer<T extends KubeObject> {
         this.metrics?.restarts.inc({ resource: this.name, reason: stalled ? "stalled" : "error" });
         const retryAfter =
           err instanceof ApiError && err.retryAfterSeconds ? err.retryAfterSeconds * 1000 : 0;
-        const delay = Math.max(retryAfter, backoff.next());
         // A quiet resource on a live connection (no bookmarks without etcd's progress notifications) is
-        // normal: reconnected, but not worth a warning every stall timeout.
+        // normal, not a failure: reconnected at once (a growing backoff would leave it unwatched for up to
+        // its maximum after every stall timeout) and not worth a warning.
         const quiet = stalled && !err.connectionSilent;
+        if (quiet) backoff.reset();
+        const delay = quiet ? 0 : Math.max(retryAfter, backoff.next());
         log[quiet ? "debug" : "warn"](
           { err: (err as Error).message, delayMs: delay },
           stalled ? "watch stalled; reconnecting" : "watch failed; retrying",
