@@ -22,7 +22,7 @@ import type { Manager } from "../runtime/manager.ts";
 import { patchStatusIfChanged, setCondition } from "../runtime/status.ts";
 import { reportInvalidSpec } from "./invalid-spec.ts";
 import { ALERT_POLICIES, MENDIX_APPS, TECHNICAL_CONTACTS } from "./resources.ts";
-import { contactRecipient } from "./technical-contact.ts";
+import { contactRecipient, recipientOf } from "./technical-contact.ts";
 import { DEPLOYMENTS, STATEFULSETS, workloadForCache } from "./workload.ts";
 
 type PolicyObject = KubeObject & { spec: AlertPolicy["spec"]; status?: AlertPolicyStatus };
@@ -105,16 +105,21 @@ export function registerAlertPolicyController(
     return usage;
   };
 
-  const recipientsFor = (namespace: string, appName: string) => async (): Promise<Recipient[]> => {
+  /** The app's contacts, and its team members with ReceiveAlerts. */
+  const addressees = (namespace: string, appName: string) => {
     const app = apps.get(namespace, appName);
-    if (!app) return [];
-    const people: Recipient[] = [];
-    for (const ref of app.spec.technicalContacts ?? []) {
+    const people = (app?.spec.technicalContacts ?? []).flatMap((ref) => {
       const c = contacts.get(namespace, ref.name);
       const parsed = c ? TechnicalContact.safeParse(c) : undefined;
-      if (parsed?.success) people.push(await contactRecipient(manager, parsed.data, deps.alertmanager));
-    }
-    return mergeRecipients(people, alertTeamMembers(app.spec.permissions));
+      return parsed?.success ? [parsed.data] : [];
+    });
+    return { people, members: alertTeamMembers(app?.spec.permissions) };
+  };
+  const recipientsFor = (namespace: string, appName: string) => async (): Promise<Recipient[]> => {
+    const { people, members } = addressees(namespace, appName);
+    const recipients: Recipient[] = [];
+    for (const c of people) recipients.push(await contactRecipient(manager, c, deps.alertmanager));
+    return mergeRecipients(recipients, members);
   };
 
   const relatedPolicies = (namespace?: string) =>
@@ -279,12 +284,20 @@ export function registerAlertPolicyController(
       let base: PolicyObject = raw;
       let finalRules = rules;
       let deferred = 0;
-      if (notifications.length) {
+      // What no configured channel reaches is not recorded; its rule's state moves on all the same.
+      const toRecord = sender.reachable(notifications, (n) => {
+        const { people, members } = addressees(namespace, n.app?.name ?? "");
+        return [...people.map((c) => recipientOf(c, deps.alertmanager)), ...members];
+      });
+      if (toRecord.length) {
+        const wanted = new Set(toRecord.map((n) => n.id));
         // An alert storm can bring more state changes than the outbox holds: those apps keep their previous
         // state (no `for` timer reset) and are notified from a later evaluation, once deliveries made room.
-        const recorded = await sender.recordFitting(owner, notifications, (status, ids) => {
+        const recorded = await sender.recordFitting(owner, toRecord, (status, ids) => {
           const keepPrevious = new Map(
-            [...transitions].filter(([id]) => !ids.has(id)).map(([, t]) => [t.index, t.previous]),
+            [...transitions]
+              .filter(([id]) => wanted.has(id) && !ids.has(id))
+              .map(([, t]) => [t.index, t.previous]),
           );
           finalRules = rules.flatMap((r, i) =>
             keepPrevious.has(i) ? [keepPrevious.get(i)].filter((p): p is RuleStatus => !!p) : [r],
@@ -295,15 +308,19 @@ export function registerAlertPolicyController(
         const written = recorded.object;
         if (written) base = written as unknown as PolicyObject;
         for (const record of (written?.status?.notifications ?? []).filter(
-          (r) => r.state === "Pending" && notifications.some((n) => n.id === r.id),
+          (r) => r.state === "Pending" && wanted.has(r.id),
         )) {
           sender.submit(owner, record, { recipients: recipientsFor(namespace, record.app?.name ?? "") });
         }
+      }
+      if (notifications.length)
         log.info(
-          { notifications: notifications.map((n) => `${n.kind}/${n.severity}`) },
+          {
+            notifications: notifications.map((n) => `${n.kind}/${n.severity}`),
+            unreachable: notifications.length - toRecord.length || undefined,
+          },
           "alert notifications",
         );
-      }
       const firing = finalRules.filter((r) => r.state === "Firing");
       const summary = firing.length
         ? `Firing: ${["Critical", "Warning"].map((s) => `${firing.filter((r) => r.severity === s).length} ${s}`).join(", ")}`

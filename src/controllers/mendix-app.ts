@@ -28,7 +28,7 @@ import {
   TECHNICAL_CONTACTS,
 } from "./resources.ts";
 import { secretData } from "./secrets.ts";
-import { contactRecipient } from "./technical-contact.ts";
+import { contactRecipient, recipientOf } from "./technical-contact.ts";
 import {
   applyLicenseEnv,
   DEPLOYMENTS,
@@ -91,16 +91,19 @@ export function registerMendixAppController(
       .filter((r) => r?.success)
       .map((r) => r?.data as TechnicalContact);
 
+  /** Who a notification of the app goes to. */
+  const addressees = (namespace: string, appName: string, record: { labels?: Record<string, string> }) => {
+    const app = apps.get(namespace, appName);
+    // A contact change is told to the one contact it concerns (even a removed one); the rest to all contacts.
+    const names = record.labels?.contact
+      ? [record.labels.contact]
+      : (app?.spec.technicalContacts ?? []).map((c) => c.name);
+    return contactsOf(namespace, names);
+  };
   const recipientsFor =
-    (namespace: string, appName: string, record: { kind: string; labels?: Record<string, string> }) =>
-    async () => {
-      const app = apps.get(namespace, appName);
-      // A contact change is told to the one contact it concerns (even a removed one); the rest to all contacts.
-      const names = record.labels?.contact
-        ? [record.labels.contact]
-        : (app?.spec.technicalContacts ?? []).map((c) => c.name);
+    (namespace: string, appName: string, record: { labels?: Record<string, string> }) => async () => {
       const people: Recipient[] = [];
-      for (const c of contactsOf(namespace, names))
+      for (const c of addressees(namespace, appName, record))
         people.push(await contactRecipient(manager, c, deps.alertmanager));
       return people;
     };
@@ -383,6 +386,11 @@ export function registerMendixAppController(
           labels: { contact: c },
         });
       }
+      // What no configured channel reaches is not recorded (its bookkeeping below still says it is done).
+      const toRecord = sender.reachable(notifications, (n) =>
+        addressees(namespace, name, n).map((c) => recipientOf(c, deps.alertmanager)),
+      );
+
       // An Event for a change of contacts; the first assignment is the app's creation, which its
       // ContactAssigned condition already tells (one Event less per new app).
       const firstAssignment = raw.status?.contacts?.notified === undefined;
@@ -455,8 +463,8 @@ export function registerMendixAppController(
             : sentBefore;
         const next: MendixAppStatus = {
           ...current,
-          notifications: notifications.length
-            ? recordIntents(current?.notifications, notifications, new Date(now))
+          notifications: toRecord.length
+            ? recordIntents(current?.notifications, toRecord, new Date(now))
             : current?.notifications,
           observedGeneration: generation,
           conditions: conditionsFor(current?.conditions),
@@ -491,7 +499,7 @@ export function registerMendixAppController(
         return next;
       });
       for (const record of (written.object.status?.notifications ?? []).filter(
-        (r) => r.state === "Pending" && notifications.some((n) => n.id === r.id),
+        (r) => r.state === "Pending" && toRecord.some((n) => n.id === r.id),
       )) {
         sender.submit(
           owner(namespace, name),

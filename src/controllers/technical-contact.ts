@@ -21,24 +21,30 @@ type ContactObject = TechnicalContact & { status?: TechnicalContact["status"] };
 
 const isoSeconds = (ms: number) => new Date(ms).toISOString().replace(/\.\d{3}Z$/, "Z");
 
-/** The person behind a TechnicalContact and the channels that reach them; Secrets are read at send time. */
+/**
+ * The person behind a TechnicalContact and the channels that reach them, without reading Secrets (a webhook's
+ * signing secret is left empty): enough to tell whether anything reaches them.
+ */
+export function recipientOf(contact: TechnicalContact, alertmanager: boolean): Recipient {
+  const { spec, metadata } = contact;
+  const recipient: Recipient = { key: `contact:${metadata.name}`, displayName: spec.displayName };
+  if (spec.channels?.email?.enabled !== false) recipient.email = spec.email;
+  if (spec.channels?.webhook) recipient.webhook = { url: spec.channels.webhook.url, secret: "" };
+  if (alertmanager && spec.channels?.alertmanager?.enabled) recipient.alertmanager = true;
+  return recipient;
+}
+
+/** The recipient to send to: recipientOf with the webhook's signing secret, read now (at send time). */
 export async function contactRecipient(
   manager: Manager,
   contact: TechnicalContact,
   alertmanager: boolean,
 ): Promise<Recipient> {
-  const { spec, metadata } = contact;
-  const recipient: Recipient = { key: `contact:${metadata.name}`, displayName: spec.displayName };
-  if (spec.channels?.email?.enabled !== false) recipient.email = spec.email;
-  const hook = spec.channels?.webhook;
-  if (hook) {
-    const secretName = hook.secretRef?.name;
-    const secret = secretName
-      ? await secretValue(manager.client, metadata.namespace ?? "", secretName, "secret")
-      : undefined;
-    recipient.webhook = { url: hook.url, secret: secret ?? "" };
-  }
-  if (alertmanager && spec.channels?.alertmanager?.enabled) recipient.alertmanager = true;
+  const recipient = recipientOf(contact, alertmanager);
+  const secretName = contact.spec.channels?.webhook?.secretRef?.name;
+  if (recipient.webhook && secretName)
+    recipient.webhook.secret =
+      (await secretValue(manager.client, contact.metadata.namespace ?? "", secretName, "secret")) ?? "";
   return recipient;
 }
 
@@ -135,6 +141,25 @@ export function registerTechnicalContactController(
         }
       }
 
+      // Whether anything this operator sends reaches the person: notifications nothing reaches are not sent.
+      const channels = deps.sender.channelsReaching(recipientOf(contact, deps.alertmanager));
+      const reachable = channels.length
+        ? {
+            type: "Reachable",
+            status: "True" as const,
+            reason: "ChannelConfigured",
+            message: `notifications reach this contact by ${channels.join(", ")}`,
+            observedGeneration: generation,
+          }
+        : {
+            type: "Reachable",
+            status: "False" as const,
+            reason: "NoChannel",
+            message:
+              "no notification channel reaches this contact, so reminders, notices and alerts to it are not sent: email needs the operator's --smtp-host (MXOPS_SMTP_HOST) and spec.email not disabled; or set spec.channels.webhook",
+            observedGeneration: generation,
+          };
+
       const assignedApps = apps
         .byIndex(APPS_BY_CONTACT, `${namespace}/${name}`)
         .map((a) => a.metadata.name)
@@ -145,7 +170,7 @@ export function registerTechnicalContactController(
         assignedApps: assignedApps.length ? assignedApps : undefined,
         assignedAppCount: assignedApps.length,
         conditions: setCondition(
-          current?.conditions,
+          setCondition(current?.conditions, reachable, now),
           {
             type: "Ready",
             status: "True",

@@ -4,6 +4,7 @@ import { silentLogger } from "../runtime/log.ts";
 import type { Channel } from "./channels.ts";
 import { Deliverer } from "./deliver.ts";
 import type { Notification, Recipient } from "./message.ts";
+import { NotificationSender } from "./sender.ts";
 
 /** A channel whose sends finish when the test says so. */
 function gatedChannel(name: "email" | "webhook") {
@@ -64,5 +65,50 @@ describe("Deliverer", () => {
     const outcomes = await run;
     expect(marked).toEqual([]);
     expect(outcomes).toMatchObject([{ ok: true, channel: "email", recipient: "contact:alice" }]);
+  });
+});
+
+describe("NotificationSender.reachable", () => {
+  it("keeps what some configured channel reaches and counts the rest as unreachable", async () => {
+    const email: Channel = { name: "email", reaches: (r) => !!r.email, send: async () => {} };
+    const webhook: Channel = { name: "webhook", reaches: (r) => !!r.webhook, send: async () => {} };
+    const registry = new Registry();
+    const log = silentLogger();
+    const sender = (channels: Channel[]) =>
+      new NotificationSender({
+        client: undefined as never, // not used by reachable()
+        events: undefined as never,
+        deliverer: new Deliverer({ channels, registry, log }),
+        log,
+        registry,
+      });
+    const hooked: Recipient = {
+      key: "contact:bob",
+      displayName: "Bob",
+      webhook: { url: "http://x", secret: "" },
+    };
+    const second: Notification = { ...notification, id: "contact-added/uid/bob/1", kind: "ContactAssigned" };
+    const to = (n: Notification) => (n.id === second.id ? [hooked] : [alice]);
+
+    expect(
+      sender([email, webhook])
+        .reachable([notification, second], to)
+        .map((n) => n.id),
+    ).toEqual([notification.id, second.id]);
+    expect(sender([email]).channelsReaching(alice)).toEqual(["email"]);
+    // Email off: only the webhook reaches anyone.
+    expect(
+      sender([webhook])
+        .reachable([notification, second], to)
+        .map((n) => n.id),
+    ).toEqual([second.id]);
+    expect(sender([]).reachable([second], () => [])).toEqual([]);
+    const counted = (await registry.getSingleMetric("mxops_notifications_total")?.get())?.values;
+    expect(
+      counted?.filter((v) => v.labels.result === "unreachable").map((v) => [v.labels.kind, v.value]),
+    ).toEqual([
+      ["LicenseReminder", 1],
+      ["ContactAssigned", 1],
+    ]);
   });
 });

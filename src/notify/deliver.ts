@@ -47,7 +47,7 @@ export function notifyMetrics(registry: Registry): NotifyMetrics {
     m = {
       notifications: new Counter({
         name: "mxops_notifications_total",
-        help: "Notifications per target (recipient and channel), by outcome: sent, or failed past the retry budget.",
+        help: 'Notifications per target (recipient and channel), by outcome: sent, or failed past the retry budget; channel "none", result "unreachable": not sent, no configured channel reaches any recipient.',
         labelNames: ["channel", "kind", "result"],
         registers,
       }),
@@ -108,6 +108,11 @@ export class Deliverer {
 
   channelNames(): ChannelName[] {
     return this.channels.map((c) => c.name);
+  }
+
+  /** The configured channels that reach `recipient` (none: nothing sent to them is delivered anywhere). */
+  channelsReaching(recipient: Recipient): ChannelName[] {
+    return this.channels.filter((c) => c.reaches(recipient)).map((c) => c.name);
   }
 
   /** Whether a digest may go to this recipient on this channel now (it counts against the cap). */

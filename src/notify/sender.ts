@@ -141,6 +141,29 @@ export class NotificationSender {
     return { object, deferred };
   }
 
+  /** The configured channels that reach `recipient`. */
+  channelsReaching(recipient: Recipient): ChannelName[] {
+    return this.deliverer.channelsReaching(recipient);
+  }
+
+  /**
+   * The notifications some configured channel reaches (for each, `recipientsOf` tells who it goes to, as far
+   * as known without reading Secrets). The rest are not recorded: a record would say Sent with nothing sent,
+   * and cost a status write to close. They are counted (channel "none", result "unreachable"); the contact's
+   * Reachable condition says why.
+   */
+  reachable(notifications: Notification[], recipientsOf: (n: Notification) => Recipient[]): Notification[] {
+    return notifications.filter((n) => {
+      if (recipientsOf(n).some((r) => this.deliverer.channelsReaching(r).length)) return true;
+      notifyMetrics(this.registry).notifications.inc({
+        channel: "none",
+        kind: n.kind,
+        result: "unreachable",
+      });
+      return false;
+    });
+  }
+
   /** Starts delivering every Pending record of `obj` not already being delivered by this process. */
   resume(owner: Owner, obj: OwnerObject, opts: (r: NotificationRecord) => SubmitOptions): void {
     for (const record of pendingRecords(obj.status?.notifications)) this.submit(owner, record, opts(record));
