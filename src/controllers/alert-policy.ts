@@ -17,6 +17,7 @@ import type { Notification, Recipient } from "../notify/message.ts";
 import type { NotificationSender, Owner, OwnerObject } from "../notify/sender.ts";
 import type { KubeObject } from "../runtime/client.ts";
 import type { Clock } from "../runtime/clock.ts";
+import { specOrLabelsChanged } from "../runtime/controller.ts";
 import type { Informer } from "../runtime/informer.ts";
 import type { Manager } from "../runtime/manager.ts";
 import { patchStatusIfChanged, setCondition } from "../runtime/status.ts";
@@ -122,8 +123,16 @@ export function registerAlertPolicyController(
     return mergeRecipients(recipients, members);
   };
 
-  const relatedPolicies = (namespace?: string) =>
-    policies.list(namespace).map((p) => `${p.metadata.namespace}/${p.metadata.name}`);
+  /** The policies that pick `app`: by name (spec.appRef) or by its labels (spec.appSelector). */
+  const policiesOf = (app: KubeObject) =>
+    policies
+      .list(app.metadata.namespace)
+      .filter((p) =>
+        p.spec?.appRef
+          ? p.spec.appRef.name === app.metadata.name
+          : selects(p.spec?.appSelector, app.metadata.labels),
+      )
+      .map((p) => `${p.metadata.namespace}/${p.metadata.name}`);
 
   return manager.addController<PolicyObject>({
     name: "alertpolicy",
@@ -132,7 +141,11 @@ export function registerAlertPolicyController(
     related: [
       {
         informer: apps as unknown as Informer<KubeObject>,
-        map: (a) => relatedPolicies(a.metadata.namespace),
+        map: policiesOf,
+        // What an evaluation reads of an app: whether it exists, its labels (selection) and its spec (workload,
+        // environment). Not its status or finalizers: with every app event evaluating every policy of the
+        // namespace, 1,000 apps under 10 policies cost 7,959 policy reconciles while converging.
+        updateNeedsWork: specOrLabelsChanged,
       },
     ],
     reconcile: async ({ namespace, name }, { log }) => {

@@ -54,6 +54,17 @@ export interface ControllerOptions<P extends KubeObject> {
 
 const stableJson = (v: unknown) => JSON.stringify(v ?? null);
 
+/** A change of spec (generation), labels or deletion: not of status, annotations or finalizers. */
+export function specOrLabelsChanged(oldObj: KubeObject, newObj: KubeObject): boolean {
+  const a = oldObj.metadata;
+  const b = newObj.metadata;
+  return (
+    a.generation !== b.generation ||
+    a.deletionTimestamp !== b.deletionTimestamp ||
+    stableJson(a.labels) !== stableJson(b.labels)
+  );
+}
+
 /** Generation or metadata that matters changed (a status-only write does neither). */
 export function specOrMetadataChanged(oldObj: KubeObject, newObj: KubeObject): boolean {
   const a = oldObj.metadata;

@@ -1,5 +1,5 @@
 import { describe, expect, it } from "vitest";
-import { specOrMetadataChanged } from "./controller.ts";
+import { specOrLabelsChanged, specOrMetadataChanged } from "./controller.ts";
 import { deepEqual, mergePatch, setCondition } from "./status.ts";
 
 const t0 = new Date("2026-11-27T10:00:00.123Z");
@@ -104,5 +104,26 @@ describe("specOrMetadataChanged", () => {
     const cm = { apiVersion: "v1", kind: "ConfigMap", metadata: { name: "c" }, data: { a: "1" } };
     expect(specOrMetadataChanged(cm, { ...cm, data: { a: "2" } })).toBe(true);
     expect(specOrMetadataChanged(cm, { ...cm, metadata: { name: "c", resourceVersion: "2" } })).toBe(false);
+  });
+});
+
+describe("specOrLabelsChanged", () => {
+  const base = {
+    apiVersion: "v1",
+    kind: "X",
+    metadata: { name: "a", generation: 1, labels: { x: "1" } },
+    spec: { n: 1 },
+  };
+  const changed = (metadata: Record<string, unknown>, status?: unknown) =>
+    specOrLabelsChanged(base, { ...base, metadata: { ...base.metadata, ...metadata }, status });
+  it("sees generation, label and deletion changes", () => {
+    expect(changed({ generation: 2 })).toBe(true);
+    expect(changed({ labels: { x: "2" } })).toBe(true);
+    expect(changed({ deletionTimestamp: "t" })).toBe(true);
+  });
+  it("ignores status, finalizer and annotation changes", () => {
+    expect(changed({ resourceVersion: "9" }, { ok: true })).toBe(false);
+    expect(changed({ finalizers: ["f"] })).toBe(false);
+    expect(changed({ annotations: { y: "1" } })).toBe(false);
   });
 });
