@@ -1,4 +1,5 @@
-// Benchmark: N MendixApps (each with its Deployment) created at once; how long until the operator has settled
+// Benchmark: N MendixApps (each with its Deployment), 50 TechnicalContacts and an AlertPolicy per 100 apps (by
+// label, CPU from a Prometheus HTTP API served here) created at once; how long until the operator has settled
 // every status, against bare scripts doing status writes straight to the API server (this machine's limit):
 // one per app, and as many as the operator made. Then a minute of steady state, spec-change latency idle,
 // a restart (start-up, the full re-reconcile, spec-change latency during it) and memory.
@@ -6,12 +7,13 @@
 import { spawn } from "node:child_process";
 import { mkdirSync, readdirSync, renameSync, statSync } from "node:fs";
 import { join } from "node:path";
-import { MENDIX_APPS } from "../src/controllers/resources.ts";
+import { ALERT_POLICIES, MENDIX_APPS } from "../src/controllers/resources.ts";
 import { DEPLOYMENTS } from "../src/controllers/workload.ts";
 import type { KubeObject } from "../src/runtime/client.ts";
 import { Informer } from "../src/runtime/informer.ts";
 import { silentLogger } from "../src/runtime/log.ts";
 import { freePort, installCrds, kubectl, startControlPlane } from "../test/controlplane/controlplane.ts";
+import { startHttpReceiver } from "../test/support/http-receiver.ts";
 import {
   arg,
   benchApp,
@@ -34,6 +36,11 @@ const NODE_OPTIONS = deployedNodeOptions(root);
 const N = Number(arg("apps", "1000"));
 /** The operator's --max-concurrent-reconciles (its default: 16), and the baselines' concurrency. */
 const CONCURRENCY = Number(arg("workers", "16"));
+/** Apps per AlertPolicy: a team's apps, picked by a label (one policy per app would double the objects). */
+const APPS_PER_POLICY = 100;
+const POLICIES = Math.ceil(N / APPS_PER_POLICY);
+const ids = Array.from({ length: N }, (_, i) => `app-${String(i).padStart(5, "0")}`);
+const groupOf = (id: string) => `g${Math.floor(Number(id.slice(4)) / APPS_PER_POLICY)}`;
 
 /** Every sample of a Prometheus text exposition, keyed by `name{labels}`. */
 function samples(text: string): Map<string, number> {
@@ -64,9 +71,23 @@ function deltas(
 }
 
 const cp = await startControlPlane();
+// CPU per pod (Prometheus' /api/v1/query vector; a steady 10% of the 1-core limit), memory and disk: no data.
+const prometheus = await startHttpReceiver((r) => {
+  const q = new URL(r.path, "http://p").searchParams.get("query") ?? "";
+  const t = Date.now() / 1000;
+  const result = q.includes("container_cpu_usage_seconds_total")
+    ? ids.map((id) => ({ metric: { pod: `${id}-5d8f7c9b6d-x2k4p` }, value: [t, "0.1"] }))
+    : [];
+  return {
+    status: 200,
+    headers: { "content-type": "application/json" },
+    body: JSON.stringify({ status: "success", data: { resultType: "vector", result } }),
+  };
+});
 const result: Record<string, unknown> = {
   benchmark: "convergence",
   apps: N,
+  alertPolicies: POLICIES,
   machine: machine(),
   command: `npm run bench -- --apps ${N}${CONCURRENCY !== 16 ? ` --workers ${CONCURRENCY}` : ""}`,
   workers: CONCURRENCY,
@@ -84,16 +105,28 @@ try {
     ["apply", "-f", "-"],
     `${licenseSecretYaml(ns)}---\n${licenseSecretYaml("baseline")}`,
   );
-  const ids = Array.from({ length: N }, (_, i) => `app-${String(i).padStart(5, "0")}`);
 
   const create = async (n: string, withWorkload: boolean) => {
     const contacts = await createContacts(client, n, 50);
     const t0 = performance.now();
     await pool(ids, 16, async (id) => {
-      if (withWorkload) await client.create(DEPLOYMENTS, benchDeployment(n, id));
+      if (withWorkload)
+        await client.create(DEPLOYMENTS, benchDeployment(n, id, { resources: { limits: { cpu: "1" } } }));
       const contact = contacts[Number(id.slice(4)) % contacts.length] as string;
-      await client.create(MENDIX_APPS, benchApp(n, id, contact, { workload: withWorkload }));
+      await client.create(
+        MENDIX_APPS,
+        benchApp(n, id, contact, { workload: withWorkload, labels: { group: groupOf(id) } }),
+      );
     });
+    if (withWorkload)
+      for (let g = 0; g < POLICIES; g++)
+        await client.create(ALERT_POLICIES, {
+          metadata: { name: `g${g}`, namespace: n },
+          spec: {
+            appSelector: { matchLabels: { group: `g${g}` } },
+            rules: [{ name: "cpu", metric: "CPU", warningPercent: 75, criticalPercent: 85, for: "5m" }],
+          },
+        } as KubeObject);
     return (performance.now() - t0) / 1000;
   };
 
@@ -175,6 +208,10 @@ try {
   });
   watched.start();
   await watched.waitForSync();
+  type Policy = KubeObject & { status?: { observedGeneration?: number; rules?: unknown[] } };
+  const policies = new Informer<Policy>(client, ALERT_POLICIES, { namespaces: [ns], log: silentLogger() });
+  policies.start();
+  await policies.waitForSync();
   /** A spec change, timed until the operator has written a status that observed it. */
   const specChange = async (id: string): Promise<number> => {
     const t0 = performance.now();
@@ -238,6 +275,8 @@ try {
           MXOPS_WEBHOOK_PORT: "0",
           MXOPS_LOG_LEVEL: "warn",
           MXOPS_MAX_CONCURRENT_RECONCILES: String(CONCURRENCY),
+          MXOPS_USAGE_SOURCE: "prometheus",
+          MXOPS_PROMETHEUS_URL: prometheus.url,
           NODE_OPTIONS,
         },
         stdio: ["ignore", "ignore", "inherit"],
@@ -306,7 +345,16 @@ try {
           a.status?.observedGeneration === a.metadata.generation &&
           a.status?.conditions?.some((c) => c.type === "Ready" && c.status === "True"),
       ).length;
-    if (settled === N) break;
+    // A policy is settled once it has evaluated each of its apps' rule (with data: a steady 10% CPU).
+    const evaluated = policies
+      .list()
+      .filter(
+        (p) =>
+          p.status?.observedGeneration === p.metadata.generation &&
+          (p.status?.rules?.length ?? 0) >=
+            Math.min(APPS_PER_POLICY, N - APPS_PER_POLICY * Number(p.metadata.name.slice(1))),
+      ).length;
+    if (settled === N && evaluated === POLICIES) break;
     await sleep(100);
   }
   const operatorSeconds = (performance.now() - op1.started) / 1000;
@@ -362,6 +410,7 @@ try {
   await op2.stop();
   const operatorStatus = watched.get(ns, ids[0] as string)?.status as Record<string, unknown>;
   await watched.stop();
+  await policies.stop();
 
   // The same number of writes as the operator made to settle, as bare status writes.
   const sameWritesPerApp = Math.max(1, Math.round(writesToSettle / N));
@@ -418,6 +467,7 @@ try {
   });
 } finally {
   await cp.stop();
+  await prometheus.close();
 }
 writeResult(
   root,
