@@ -84,18 +84,6 @@ export const KINDS: KindDefinition[] = [
         jsonPath: ".status.license.daysRemaining",
         description: "Days until the license expires.",
       },
-      {
-        name: "CPU%",
-        type: "number",
-        jsonPath: ".status.usage.cpuPercent",
-        description: "CPU use of limit.",
-      },
-      {
-        name: "Disk%",
-        type: "number",
-        jsonPath: ".status.usage.diskPercent",
-        description: "Fullest volume.",
-      },
       ready,
       age,
     ],

@@ -190,8 +190,6 @@ export const MendixAppSpec = cel(
 );
 export type MendixAppSpec = z.infer<typeof MendixAppSpec>;
 
-const percent = (what: string) => z.number().min(0).max(100).optional().describe(what);
-
 export const MendixAppStatus = z
   .object({
     observedGeneration: observedGeneration(),
@@ -248,17 +246,6 @@ export const MendixAppStatus = z
       })
       .optional()
       .describe("The license lifecycle."),
-    usage: z
-      .object({
-        state: z.enum(["Known", "Unknown"]).describe("Unknown when no usage data could be read."),
-        cpuCores: z.number().min(0).optional().describe("CPU in use, in cores, summed over the app's pods."),
-        cpuPercent: percent("CPU in use as a percentage of the CPU limit."),
-        memoryPercent: percent("Memory in use as a percentage of the memory limit."),
-        diskPercent: percent("The fullest volume's usage as a percentage of its capacity."),
-        sampledAt: z.iso.datetime().optional().describe("When the usage was read."),
-      })
-      .optional()
-      .describe("The latest resource usage of the app's pods."),
     workload: z
       .object({
         licenseInjected: z

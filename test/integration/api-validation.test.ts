@@ -364,8 +364,6 @@ describe("CRDs on the real API server", () => {
       "CONTACTS",
       "LICENSE",
       "DAYS LEFT",
-      "CPU%",
-      "DISK%",
       "READY",
       "AGE",
     ]) {
