@@ -51,6 +51,17 @@ describe("aggregateUsage", () => {
       sampledAt: 10,
     });
   });
+  it("picks pods carrying every pair of a multi-label selector", () => {
+    const canary: WorkloadShape = { ...deploy, matchLabels: { app: "crm", track: "canary" } };
+    const u = aggregateUsage(canary, {
+      pods: [
+        { pod: "crm-1", labels: { app: "crm", track: "stable" }, cpuCores: 1, memoryBytes: 1, timestamp: 1 },
+        { pod: "crm-2", labels: { app: "crm", track: "canary" }, cpuCores: 2, memoryBytes: 1, timestamp: 1 },
+        { pod: "web-1", labels: { app: "web", track: "canary" }, cpuCores: 4, memoryBytes: 1, timestamp: 1 },
+      ],
+    });
+    expect([u.pods, u.cpuCores]).toEqual([1, 2]);
+  });
   it("matches pods and claims by name when the source has no labels (StatefulSet)", () => {
     const sts: WorkloadShape = {
       kind: "StatefulSet",

@@ -60,18 +60,47 @@ function ownerIndex(ns: NamespaceUsage): Map<string, PodSample[]> {
       if (deployment?.[1]) owners.add(`Deployment/${deployment[1]}`);
       const statefulSet = /^(.+)-\d+$/.exec(p.pod);
       if (statefulSet?.[1]) owners.add(`StatefulSet/${statefulSet[1]}`);
-      for (const o of owners) index.set(o, [...(index.get(o) ?? []), p]);
+      for (const o of owners) {
+        const list = index.get(o);
+        if (list) list.push(p);
+        else index.set(o, [p]);
+      }
     }
     podsByOwnerName.set(ns, index);
   }
   return index;
 }
 
+/** For sources with pod labels (metrics.k8s.io): pods by each label pair, built once per sample set (O(N), as above). */
+const podsByLabel = new WeakMap<NamespaceUsage, Map<string, PodSample[]>>();
+
+function labelIndex(ns: NamespaceUsage): Map<string, PodSample[]> {
+  let index = podsByLabel.get(ns);
+  if (!index) {
+    index = new Map();
+    for (const p of ns.pods)
+      for (const [k, v] of Object.entries(p.labels ?? {})) {
+        const key = `${k}\u0000${v}`;
+        const list = index.get(key);
+        if (list) list.push(p);
+        else index.set(key, [p]);
+      }
+    podsByLabel.set(ns, index);
+  }
+  return index;
+}
+
 function podsOf(w: WorkloadShape, ns: NamespaceUsage): PodSample[] {
   const selector = Object.entries(w.matchLabels);
-  const byLabels = selector.length
-    ? ns.pods.filter((p) => p.labels && selector.every(([k, v]) => p.labels?.[k] === v))
-    : [];
+  let byLabels: PodSample[] = [];
+  if (selector.length) {
+    // The pods carrying the selector's rarest pair, then the rest of the selector.
+    const index = labelIndex(ns);
+    const candidates = selector
+      .map(([k, v]) => index.get(`${k}\u0000${v}`) ?? [])
+      .reduce((a, b) => (b.length < a.length ? b : a));
+    byLabels = candidates.filter((p) => selector.every(([k, v]) => p.labels?.[k] === v));
+  }
   return [...byLabels, ...(ownerIndex(ns).get(`${w.kind}/${w.name}`) ?? [])];
 }
 
