@@ -9,7 +9,7 @@ import { alertMessage, effectiveRule, selects, step } from "../domain/alerts.ts"
 import { currentOrNextWindow } from "../domain/maintenance.ts";
 import { SampleHistory, timeUntilFull } from "../domain/prediction.ts";
 import { alertTeamMembers, mergeRecipients } from "../domain/recipients.ts";
-import { UsageExporter } from "../metrics/exporter.ts";
+import { type AppFindings, UsageExporter } from "../metrics/exporter.ts";
 import { parseQuantity } from "../metrics/quantity.ts";
 import type { UsageSource } from "../metrics/sources.ts";
 import { type AppUsage, aggregateUsage, type NamespaceUsage, type WorkloadShape } from "../metrics/usage.ts";
@@ -151,11 +151,15 @@ export function registerAlertPolicyController(
     reconcile: async ({ namespace, name }, { log }) => {
       if (!namespace) return;
       const raw = policies.get(namespace, name);
-      if (!raw) return;
+      if (!raw) {
+        exporter.removePolicy(namespace, name);
+        return;
+      }
       const now = clock.now();
       const generation = raw.metadata.generation;
       const parsed = AlertPolicy.safeParse({ ...raw, apiVersion: raw.apiVersion ?? API_VERSION });
       if (!parsed.success) {
+        exporter.removePolicy(namespace, name);
         await reportInvalidSpec(manager, ALERT_POLICIES, raw, parsed.error, new Date(now));
         return;
       }
@@ -182,6 +186,7 @@ export function registerAlertPolicyController(
       let oldestSample = now;
       let sourceError: string | undefined;
 
+      const findings = new Map<string, AppFindings>();
       for (const app of targets) {
         const appName = app.metadata.name;
         const appSpec = MendixApp.shape.spec.safeParse(app.spec);
@@ -198,7 +203,8 @@ export function registerAlertPolicyController(
           }
         }
         if (usage?.sampledAt) oldestSample = Math.min(oldestSample, usage.sampledAt);
-        exporter.setUsage(namespace, appName, usage);
+        const appFindings: AppFindings = { usage, rules: [] };
+        findings.set(appName, appFindings);
         const maintenance =
           appSpec.success && appSpec.data.hosting === "MendixCloud" && appSpec.data.maintenance
             ? currentOrNextWindow(appSpec.data.maintenance, now)
@@ -288,9 +294,10 @@ export function registerAlertPolicyController(
               });
             }
           }
-          exporter.setAlert(namespace, name, appName, rule.name, worst);
+          appFindings.rules.push({ rule: rule.name, severity: worst });
         }
       }
+      exporter.setPolicy(namespace, name, findings);
       exporter.lag.set(Math.max(0, (now - oldestSample) / 1000));
       exporter.evaluations.inc({ result: sourceError ? "source_error" : "ok" });
 

@@ -1,0 +1,48 @@
+import { Registry } from "prom-client";
+import { describe, expect, it } from "vitest";
+import { metricsText } from "../runtime/metrics.ts";
+import { type AppFindings, UsageExporter } from "./exporter.ts";
+
+const crm: AppFindings = {
+  usage: {
+    pods: 2,
+    cpuCores: 0.5,
+    cpuRatio: 0.25,
+    volumes: [{ volume: "crm-data", usedBytes: 50, capacityBytes: 100, ratio: 0.5 }],
+  },
+  rules: [{ rule: "cpu", severity: "Warning" }],
+};
+
+describe("UsageExporter", () => {
+  it("writes each app's usage once, the rule states as a state set, and drops what an evaluation no longer found", async () => {
+    const registry = new Registry();
+    const exporter = new UsageExporter(registry);
+    exporter.setPolicy("shop", "cpu", new Map([["crm", crm]]));
+    // A second policy picking the same app: its usage is not written twice (a duplicate series is invalid).
+    exporter.setPolicy(
+      "shop",
+      "disk",
+      new Map([["crm", { usage: crm.usage, rules: [{ rule: "disk", severity: "Ok" }] }]]),
+    );
+    let text = await metricsText(registry);
+    expect(text.match(/^mxops_app_cpu_usage_ratio\{.*$/gm)).toEqual([
+      'mxops_app_cpu_usage_ratio{namespace="shop",app="crm"} 0.25',
+    ]);
+    expect(text).toContain('mxops_app_cpu_usage_cores{namespace="shop",app="crm"} 0.5\n');
+    expect(text).toContain('mxops_app_disk_usage_ratio{namespace="shop",app="crm",volume="crm-data"} 0.5\n');
+    expect(text).not.toContain("mxops_app_memory_usage_ratio{");
+    expect(text.match(/^mxops_alert_state\{namespace="shop",policy="cpu".*$/gm)).toEqual([
+      'mxops_alert_state{namespace="shop",policy="cpu",app="crm",rule="cpu",severity="Ok"} 0',
+      'mxops_alert_state{namespace="shop",policy="cpu",app="crm",rule="cpu",severity="Warning"} 1',
+      'mxops_alert_state{namespace="shop",policy="cpu",app="crm",rule="cpu",severity="Critical"} 0',
+      'mxops_alert_state{namespace="shop",policy="cpu",app="crm",rule="cpu",severity="Unknown"} 0',
+    ]);
+    expect(text).toContain("# TYPE mxops_alert_state gauge\n");
+
+    // The app left policy "cpu"; policy "disk" was deleted.
+    exporter.setPolicy("shop", "cpu", new Map());
+    exporter.removePolicy("shop", "disk");
+    text = await metricsText(registry);
+    expect(text).not.toMatch(/app="crm"/);
+  });
+});
