@@ -446,12 +446,27 @@ try {
       reconciles: deltas(none, atSettle, "controller_runtime_reconcile_total", (k) =>
         [label(k, "controller"), label(k, "result")].join(" "),
       ),
+      reconcileSecondsByController: deltas(
+        none,
+        atSettle,
+        "controller_runtime_reconcile_time_seconds_sum",
+        (k) => label(k, "controller"),
+      ),
     },
     steadyState: {
       writesPerMinute: steadyWrites,
       writesPerMinuteBesidesLeases: writesBesidesLeases(steadyRequests),
       apiserverRequests: steadyRequests,
       reconcilesPerMinute: steadyReconciles,
+      reconcilesByController: deltas(atSettle, afterSteady, "controller_runtime_reconcile_total", (k) =>
+        label(k, "controller"),
+      ),
+      reconcileSecondsByController: deltas(
+        atSettle,
+        afterSteady,
+        "controller_runtime_reconcile_time_seconds_sum",
+        (k) => label(k, "controller"),
+      ),
     },
     memoryAfterSync,
     specChangeLatencyIdleSeconds: percentiles([...idleLatencies, ...idleLatencies2]),

@@ -187,9 +187,16 @@ export function registerAlertPolicyController(
       let sourceError: string | undefined;
 
       const findings = new Map<string, AppFindings>();
+      let evaluated = 0;
       for (const app of targets) {
+        // Let watch events and other reconciles in between: a policy over thousands of apps is seconds of work.
+        if (++evaluated % YIELD_EVERY === 0) await new Promise((r) => setImmediate(r));
         const appName = app.metadata.name;
-        const appSpec = MendixApp.shape.spec.safeParse(app.spec);
+        // Only a maintenance window needs the parsed (defaulted) spec; the rest reads the cached fields.
+        const appSpec =
+          app.spec.hosting === "MendixCloud" && app.spec.maintenance
+            ? MendixApp.shape.spec.safeParse(app.spec)
+            : undefined;
         let usage: AppUsage | undefined;
         const ref = app.spec.workloadRef;
         const w = ref
@@ -206,7 +213,7 @@ export function registerAlertPolicyController(
         const appFindings: AppFindings = { usage, rules: [] };
         findings.set(appName, appFindings);
         const maintenance =
-          appSpec.success && appSpec.data.hosting === "MendixCloud" && appSpec.data.maintenance
+          appSpec?.success && appSpec.data.maintenance
             ? currentOrNextWindow(appSpec.data.maintenance, now)
             : undefined;
         const muted =
@@ -385,7 +392,23 @@ export function registerAlertPolicyController(
         log.info({ deferred }, "outbox full: state changes deferred until deliveries make room");
         return { requeueAfterMs: Math.min(deps.intervalMs, 1000) };
       }
-      return { requeueAfterMs: deps.intervalMs };
+      return { requeueAfterMs: untilDue(`${namespace}/${name}`, clock.now(), deps.intervalMs) };
     },
   });
+}
+
+/** Apps evaluated between two yields to the event loop. */
+const YIELD_EVERY = 50;
+
+/**
+ * Milliseconds until the policy `key` is due again: every interval, at a phase of its own (a hash of its key),
+ * so that many policies spread over the interval instead of all evaluating at once (after a start, together,
+ * they would stay in step and stall the process's other work once per interval).
+ */
+export function untilDue(key: string, nowMs: number, intervalMs: number): number {
+  let h = 2166136261;
+  for (let i = 0; i < key.length; i++) h = Math.imul(h ^ key.charCodeAt(i), 16777619);
+  const phase = (h >>> 0) % intervalMs;
+  const since = (((nowMs - phase) % intervalMs) + intervalMs) % intervalMs;
+  return intervalMs - since;
 }
