@@ -4,7 +4,7 @@
 import { AlertPolicy, type AlertPolicyStatus, type RuleStatus } from "../api/alert-policy.ts";
 import { API_VERSION, type NotificationRecord, parseDuration } from "../api/common.ts";
 import { MendixApp } from "../api/mendix-app.ts";
-import { TechnicalContact } from "../api/technical-contact.ts";
+import type { TechnicalContact } from "../api/technical-contact.ts";
 import { alertMessage, effectiveRule, selects, step } from "../domain/alerts.ts";
 import { currentOrNextWindow } from "../domain/maintenance.ts";
 import { SampleHistory, timeUntilFull } from "../domain/prediction.ts";
@@ -23,7 +23,7 @@ import type { Manager } from "../runtime/manager.ts";
 import { patchStatusIfChanged, setCondition } from "../runtime/status.ts";
 import { reportInvalidSpec } from "./invalid-spec.ts";
 import { ALERT_POLICIES, MENDIX_APPS, TECHNICAL_CONTACTS } from "./resources.ts";
-import { contactRecipient, recipientOf } from "./technical-contact.ts";
+import { contactRecipient, parseContact, recipientOf } from "./technical-contact.ts";
 import { DEPLOYMENTS, STATEFULSETS, workloadForCache } from "./workload.ts";
 
 type PolicyObject = KubeObject & { spec: AlertPolicy["spec"]; status?: AlertPolicyStatus };
@@ -111,8 +111,8 @@ export function registerAlertPolicyController(
     const app = apps.get(namespace, appName);
     const people = (app?.spec.technicalContacts ?? []).flatMap((ref) => {
       const c = contacts.get(namespace, ref.name);
-      const parsed = c ? TechnicalContact.safeParse(c) : undefined;
-      return parsed?.success ? [parsed.data] : [];
+      const contact = c ? parseContact(c) : undefined;
+      return contact ? [contact] : [];
     });
     return { people, members: alertTeamMembers(app?.spec.permissions) };
   };

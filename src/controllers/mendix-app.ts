@@ -3,7 +3,7 @@
 // from src/domain, this file reads the world and performs them.
 import { API_VERSION } from "../api/common.ts";
 import { MendixApp, type MendixAppStatus } from "../api/mendix-app.ts";
-import { TechnicalContact } from "../api/technical-contact.ts";
+import type { TechnicalContact } from "../api/technical-contact.ts";
 import { contactChanges, resolveContacts } from "../domain/contacts.ts";
 import { checkLicenseSecret, decideLicense, nextUtcMidnight, reminderText } from "../domain/license.ts";
 import { decideMaintenance, maintenanceText } from "../domain/maintenance.ts";
@@ -28,7 +28,7 @@ import {
   TECHNICAL_CONTACTS,
 } from "./resources.ts";
 import { secretData } from "./secrets.ts";
-import { contactRecipient, recipientOf } from "./technical-contact.ts";
+import { contactRecipient, parseContact, recipientOf } from "./technical-contact.ts";
 import {
   applyLicenseEnv,
   DEPLOYMENTS,
@@ -85,11 +85,11 @@ export function registerMendixAppController(
   const { sender, clock } = deps;
 
   const contactsOf = (namespace: string, names: string[]) =>
-    names
-      .map((n) => contacts.get(namespace, n))
-      .map((c) => (c ? TechnicalContact.safeParse(c) : undefined))
-      .filter((r) => r?.success)
-      .map((r) => r?.data as TechnicalContact);
+    names.flatMap((n) => {
+      const c = contacts.get(namespace, n);
+      const contact = c ? parseContact(c) : undefined;
+      return contact ? [contact] : [];
+    });
 
   /** Who a notification of the app goes to. */
   const addressees = (namespace: string, appName: string, record: { labels?: Record<string, string> }) => {
@@ -190,7 +190,9 @@ export function registerMendixAppController(
       }
       const now = clock.now();
       const generation = raw.metadata.generation;
-      const parsed = MendixApp.safeParse({ ...raw, apiVersion: raw.apiVersion ?? API_VERSION });
+      // The spec is what is checked; the status is this controller's own (read from `raw` where needed).
+      const { status: _status, ...unparsed } = raw;
+      const parsed = MendixApp.safeParse({ ...unparsed, apiVersion: raw.apiVersion ?? API_VERSION });
       if (!parsed.success) {
         await reportInvalidSpec(manager, MENDIX_APPS, raw, parsed.error, new Date(now));
         return;

@@ -21,6 +21,22 @@ type ContactObject = TechnicalContact & { status?: TechnicalContact["status"] };
 
 const isoSeconds = (ms: number) => new Date(ms).toISOString().replace(/\.\d{3}Z$/, "Z");
 
+const parsedContacts = new WeakMap<object, TechnicalContact | undefined>();
+
+/**
+ * A cached TechnicalContact parsed (undefined if invalid), once per object the cache holds (a change replaces
+ * the object). Its status (assignedApps: every app that names the person) is not what readers need and not
+ * parsed: parsing it for every app reconcile was ~140 us per app at 2,000 apps.
+ */
+export function parseContact(obj: object): TechnicalContact | undefined {
+  if (parsedContacts.has(obj)) return parsedContacts.get(obj);
+  const { status: _status, ...rest } = obj as KubeObject & { status?: unknown };
+  const parsed = TechnicalContact.safeParse({ ...rest, apiVersion: rest.apiVersion ?? API_VERSION });
+  const contact = parsed.success ? parsed.data : undefined;
+  parsedContacts.set(obj, contact);
+  return contact;
+}
+
 /**
  * The person behind a TechnicalContact and the channels that reach them, without reading Secrets (a webhook's
  * signing secret is left empty): enough to tell whether anything reaches them.
@@ -78,8 +94,8 @@ export function registerTechnicalContactController(
     (record: NotificationRecord): SubmitOptions => ({
       recipients: async () => {
         const current = contacts.get(namespace, name);
-        const parsed = current ? TechnicalContact.safeParse(current) : undefined;
-        return parsed?.success ? [await contactRecipient(manager, parsed.data, deps.alertmanager)] : [];
+        const contact = current ? parseContact(current) : undefined;
+        return contact ? [await contactRecipient(manager, contact, deps.alertmanager)] : [];
       },
       onComplete: (status, closed, outcomes) => {
         if (record.kind !== "Test") return;
