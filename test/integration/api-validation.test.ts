@@ -358,15 +358,7 @@ describe("CRDs on the real API server", () => {
     expect(out).toMatch(/technicalcontact\.mxops\.dev\/alice\s+Alice de Vries\s+alice@example\.com/);
     expect(out).toMatch(/alertpolicy\.mxops\.dev\/crm-defaults\s+crm/);
     const header = out.split("\n").find((l) => l.includes("HOSTING")) ?? "";
-    for (const col of [
-      "HOSTING",
-      "CONTACT",
-      "CONTACTS",
-      "LICENSE",
-      "DAYS LEFT",
-      "READY",
-      "AGE",
-    ]) {
+    for (const col of ["HOSTING", "CONTACT", "CONTACTS", "LICENSE", "DAYS LEFT", "READY", "AGE"]) {
       expect(header).toContain(col);
     }
   });
