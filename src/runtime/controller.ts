@@ -69,9 +69,7 @@ export function specOrLabelsChanged(oldObj: KubeObject, newObj: KubeObject): boo
 export function specOrMetadataChanged(oldObj: KubeObject, newObj: KubeObject): boolean {
   const a = oldObj.metadata;
   const b = newObj.metadata;
-  if (a.generation !== b.generation) return true;
-  if (a.deletionTimestamp !== b.deletionTimestamp) return true;
-  if (stableJson(a.labels) !== stableJson(b.labels)) return true;
+  if (specOrLabelsChanged(oldObj, newObj)) return true;
   if (stableJson(a.annotations) !== stableJson(b.annotations)) return true;
   if (stableJson(a.finalizers) !== stableJson(b.finalizers)) return true;
   // Kinds without a generation (ConfigMaps, Secrets): any change outside metadata and status counts.

@@ -67,13 +67,15 @@ describe("mergePatch", () => {
   });
 });
 
+/** An object with a generation, for the change predicates. */
+const base = {
+  apiVersion: "v1",
+  kind: "X",
+  metadata: { name: "a", generation: 1, labels: { x: "1" } },
+  spec: { n: 1 },
+};
+
 describe("specOrMetadataChanged", () => {
-  const base = {
-    apiVersion: "v1",
-    kind: "X",
-    metadata: { name: "a", generation: 1, labels: { x: "1" } },
-    spec: { n: 1 },
-  };
   it("ignores status-only writes", () => {
     expect(
       specOrMetadataChanged(base, {
@@ -108,12 +110,6 @@ describe("specOrMetadataChanged", () => {
 });
 
 describe("specOrLabelsChanged", () => {
-  const base = {
-    apiVersion: "v1",
-    kind: "X",
-    metadata: { name: "a", generation: 1, labels: { x: "1" } },
-    spec: { n: 1 },
-  };
   const changed = (metadata: Record<string, unknown>, status?: unknown) =>
     specOrLabelsChanged(base, { ...base, metadata: { ...base.metadata, ...metadata }, status });
   it("sees generation, label and deletion changes", () => {
