@@ -42,66 +42,60 @@ export interface AppUsage {
   sampledAt?: number;
 }
 
-/**
- * For sources that only know pod names (Prometheus): pods by the workload that would have named them, as the
- * controllers name pods (`<deployment>-<hash>-<5>`, `<statefulset>-<ordinal>`). Built once per sample set, so
- * an evaluation of N apps over N pods is O(N), not N x N name matches.
- */
-const podsByOwnerName = new WeakMap<NamespaceUsage, Map<string, PodSample[]>>();
+type PodIndex = Map<string, PodSample[]>;
 
-function ownerIndex(ns: NamespaceUsage): Map<string, PodSample[]> {
-  let index = podsByOwnerName.get(ns);
-  if (!index) {
-    index = new Map();
-    for (const p of ns.pods) {
-      if (p.labels) continue;
-      const owners = new Set<string>();
-      const deployment = /^(.+)-[a-z0-9]+-[a-z0-9]{5}$/.exec(p.pod);
-      if (deployment?.[1]) owners.add(`Deployment/${deployment[1]}`);
-      const statefulSet = /^(.+)-\d+$/.exec(p.pod);
-      if (statefulSet?.[1]) owners.add(`StatefulSet/${statefulSet[1]}`);
-      for (const o of owners) {
-        const list = index.get(o);
-        if (list) list.push(p);
-        else index.set(o, [p]);
-      }
-    }
-    podsByOwnerName.set(ns, index);
-  }
-  return index;
-}
-
-/** For sources with pod labels (metrics.k8s.io): pods by each label pair, built once per sample set (O(N), as above). */
-const podsByLabel = new WeakMap<NamespaceUsage, Map<string, PodSample[]>>();
-
-function labelIndex(ns: NamespaceUsage): Map<string, PodSample[]> {
-  let index = podsByLabel.get(ns);
+/** Pods by each key `keysOf` gives them, built once per sample set (so N apps over N pods cost O(N), not N x N). */
+function indexed(
+  cache: WeakMap<NamespaceUsage, PodIndex>,
+  ns: NamespaceUsage,
+  keysOf: (p: PodSample) => Iterable<string>,
+): PodIndex {
+  let index = cache.get(ns);
   if (!index) {
     index = new Map();
     for (const p of ns.pods)
-      for (const [k, v] of Object.entries(p.labels ?? {})) {
-        const key = `${k}\u0000${v}`;
+      for (const key of keysOf(p)) {
         const list = index.get(key);
         if (list) list.push(p);
         else index.set(key, [p]);
       }
-    podsByLabel.set(ns, index);
+    cache.set(ns, index);
   }
   return index;
 }
+
+/**
+ * For sources that only know pod names (Prometheus): pods by the workload that would have named them, as the
+ * controllers name pods (`<deployment>-<hash>-<5>`, `<statefulset>-<ordinal>`).
+ */
+const byOwnerName = new WeakMap<NamespaceUsage, PodIndex>();
+function ownerKeys(p: PodSample): Set<string> {
+  const owners = new Set<string>();
+  if (p.labels) return owners;
+  const deployment = /^(.+)-[a-z0-9]+-[a-z0-9]{5}$/.exec(p.pod);
+  if (deployment?.[1]) owners.add(`Deployment/${deployment[1]}`);
+  const statefulSet = /^(.+)-\d+$/.exec(p.pod);
+  if (statefulSet?.[1]) owners.add(`StatefulSet/${statefulSet[1]}`);
+  return owners;
+}
+
+/** For sources with pod labels (metrics.k8s.io): pods by each label pair. */
+const byLabel = new WeakMap<NamespaceUsage, PodIndex>();
+const labelKey = (k: string, v: string) => `${k}\u0000${v}`;
+const labelKeys = (p: PodSample) => Object.entries(p.labels ?? {}).map(([k, v]) => labelKey(k, v));
 
 function podsOf(w: WorkloadShape, ns: NamespaceUsage): PodSample[] {
   const selector = Object.entries(w.matchLabels);
   let byLabels: PodSample[] = [];
   if (selector.length) {
     // The pods carrying the selector's rarest pair, then the rest of the selector.
-    const index = labelIndex(ns);
+    const index = indexed(byLabel, ns, labelKeys);
     const candidates = selector
-      .map(([k, v]) => index.get(`${k}\u0000${v}`) ?? [])
+      .map(([k, v]) => index.get(labelKey(k, v)) ?? [])
       .reduce((a, b) => (b.length < a.length ? b : a));
     byLabels = candidates.filter((p) => selector.every(([k, v]) => p.labels?.[k] === v));
   }
-  return [...byLabels, ...(ownerIndex(ns).get(`${w.kind}/${w.name}`) ?? [])];
+  return [...byLabels, ...(indexed(byOwnerName, ns, ownerKeys).get(`${w.kind}/${w.name}`) ?? [])];
 }
 
 function volumeOf(w: WorkloadShape, claim: string): string | undefined {
