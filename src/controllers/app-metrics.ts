@@ -5,7 +5,7 @@
 // many again. One small record per app instead, written out as text when Prometheus scrapes.
 import type { Registry } from "prom-client";
 import { LicenseState } from "../api/mendix-app.ts";
-import { addTextCollector, labelValue } from "../runtime/metrics.ts";
+import { addTextCollector, labelValue, type RecordGauge, recordGaugesText } from "../runtime/metrics.ts";
 
 export interface AppMetrics {
   set(app: {
@@ -31,14 +31,7 @@ interface AppRecord {
   daysRemaining?: number;
 }
 
-/** One gauge family; `series` emits an app's series as label suffixes (e.g. `,state="Active"`) and values. */
-interface Family {
-  name: string;
-  help: string;
-  series: (r: AppRecord, emit: (extraLabels: string, value: number) => void) => void;
-}
-
-const FAMILIES: Family[] = [
+const FAMILIES: RecordGauge<AppRecord>[] = [
   {
     name: "mxops_app_info",
     help: "1 per MendixApp, with its hosting model.",
@@ -68,24 +61,16 @@ const FAMILIES: Family[] = [
   },
 ];
 
-/** The families in Prometheus's text format (0.0.4), apps in the order they were first set. */
-function exposition(records: Map<string, AppRecord>): string {
-  const out: string[] = [];
-  for (const f of FAMILIES) {
-    out.push(`# HELP ${f.name} ${f.help}\n# TYPE ${f.name} gauge\n`);
-    let app = "";
-    const emit = (extra: string, value: number) => out.push(`${app}${extra}} ${value}\n`);
-    for (const r of records.values()) {
-      app = `${f.name}{namespace="${labelValue(r.namespace)}",app="${labelValue(r.name)}"`;
-      f.series(r, emit);
-    }
-  }
-  return out.join("");
-}
-
 export function appMetrics(registry: Registry): AppMetrics {
   const records = new Map<string, AppRecord>();
-  addTextCollector(registry, () => exposition(records));
+  // Apps in the order they were first set.
+  addTextCollector(registry, () =>
+    recordGaugesText(
+      FAMILIES,
+      records.values(),
+      (r) => `namespace="${labelValue(r.namespace)}",app="${labelValue(r.name)}"`,
+    ),
+  );
   return {
     set(a) {
       records.set(`${a.namespace}/${a.name}`, {

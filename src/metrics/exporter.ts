@@ -6,7 +6,13 @@
 // record per app and written out as text when Prometheus scrapes (as src/controllers/app-metrics.ts does),
 // not as prom-client series: at 10,000 apps that would be 60,000 series objects with their label objects.
 import { Counter, Gauge, type Registry } from "prom-client";
-import { addTextCollector, labelValue } from "../runtime/metrics.ts";
+import {
+  addTextCollector,
+  type EmitSeries,
+  labelValue,
+  type RecordGauge,
+  recordGaugesText,
+} from "../runtime/metrics.ts";
 import type { AppUsage } from "./usage.ts";
 
 export const ALERT_SEVERITIES = ["Ok", "Warning", "Critical", "Unknown"] as const;
@@ -24,89 +30,87 @@ interface PolicyFindings {
   apps: Map<string, AppFindings>;
 }
 
-type Emit = (name: string, labels: string, value: number) => void;
+/** One app's usage, once however many policies pick it. */
+interface UsageRow {
+  namespace: string;
+  app: string;
+  usage: AppUsage;
+}
 
-const USAGE_FAMILIES: {
-  name: string;
-  help: string;
-  series: (u: AppUsage, app: string, emit: Emit) => void;
-}[] = [
+/** One app's rule in one policy. */
+interface RuleRow {
+  namespace: string;
+  policy: string;
+  app: string;
+  rule: string;
+  severity: AlertSeverity;
+}
+
+const perVolume = (value: (v: AppUsage["volumes"][number]) => number) => (r: UsageRow, emit: EmitSeries) => {
+  for (const v of r.usage.volumes) emit(`,volume="${labelValue(v.volume)}"`, value(v));
+};
+
+const USAGE: RecordGauge<UsageRow>[] = [
   {
     name: "mxops_app_cpu_usage_cores",
     help: "CPU in use by the app's pods, in cores.",
-    series: (u, app, emit) => u.cpuCores !== undefined && emit("mxops_app_cpu_usage_cores", app, u.cpuCores),
+    series: ({ usage: u }, emit) => u.cpuCores !== undefined && emit("", u.cpuCores),
   },
   {
     name: "mxops_app_cpu_usage_ratio",
     help: "CPU in use as a ratio (0..1) of the pods' CPU limits.",
-    series: (u, app, emit) => u.cpuRatio !== undefined && emit("mxops_app_cpu_usage_ratio", app, u.cpuRatio),
+    series: ({ usage: u }, emit) => u.cpuRatio !== undefined && emit("", u.cpuRatio),
   },
   {
     name: "mxops_app_memory_usage_ratio",
     help: "Memory in use as a ratio (0..1) of the pods' memory limits.",
-    series: (u, app, emit) =>
-      u.memoryRatio !== undefined && emit("mxops_app_memory_usage_ratio", app, u.memoryRatio),
+    series: ({ usage: u }, emit) => u.memoryRatio !== undefined && emit("", u.memoryRatio),
   },
   {
     name: "mxops_app_disk_used_bytes",
     help: "Bytes used on a volume of the app.",
-    series: (u, app, emit) => {
-      for (const v of u.volumes)
-        emit("mxops_app_disk_used_bytes", `${app},volume="${labelValue(v.volume)}"`, v.usedBytes);
-    },
+    series: perVolume((v) => v.usedBytes),
   },
   {
     name: "mxops_app_disk_capacity_bytes",
     help: "Capacity of a volume of the app, in bytes.",
-    series: (u, app, emit) => {
-      for (const v of u.volumes)
-        emit("mxops_app_disk_capacity_bytes", `${app},volume="${labelValue(v.volume)}"`, v.capacityBytes);
-    },
+    series: perVolume((v) => v.capacityBytes),
   },
   {
     name: "mxops_app_disk_usage_ratio",
     help: "Used ratio (0..1) of a volume of the app.",
-    series: (u, app, emit) => {
-      for (const v of u.volumes)
-        emit("mxops_app_disk_usage_ratio", `${app},volume="${labelValue(v.volume)}"`, v.ratio);
-    },
+    series: perVolume((v) => v.ratio),
   },
 ];
 
-const ALERT_STATE = {
+const ALERT_STATE: RecordGauge<RuleRow> = {
   name: "mxops_alert_state",
   help: "Alert severity of a rule for an app as a state set: 1 for the current severity (Ok, Warning, Critical, Unknown).",
+  series: (r, emit) => {
+    for (const s of ALERT_SEVERITIES) emit(`,severity="${s}"`, s === r.severity ? 1 : 0);
+  },
 };
 
 /** The families in Prometheus's text format (0.0.4). An app picked by several policies has its usage once. */
-export function usageExposition(policies: Iterable<PolicyFindings>): string {
-  const list = [...policies];
-  const out: string[] = [];
-  const emit: Emit = (name, labels, value) => out.push(`${name}{${labels}} ${value}\n`);
-  for (const f of USAGE_FAMILIES) {
-    out.push(`# HELP ${f.name} ${f.help}\n# TYPE ${f.name} gauge\n`);
-    const seen = new Set<string>();
-    for (const p of list)
-      for (const [app, found] of p.apps) {
-        const key = `${p.namespace}/${app}`;
-        if (!found.usage || seen.has(key)) continue;
-        seen.add(key);
-        f.series(found.usage, `namespace="${labelValue(p.namespace)}",app="${labelValue(app)}"`, emit);
-      }
-  }
-  out.push(`# HELP ${ALERT_STATE.name} ${ALERT_STATE.help}\n# TYPE ${ALERT_STATE.name} gauge\n`);
-  for (const p of list) {
-    const prefix = `namespace="${labelValue(p.namespace)}",policy="${labelValue(p.policy)}"`;
-    for (const [app, found] of p.apps)
-      for (const r of found.rules)
-        for (const s of ALERT_SEVERITIES)
-          emit(
-            ALERT_STATE.name,
-            `${prefix},app="${labelValue(app)}",rule="${labelValue(r.rule)}",severity="${s}"`,
-            s === r.severity ? 1 : 0,
-          );
-  }
-  return out.join("");
+function usageExposition(policies: Iterable<PolicyFindings>): string {
+  const usage = new Map<string, UsageRow>();
+  const rules: RuleRow[] = [];
+  for (const { namespace, policy, apps } of policies)
+    for (const [app, found] of apps) {
+      const key = `${namespace}/${app}`;
+      if (found.usage && !usage.has(key)) usage.set(key, { namespace, app, usage: found.usage });
+      for (const { rule, severity } of found.rules) rules.push({ namespace, policy, app, rule, severity });
+    }
+  const ns = (namespace: string) => `namespace="${labelValue(namespace)}"`;
+  return (
+    recordGaugesText(USAGE, usage.values(), (r) => `${ns(r.namespace)},app="${labelValue(r.app)}"`) +
+    recordGaugesText(
+      [ALERT_STATE],
+      rules,
+      (r) =>
+        `${ns(r.namespace)},policy="${labelValue(r.policy)}",app="${labelValue(r.app)}",rule="${labelValue(r.rule)}"`,
+    )
+  );
 }
 
 export class UsageExporter {

@@ -26,6 +26,40 @@ export async function metricsText(registry: Registry): Promise<string> {
   return extra.length ? `${text}\n${extra.join("\n")}` : text;
 }
 
+/** Emits one series of a record: the labels after the record's own (e.g. `,state="Active"`, or ""), its value. */
+export type EmitSeries = (extraLabels: string, value: number) => void;
+
+/** A gauge family with series per record. */
+export interface RecordGauge<R> {
+  name: string;
+  help: string;
+  series: (record: R, emit: EmitSeries) => void;
+}
+
+/**
+ * Gauge families over `records` in Prometheus's text format (0.0.4), for a TextCollector: each family's HELP
+ * and TYPE, then every record's series, labelled with the record's own labels (`labelsOf`, e.g.
+ * `namespace="a",app="b"`, escaped with labelValue) first.
+ */
+export function recordGaugesText<R>(
+  families: RecordGauge<R>[],
+  records: Iterable<R>,
+  labelsOf: (record: R) => string,
+): string {
+  const rows = Array.from(records, (r) => [r, labelsOf(r)] as const);
+  const out: string[] = [];
+  for (const f of families) {
+    out.push(`# HELP ${f.name} ${f.help}\n# TYPE ${f.name} gauge\n`);
+    let prefix = "";
+    const emit: EmitSeries = (extra, value) => out.push(`${prefix}${extra}} ${value}\n`);
+    for (const [r, labels] of rows) {
+      prefix = `${f.name}{${labels}`;
+      f.series(r, emit);
+    }
+  }
+  return out.join("");
+}
+
 /** A Prometheus label value, escaped as the text format requires. */
 export function labelValue(v: string): string {
   return /[\\"\n]/.test(v) ? v.replace(/\\/g, "\\\\").replace(/\n/g, "\\n").replace(/"/g, '\\"') : v;
