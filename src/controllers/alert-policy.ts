@@ -23,7 +23,7 @@ import type { Manager } from "../runtime/manager.ts";
 import { patchStatusIfChanged, setCondition } from "../runtime/status.ts";
 import { reportInvalidSpec } from "./invalid-spec.ts";
 import { ALERT_POLICIES, MENDIX_APPS, TECHNICAL_CONTACTS } from "./resources.ts";
-import { contactRecipient, parseContact, recipientOf } from "./technical-contact.ts";
+import { cachedContacts, contactRecipient, recipientOf } from "./technical-contact.ts";
 import { DEPLOYMENTS, STATEFULSETS, workloadForCache } from "./workload.ts";
 
 type PolicyObject = KubeObject & { spec: AlertPolicy["spec"]; status?: AlertPolicyStatus };
@@ -109,11 +109,11 @@ export function registerAlertPolicyController(
   /** The app's contacts, and its team members with ReceiveAlerts. */
   const addressees = (namespace: string, appName: string) => {
     const app = apps.get(namespace, appName);
-    const people = (app?.spec.technicalContacts ?? []).flatMap((ref) => {
-      const c = contacts.get(namespace, ref.name);
-      const contact = c ? parseContact(c) : undefined;
-      return contact ? [contact] : [];
-    });
+    const people = cachedContacts(
+      contacts,
+      namespace,
+      (app?.spec.technicalContacts ?? []).map((c) => c.name),
+    );
     return { people, members: alertTeamMembers(app?.spec.permissions) };
   };
   const recipientsFor = (namespace: string, appName: string) => async (): Promise<Recipient[]> => {

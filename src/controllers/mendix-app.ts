@@ -28,7 +28,7 @@ import {
   TECHNICAL_CONTACTS,
 } from "./resources.ts";
 import { secretData } from "./secrets.ts";
-import { contactRecipient, parseContact, recipientOf } from "./technical-contact.ts";
+import { cachedContacts, contactRecipient, recipientOf } from "./technical-contact.ts";
 import {
   applyLicenseEnv,
   DEPLOYMENTS,
@@ -84,12 +84,7 @@ export function registerMendixAppController(
   const rbac = rbacInformers(manager);
   const { sender, clock } = deps;
 
-  const contactsOf = (namespace: string, names: string[]) =>
-    names.flatMap((n) => {
-      const c = contacts.get(namespace, n);
-      const contact = c ? parseContact(c) : undefined;
-      return contact ? [contact] : [];
-    });
+  const contactsOf = (namespace: string, names: string[]) => cachedContacts(contacts, namespace, names);
 
   /** Who a notification of the app goes to. */
   const addressees = (namespace: string, appName: string, record: { labels?: Record<string, string> }) => {
