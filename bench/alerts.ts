@@ -9,7 +9,6 @@ import { ALERT_POLICIES, MENDIX_APPS } from "../src/controllers/resources.ts";
 import { DEPLOYMENTS } from "../src/controllers/workload.ts";
 import type { KubeObject } from "../src/runtime/client.ts";
 import { freePort, installCrds, kubectl, startControlPlane } from "../test/controlplane/controlplane.ts";
-import { startHttpReceiver } from "../test/support/http-receiver.ts";
 import { startSmtpSink } from "../test/support/smtp.ts";
 import {
   arg,
@@ -22,6 +21,7 @@ import {
   machine,
   pool,
   sleep,
+  startBenchPrometheus,
   writeResult,
 } from "./support.ts";
 
@@ -34,25 +34,13 @@ const WAVES = 4;
 const PER_WAVE = Math.min(50, Math.floor(N / WAVES));
 
 const ids = Array.from({ length: N }, (_, i) => `app-${String(i).padStart(5, "0")}`);
-const pod = (id: string) => `${id}-5d8f7c9b6d-x2k4p`;
 /** When each app's usage went over the threshold (performance.now() of this process). */
 const hotSince = new Map<string, number>();
 
 const cp = await startControlPlane();
 const smtp = await startSmtpSink({ mode: "plain" });
-// CPU per pod for the namespace (Prometheus' /api/v1/query vector); memory and disk: empty vectors.
-const prometheus = await startHttpReceiver((r) => {
-  const q = new URL(r.path, "http://p").searchParams.get("query") ?? "";
-  const t = Date.now() / 1000;
-  const result = q.includes("container_cpu_usage_seconds_total")
-    ? ids.map((id) => ({ metric: { pod: pod(id) }, value: [t, hotSince.has(id) ? "0.9" : "0.1"] }))
-    : [];
-  return {
-    status: 200,
-    headers: { "content-type": "application/json" },
-    body: JSON.stringify({ status: "success", data: { resultType: "vector", result } }),
-  };
-});
+// CPU of the 1-core limit: 90% for apps over the threshold, 10% for the rest.
+const prometheus = await startBenchPrometheus(ids, (id) => (hotSince.has(id) ? "0.9" : "0.1"));
 const result: Record<string, unknown> = {
   benchmark: "alert-latency",
   apps: N,

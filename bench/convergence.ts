@@ -13,7 +13,6 @@ import type { KubeObject } from "../src/runtime/client.ts";
 import { Informer } from "../src/runtime/informer.ts";
 import { silentLogger } from "../src/runtime/log.ts";
 import { freePort, installCrds, kubectl, startControlPlane } from "../test/controlplane/controlplane.ts";
-import { startHttpReceiver } from "../test/support/http-receiver.ts";
 import {
   arg,
   benchApp,
@@ -27,6 +26,7 @@ import {
   machine,
   pool,
   sleep,
+  startBenchPrometheus,
   writeResult,
 } from "./support.ts";
 
@@ -38,9 +38,11 @@ const N = Number(arg("apps", "1000"));
 const CONCURRENCY = Number(arg("workers", "16"));
 /** Apps per AlertPolicy: a team's apps, picked by a label (one policy per app would double the objects). */
 const APPS_PER_POLICY = 100;
-const POLICIES = Math.ceil(N / APPS_PER_POLICY);
 const ids = Array.from({ length: N }, (_, i) => `app-${String(i).padStart(5, "0")}`);
 const groupOf = (id: string) => `g${Math.floor(Number(id.slice(4)) / APPS_PER_POLICY)}`;
+/** Apps per group, i.e. the rule states each policy has once it has evaluated all of its apps. */
+const groupSize = new Map<string, number>();
+for (const id of ids) groupSize.set(groupOf(id), (groupSize.get(groupOf(id)) ?? 0) + 1);
 
 /** Every sample of a Prometheus text exposition, keyed by `name{labels}`. */
 function samples(text: string): Map<string, number> {
@@ -71,23 +73,12 @@ function deltas(
 }
 
 const cp = await startControlPlane();
-// CPU per pod (Prometheus' /api/v1/query vector; a steady 10% of the 1-core limit), memory and disk: no data.
-const prometheus = await startHttpReceiver((r) => {
-  const q = new URL(r.path, "http://p").searchParams.get("query") ?? "";
-  const t = Date.now() / 1000;
-  const result = q.includes("container_cpu_usage_seconds_total")
-    ? ids.map((id) => ({ metric: { pod: `${id}-5d8f7c9b6d-x2k4p` }, value: [t, "0.1"] }))
-    : [];
-  return {
-    status: 200,
-    headers: { "content-type": "application/json" },
-    body: JSON.stringify({ status: "success", data: { resultType: "vector", result } }),
-  };
-});
+// A steady 10% of the 1-core limit for every app's pod.
+const prometheus = await startBenchPrometheus(ids, () => "0.1");
 const result: Record<string, unknown> = {
   benchmark: "convergence",
   apps: N,
-  alertPolicies: POLICIES,
+  alertPolicies: groupSize.size,
   machine: machine(),
   command: `npm run bench -- --apps ${N}${CONCURRENCY !== 16 ? ` --workers ${CONCURRENCY}` : ""}`,
   workers: CONCURRENCY,
@@ -119,11 +110,11 @@ try {
       );
     });
     if (withWorkload)
-      for (let g = 0; g < POLICIES; g++)
+      for (const g of groupSize.keys())
         await client.create(ALERT_POLICIES, {
-          metadata: { name: `g${g}`, namespace: n },
+          metadata: { name: g, namespace: n },
           spec: {
-            appSelector: { matchLabels: { group: `g${g}` } },
+            appSelector: { matchLabels: { group: g } },
             rules: [{ name: "cpu", metric: "CPU", warningPercent: 75, criticalPercent: 85, for: "5m" }],
           },
         } as KubeObject);
@@ -351,10 +342,9 @@ try {
       .filter(
         (p) =>
           p.status?.observedGeneration === p.metadata.generation &&
-          (p.status?.rules?.length ?? 0) >=
-            Math.min(APPS_PER_POLICY, N - APPS_PER_POLICY * Number(p.metadata.name.slice(1))),
+          (p.status?.rules?.length ?? 0) >= (groupSize.get(p.metadata.name) ?? 0),
       ).length;
-    if (settled === N && evaluated === POLICIES) break;
+    if (settled === N && evaluated === groupSize.size) break;
     await sleep(100);
   }
   const operatorSeconds = (performance.now() - op1.started) / 1000;
