@@ -9,6 +9,7 @@ import { ALERT_POLICIES, MENDIX_APPS } from "../src/controllers/resources.ts";
 import { DEPLOYMENTS } from "../src/controllers/workload.ts";
 import type { KubeObject } from "../src/runtime/client.ts";
 import { freePort, installCrds, kubectl, startControlPlane } from "../test/controlplane/controlplane.ts";
+import { startCpuPrometheus } from "../test/support/prometheus.ts";
 import { startSmtpSink } from "../test/support/smtp.ts";
 import {
   arg,
@@ -21,7 +22,6 @@ import {
   machine,
   pool,
   sleep,
-  startBenchPrometheus,
   writeResult,
 } from "./support.ts";
 
@@ -40,7 +40,7 @@ const hotSince = new Map<string, number>();
 const cp = await startControlPlane();
 const smtp = await startSmtpSink({ mode: "plain" });
 // CPU of the 1-core limit: 90% for apps over the threshold, 10% for the rest.
-const prometheus = await startBenchPrometheus(ids, (id) => (hotSince.has(id) ? "0.9" : "0.1"));
+const prometheus = await startCpuPrometheus(() => ids.map((id) => [id, hotSince.has(id) ? 0.9 : 0.1]));
 const result: Record<string, unknown> = {
   benchmark: "alert-latency",
   apps: N,

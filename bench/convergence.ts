@@ -13,6 +13,7 @@ import type { KubeObject } from "../src/runtime/client.ts";
 import { Informer } from "../src/runtime/informer.ts";
 import { silentLogger } from "../src/runtime/log.ts";
 import { freePort, installCrds, kubectl, startControlPlane } from "../test/controlplane/controlplane.ts";
+import { startCpuPrometheus } from "../test/support/prometheus.ts";
 import {
   arg,
   benchApp,
@@ -26,7 +27,6 @@ import {
   machine,
   pool,
   sleep,
-  startBenchPrometheus,
   writeResult,
 } from "./support.ts";
 
@@ -74,7 +74,7 @@ function deltas(
 
 const cp = await startControlPlane();
 // A steady 10% of the 1-core limit for every app's pod.
-const prometheus = await startBenchPrometheus(ids, () => "0.1");
+const prometheus = await startCpuPrometheus(() => ids.map((id) => [id, 0.1]));
 const result: Record<string, unknown> = {
   benchmark: "convergence",
   apps: N,

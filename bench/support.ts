@@ -7,7 +7,6 @@ import { KubeConfig } from "@kubernetes/client-node";
 import { parse } from "yaml";
 import { TECHNICAL_CONTACTS } from "../src/controllers/resources.ts";
 import { KubeClient, type KubeObject } from "../src/runtime/client.ts";
-import { type HttpReceiver, startHttpReceiver } from "../test/support/http-receiver.ts";
 
 const argv = process.argv.slice(2);
 
@@ -124,24 +123,4 @@ export function benchApp(
         opts.license === false ? undefined : { secretRef: { name: "license" }, expiresAt: "2030-01-01" },
     },
   } as KubeObject;
-}
-
-/**
- * A Prometheus HTTP API (instant queries, its wire format) for the operator's `--usage-source=prometheus`: CPU
- * per pod, `cpuOf(id)` cores for the one pod of each app's Deployment `id` (as its ReplicaSet would name it);
- * memory and disk: no data.
- */
-export function startBenchPrometheus(ids: string[], cpuOf: (id: string) => string): Promise<HttpReceiver> {
-  return startHttpReceiver((r) => {
-    const q = new URL(r.path, "http://p").searchParams.get("query") ?? "";
-    const t = Date.now() / 1000;
-    const result = q.includes("container_cpu_usage_seconds_total")
-      ? ids.map((id) => ({ metric: { pod: `${id}-5d8f7c9b6d-x2k4p` }, value: [t, cpuOf(id)] }))
-      : [];
-    return {
-      status: 200,
-      headers: { "content-type": "application/json" },
-      body: JSON.stringify({ status: "success", data: { resultType: "vector", result } }),
-    };
-  });
 }

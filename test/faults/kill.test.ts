@@ -2,7 +2,8 @@
 // reminders. Every notification must arrive (0 lost); a duplicate may only be a resend under the same
 // idempotency key (Message-ID, X-Mxops-Delivery-Id); a restart must not restart an alert's `for` timer.
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { type HttpReceiver, startHttpReceiver } from "../support/http-receiver.ts";
+import type { HttpReceiver } from "../support/http-receiver.ts";
+import { startCpuPrometheus } from "../support/prometheus.ts";
 import { type Mail, SmtpInbox } from "./inbox.ts";
 import {
   ApiReader,
@@ -127,21 +128,7 @@ describe("kill -9 of the operator", () => {
     });
     await inbox.start();
     // Prometheus' query API: CPU per pod (the pod names a Deployment's ReplicaSet gives), nothing else.
-    prometheus = await startHttpReceiver((r) => {
-      const q = new URL(r.path, "http://p").searchParams.get("query") ?? "";
-      const t = Date.now() / 1000;
-      const result = q.includes("container_cpu_usage_seconds_total")
-        ? [...cpu].map(([app, cores]) => ({
-            metric: { pod: `${app}-5d9f8b6c5d-x2k4p` },
-            value: [t, String(cores)],
-          }))
-        : [];
-      return {
-        status: 200,
-        headers: { "content-type": "application/json" },
-        body: JSON.stringify({ status: "success", data: { resultType: "vector", result } }),
-      };
-    });
+    prometheus = await startCpuPrometheus(() => cpu);
     await kubectl()(
       ["apply", "-f", "-"],
       `apiVersion: v1

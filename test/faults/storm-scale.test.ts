@@ -2,7 +2,8 @@
 // AlertPolicy picks its apps by label (as deploy/samples does for a whole tier); all of them cross the
 // threshold together. Every app's contact must be told once, and the policy's status must follow the alerts.
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { type HttpReceiver, startHttpReceiver } from "../support/http-receiver.ts";
+import type { HttpReceiver } from "../support/http-receiver.ts";
+import { startCpuPrometheus } from "../support/prometheus.ts";
 import { SmtpInbox } from "./inbox.ts";
 import {
   ApiReader,
@@ -41,18 +42,7 @@ describe("an alert storm wider than the outbox of its policy", () => {
     api = new ApiReader(cp.kubeconfig);
     inbox = new SmtpInbox();
     await inbox.start();
-    prometheus = await startHttpReceiver((r) => {
-      const q = new URL(r.path, "http://p").searchParams.get("query") ?? "";
-      const t = Date.now() / 1000;
-      const result = q.includes("container_cpu_usage_seconds_total")
-        ? apps.map((app) => ({ metric: { pod: `${app}-5d9f8b6c5d-x2k4p` }, value: [t, String(cores)] }))
-        : [];
-      return {
-        status: 200,
-        headers: { "content-type": "application/json" },
-        body: JSON.stringify({ status: "success", data: { resultType: "vector", result } }),
-      };
-    });
+    prometheus = await startCpuPrometheus(() => apps.map((app) => [app, cores]));
     await k(cp.kubeconfig)(
       ["apply", "-f", "-"],
       [
