@@ -1,7 +1,12 @@
 // Evaluates AlertPolicies every interval: reads usage (one read per namespace per pass), steps each rule's
 // state machine from the state stored in status, notifies the app's contacts through the outbox, exports metrics.
 
-import { AlertPolicy, type AlertPolicyStatus, type RuleStatus } from "../api/alert-policy.ts";
+import {
+  AlertPolicy,
+  type AlertPolicySpec,
+  type AlertPolicyStatus,
+  type RuleStatus,
+} from "../api/alert-policy.ts";
 import { API_VERSION, type NotificationRecord, parseDuration } from "../api/common.ts";
 import { MendixApp } from "../api/mendix-app.ts";
 import type { TechnicalContact } from "../api/technical-contact.ts";
@@ -18,7 +23,7 @@ import type { NotificationSender, Owner, OwnerObject } from "../notify/sender.ts
 import type { KubeObject } from "../runtime/client.ts";
 import type { Clock } from "../runtime/clock.ts";
 import { specOrLabelsChanged } from "../runtime/controller.ts";
-import type { Informer } from "../runtime/informer.ts";
+import { type Informer, objectKey } from "../runtime/informer.ts";
 import type { Manager } from "../runtime/manager.ts";
 import { patchStatusIfChanged, setCondition } from "../runtime/status.ts";
 import { reportInvalidSpec } from "./invalid-spec.ts";
@@ -123,6 +128,28 @@ export function registerAlertPolicyController(
     return mergeRecipients(recipients, members);
   };
 
+  /**
+   * The apps a policy's selector picks, kept (as cache keys) while no app of the cache was added, deleted or
+   * relabelled: every evaluation otherwise copied and filtered the whole app cache (10,000 apps under 100
+   * policies: a million label matches per interval, 10% of the operator's CPU while converging).
+   */
+  const selections = new Map<string, { version: number; selector: string; keys: string[] }>();
+  const selectedApps = (
+    namespace: string,
+    name: string,
+    selector: AlertPolicySpec["appSelector"],
+  ): AppObject[] => {
+    const version = apps.membershipVersion();
+    const key = `${namespace}/${name}`;
+    const selectorKey = JSON.stringify(selector ?? null);
+    const hit = selections.get(key);
+    if (hit && hit.version === version && hit.selector === selectorKey)
+      return hit.keys.map((k) => apps.getByKey(k)).filter((a): a is AppObject => !!a);
+    const picked = apps.list(namespace).filter((a) => selects(selector, a.metadata.labels));
+    selections.set(key, { version, selector: selectorKey, keys: picked.map(objectKey) });
+    return picked;
+  };
+
   /** The policies that pick `app`: by name (spec.appRef) or by its labels (spec.appSelector). */
   const policiesOf = (app: KubeObject) =>
     policies
@@ -153,6 +180,7 @@ export function registerAlertPolicyController(
       const raw = policies.get(namespace, name);
       if (!raw) {
         exporter.removePolicy(namespace, name);
+        selections.delete(`${namespace}/${name}`);
         return;
       }
       const now = clock.now();
@@ -171,7 +199,7 @@ export function registerAlertPolicyController(
 
       const targets = spec.appRef
         ? [apps.get(namespace, spec.appRef.name)].filter((a): a is AppObject => !!a)
-        : apps.list(namespace).filter((a) => selects(spec.appSelector, a.metadata.labels));
+        : selectedApps(namespace, name, spec.appSelector);
       const silenced = spec.suspend || (spec.silencedUntil ? Date.parse(spec.silencedUntil) > now : false);
       const repeatIntervalMs = parseDuration(spec.repeatInterval) ?? 4 * 3_600_000;
       const previous = raw.status?.rules ?? [];

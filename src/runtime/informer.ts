@@ -82,6 +82,8 @@ export class Informer<T extends KubeObject> {
   private readonly client: KubeClient;
   private readonly opts: InformerOptions;
   private readonly store = new Map<string, T>();
+  /** Bumped when an object is added or deleted or its labels change (membershipVersion). */
+  private membership = 0;
   private readonly handlers: EventHandler<T>[] = [];
   private readonly indexers = new Map<string, IndexFunc<T>>();
   private readonly indexes = new Map<string, Index>();
@@ -128,6 +130,14 @@ export class Informer<T extends KubeObject> {
 
   getByKey(key: string): T | undefined {
     return this.store.get(key);
+  }
+
+  /**
+   * Changes whenever an object is added or deleted or its labels change: a selection by labels made at one
+   * version still holds while it stays the same (status writes, the bulk of the events, leave it alone).
+   */
+  membershipVersion(): number {
+    return this.membership;
   }
 
   list(namespace?: string): T[] {
@@ -272,6 +282,7 @@ export class Informer<T extends KubeObject> {
         continue: cont,
         signal,
       });
+      // Shaped page by page: a full list of raw objects (managedFields and all) would peak the heap.
       for (const item of page.items) items.push(this.shape(item));
       cont = page.metadata.continue || undefined;
       rv = page.metadata.resourceVersion ?? rv;
@@ -286,27 +297,29 @@ export class Informer<T extends KubeObject> {
     const seen = new Set<string>();
     for (const item of items) {
       seen.add(objectKey(item));
-      this.apply("SYNC", item);
+      this.apply("SYNC", item, true);
     }
     for (const [key, obj] of [...this.store]) {
       if (namespace !== undefined && obj.metadata.namespace !== namespace) continue;
-      if (!seen.has(key)) this.apply("DELETED", obj);
+      if (!seen.has(key)) this.apply("DELETED", obj, true);
     }
   }
 
-  private apply(type: "ADDED" | "MODIFIED" | "DELETED" | "SYNC", raw: T): void {
-    const obj = this.shape(raw);
+  private apply(type: "ADDED" | "MODIFIED" | "DELETED" | "SYNC", raw: T, shaped = false): void {
+    const obj = shaped ? raw : this.shape(raw);
     const key = objectKey(obj);
     const old = this.store.get(key);
     if (type === "DELETED") {
       if (!old) return;
       this.store.delete(key);
+      this.membership++;
       this.unindex(key, old);
       for (const h of this.handlers) h.onDelete?.(obj);
       return;
     }
     if (old && old.metadata.resourceVersion === obj.metadata.resourceVersion) return;
     this.store.set(key, obj);
+    if (!old || !sameLabels(old.metadata.labels, obj.metadata.labels)) this.membership++;
     if (old) this.unindex(key, old);
     this.index(key, obj);
     for (const h of this.handlers) {
@@ -329,6 +342,11 @@ export class Informer<T extends KubeObject> {
       for (const v of fn(obj)) removeFrom(index, v, key);
     }
   }
+}
+
+function sameLabels(a: Record<string, string> = {}, b: Record<string, string> = {}): boolean {
+  const keys = Object.keys(a);
+  return keys.length === Object.keys(b).length && keys.every((k) => a[k] === b[k]);
 }
 
 /**

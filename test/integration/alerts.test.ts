@@ -213,4 +213,44 @@ ${podMetrics(ns, "100m")}`,
       "[Critical] Disk usage of crm (volume crm-data) is critical (90%)",
     );
   });
+
+  it("follows its selector as apps are labelled and relabelled", async () => {
+    const picked = async () =>
+      (await k(["get", "mxalert", "team-blue", "-n", ns, "-o", "jsonpath={.status.rules[*].app}"])).trim();
+    const until = async (want: string, what: string) =>
+      await eventually(async () => ((await picked()) === want ? true : undefined), { what });
+    await k(
+      ["apply", "-f", "-"],
+      `apiVersion: mxops.dev/v1alpha1
+kind: AlertPolicy
+metadata: {name: team-blue, namespace: ${ns}}
+spec:
+  appSelector: {matchLabels: {team: blue}}
+  rules: [{name: cpu, metric: CPU}]
+`,
+    );
+    await eventually(
+      async () =>
+        (await k([
+          "get",
+          "mxalert",
+          "team-blue",
+          "-n",
+          ns,
+          "-o",
+          "jsonpath={.status.observedGeneration}",
+        ])) === "1"
+          ? true
+          : undefined,
+      { what: "the policy evaluated" },
+    );
+    expect(await picked()).toBe("");
+    // Only labels change which apps a selector picks; the evaluations in between reuse the selection.
+    await k(["label", "mendixapp", "crm", "-n", ns, "team=blue"]);
+    await until("crm", "the labelled app picked");
+    await k(["label", "mendixapp", "crm", "-n", ns, "team=red", "--overwrite"]);
+    await until("", "the relabelled app left");
+    await k(["label", "mendixapp", "crm", "-n", ns, "team=blue", "--overwrite"]);
+    await until("crm", "the app picked again");
+  });
 });

@@ -129,8 +129,12 @@ describe("controller runtime on a real API server", () => {
           .sort(),
       ).toEqual(["a", "b"]);
 
-      await kubectl(adminKubeconfig(), ["create", "configmap", "d", "-n", ns, "--from-literal=v=1"]);
+      // A change of data leaves the membership version alone; a label change, a creation and a deletion move it.
+      const version = informer.membershipVersion();
       await kubectl(adminKubeconfig(), ["patch", "configmap", "a", "-n", ns, "-p", '{"data":{"v":"2"}}']);
+      await eventually(async () => (events.includes("update a 2") ? true : undefined), { what: "the patch" });
+      expect(informer.membershipVersion()).toBe(version);
+      await kubectl(adminKubeconfig(), ["create", "configmap", "d", "-n", ns, "--from-literal=v=1"]);
       await kubectl(adminKubeconfig(), ["label", "configmap", "b", "-n", ns, "team=blue", "--overwrite"]);
       await kubectl(adminKubeconfig(), ["delete", "configmap", "c", "-n", ns]);
       await eventually(
@@ -144,6 +148,7 @@ describe("controller runtime on a real API server", () => {
       expect(informer.byIndex("team", "red").map((o) => o.metadata.name)).toEqual(["a"]);
       expect(informer.byIndex("team", "blue").map((o) => o.metadata.name)).toEqual(["b"]);
       expect(informer.get(ns, "c")).toBeUndefined();
+      expect(informer.membershipVersion()).toBe(version + 3);
     } finally {
       await informer.stop();
     }
