@@ -3,7 +3,7 @@
 // known times; the latency of each is the time until its mail is accepted by the SMTP server.
 // Target (issue #10): at most one evaluation interval + 2 s. Run: npm run bench:alerts -- --apps 1000
 import { spawn } from "node:child_process";
-import { openSync } from "node:fs";
+import { mkdirSync, openSync } from "node:fs";
 import { join } from "node:path";
 import { ALERT_POLICIES, MENDIX_APPS } from "../src/controllers/resources.ts";
 import { DEPLOYMENTS } from "../src/controllers/workload.ts";
@@ -74,6 +74,8 @@ try {
   } as KubeObject);
 
   const metricsPort = await freePort();
+  // The operator's log goes to .tmp/ (which a fresh clone does not have).
+  mkdirSync(join(root, ".tmp"), { recursive: true });
   const op = spawn(process.execPath, [OPERATOR, `--namespaces=${ns}`], {
     env: {
       ...process.env,
