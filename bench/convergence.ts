@@ -19,6 +19,7 @@ import {
   benchApp,
   benchClient,
   benchDeployment,
+  benchPolicy,
   builtOperator,
   createContacts,
   deployedNodeOptions,
@@ -110,14 +111,7 @@ try {
       );
     });
     if (withWorkload)
-      for (const g of groupSize.keys())
-        await client.create(ALERT_POLICIES, {
-          metadata: { name: g, namespace: n },
-          spec: {
-            appSelector: { matchLabels: { group: g } },
-            rules: [{ name: "cpu", metric: "CPU", warningPercent: 75, criticalPercent: 85, for: "5m" }],
-          },
-        } as KubeObject);
+      for (const g of groupSize.keys()) await client.create(ALERT_POLICIES, benchPolicy(n, g));
     return (performance.now() - t0) / 1000;
   };
 

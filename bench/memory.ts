@@ -11,7 +11,6 @@ import { readFileSync } from "node:fs";
 import { join } from "node:path";
 import { ALERT_POLICIES, MENDIX_APPS } from "../src/controllers/resources.ts";
 import { DEPLOYMENTS } from "../src/controllers/workload.ts";
-import type { KubeObject } from "../src/runtime/client.ts";
 import { freePort, installCrds, kubectl, startControlPlane } from "../test/controlplane/controlplane.ts";
 import { startCpuPrometheus } from "../test/support/prometheus.ts";
 import {
@@ -19,6 +18,7 @@ import {
   benchApp,
   benchClient,
   benchDeployment,
+  benchPolicy,
   builtOperator,
   createContacts,
   deployedNodeOptions,
@@ -52,14 +52,7 @@ try {
       const contact = contacts[Number(id.slice(4)) % contacts.length] as string;
       await client.create(MENDIX_APPS, benchApp(ns, id, contact, { labels: { group: groupOf(id) } }));
     });
-    for (const g of new Set(ids.map(groupOf)))
-      await client.create(ALERT_POLICIES, {
-        metadata: { name: g, namespace: ns },
-        spec: {
-          appSelector: { matchLabels: { group: g } },
-          rules: [{ name: "cpu", metric: "CPU", warningPercent: 75, criticalPercent: 85, for: "5m" }],
-        },
-      } as KubeObject);
+    for (const g of new Set(ids.map(groupOf))) await client.create(ALERT_POLICIES, benchPolicy(ns, g));
     return ns;
   };
 

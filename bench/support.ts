@@ -124,3 +124,14 @@ export function benchApp(
     },
   } as KubeObject;
 }
+
+/** The AlertPolicy of a group of apps (by their `group` label): a CPU rule, as a team would set one. */
+export function benchPolicy(namespace: string, group: string) {
+  return {
+    metadata: { name: group, namespace },
+    spec: {
+      appSelector: { matchLabels: { group } },
+      rules: [{ name: "cpu", metric: "CPU", warningPercent: 75, criticalPercent: 85, for: "5m" }],
+    },
+  } as KubeObject;
+}
