@@ -131,7 +131,7 @@ export function registerAlertPolicyController(
   /**
    * The apps a policy's selector picks, kept (as cache keys) while no app of the cache was added, deleted or
    * relabelled: every evaluation otherwise copied and filtered the whole app cache (10,000 apps under 100
-   * policies: a million label matches per interval, 10% of the operator's CPU while converging).
+   * policies: a million label matches per interval; ~13 s of CPU in a profile of their convergence).
    */
   const selections = new Map<string, { version: number; selector: string; keys: string[] }>();
   const selectedApps = (
