@@ -231,7 +231,7 @@ export class Informer<T extends KubeObject> {
               );
             }
             const rv = event.object.metadata?.resourceVersion;
-            if (event.type !== "BOOKMARK") this.apply(event.type, event.object);
+            if (event.type !== "BOOKMARK") this.apply(event.type, this.shape(event.object));
             if (rv) resourceVersion = rv;
             backoff.reset();
           },
@@ -297,16 +297,16 @@ export class Informer<T extends KubeObject> {
     const seen = new Set<string>();
     for (const item of items) {
       seen.add(objectKey(item));
-      this.apply("SYNC", item, true);
+      this.apply("SYNC", item);
     }
     for (const [key, obj] of [...this.store]) {
       if (namespace !== undefined && obj.metadata.namespace !== namespace) continue;
-      if (!seen.has(key)) this.apply("DELETED", obj, true);
+      if (!seen.has(key)) this.apply("DELETED", obj);
     }
   }
 
-  private apply(type: "ADDED" | "MODIFIED" | "DELETED" | "SYNC", raw: T, shaped = false): void {
-    const obj = shaped ? raw : this.shape(raw);
+  /** Takes `obj` already shaped for the cache (`shape`): list items page by page, watch events as they arrive. */
+  private apply(type: "ADDED" | "MODIFIED" | "DELETED" | "SYNC", obj: T): void {
     const key = objectKey(obj);
     const old = this.store.get(key);
     if (type === "DELETED") {
