@@ -12,6 +12,7 @@ import { freePort, installCrds, kubectl, startControlPlane } from "../test/contr
 import { startCpuPrometheus } from "../test/support/prometheus.ts";
 import { startSmtpSink } from "../test/support/smtp.ts";
 import {
+  appIds,
   arg,
   benchApp,
   benchClient,
@@ -33,7 +34,7 @@ const INTERVAL_S = Number(arg("interval-seconds", "10"));
 const WAVES = 4;
 const PER_WAVE = Math.min(50, Math.floor(N / WAVES));
 
-const ids = Array.from({ length: N }, (_, i) => `app-${String(i).padStart(5, "0")}`);
+const ids = appIds(N);
 /** When each app's usage went over the threshold (performance.now() of this process). */
 const hotSince = new Map<string, number>();
 

@@ -8,22 +8,21 @@ import { spawn } from "node:child_process";
 import { mkdirSync, readdirSync, renameSync, statSync } from "node:fs";
 import { join } from "node:path";
 import { ALERT_POLICIES, MENDIX_APPS } from "../src/controllers/resources.ts";
-import { DEPLOYMENTS } from "../src/controllers/workload.ts";
 import type { KubeObject } from "../src/runtime/client.ts";
 import { Informer } from "../src/runtime/informer.ts";
 import { silentLogger } from "../src/runtime/log.ts";
 import { freePort, installCrds, kubectl, startControlPlane } from "../test/controlplane/controlplane.ts";
 import { startCpuPrometheus } from "../test/support/prometheus.ts";
 import {
+  appIds,
   arg,
-  benchApp,
   benchClient,
-  benchDeployment,
-  benchPolicy,
   builtOperator,
   createContacts,
+  createFleet,
   deployedNodeOptions,
   flag,
+  groupOf,
   licenseSecretYaml,
   machine,
   pool,
@@ -37,10 +36,7 @@ const NODE_OPTIONS = deployedNodeOptions(root);
 const N = Number(arg("apps", "1000"));
 /** The operator's --max-concurrent-reconciles (its default: 16), and the baselines' concurrency. */
 const CONCURRENCY = Number(arg("workers", "16"));
-/** Apps per AlertPolicy: a team's apps, picked by a label (one policy per app would double the objects). */
-const APPS_PER_POLICY = 100;
-const ids = Array.from({ length: N }, (_, i) => `app-${String(i).padStart(5, "0")}`);
-const groupOf = (id: string) => `g${Math.floor(Number(id.slice(4)) / APPS_PER_POLICY)}`;
+const ids = appIds(N);
 /** Apps per group, i.e. the rule states each policy has once it has evaluated all of its apps. */
 const groupSize = new Map<string, number>();
 for (const id of ids) groupSize.set(groupOf(id), (groupSize.get(groupOf(id)) ?? 0) + 1);
@@ -101,17 +97,7 @@ try {
   const create = async (n: string, withWorkload: boolean) => {
     const contacts = await createContacts(client, n, 50);
     const t0 = performance.now();
-    await pool(ids, 16, async (id) => {
-      if (withWorkload)
-        await client.create(DEPLOYMENTS, benchDeployment(n, id, { resources: { limits: { cpu: "1" } } }));
-      const contact = contacts[Number(id.slice(4)) % contacts.length] as string;
-      await client.create(
-        MENDIX_APPS,
-        benchApp(n, id, contact, { workload: withWorkload, labels: { group: groupOf(id) } }),
-      );
-    });
-    if (withWorkload)
-      for (const g of groupSize.keys()) await client.create(ALERT_POLICIES, benchPolicy(n, g));
+    await createFleet(client, n, ids, contacts, withWorkload);
     return (performance.now() - t0) / 1000;
   };
 

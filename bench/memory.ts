@@ -9,22 +9,18 @@
 import { spawn } from "node:child_process";
 import { readFileSync } from "node:fs";
 import { join } from "node:path";
-import { ALERT_POLICIES, MENDIX_APPS } from "../src/controllers/resources.ts";
-import { DEPLOYMENTS } from "../src/controllers/workload.ts";
 import { freePort, installCrds, kubectl, startControlPlane } from "../test/controlplane/controlplane.ts";
 import { startCpuPrometheus } from "../test/support/prometheus.ts";
 import {
+  appIds,
   arg,
-  benchApp,
   benchClient,
-  benchDeployment,
-  benchPolicy,
   builtOperator,
   createContacts,
+  createFleet,
   deployedNodeOptions,
   licenseSecretYaml,
   machine,
-  pool,
   sleep,
   writeResult,
 } from "./support.ts";
@@ -33,8 +29,7 @@ const root = join(import.meta.dirname, "..");
 const N = Number(arg("apps", "10000"));
 const OPERATOR = builtOperator(root);
 const variants = arg("variants", deployedNodeOptions(root)).split("|");
-const ids = Array.from({ length: N }, (_, i) => `app-${String(i).padStart(5, "0")}`);
-const groupOf = (id: string) => `g${Math.floor(Number(id.slice(4)) / 100)}`;
+const ids = appIds(N);
 const cp = await startControlPlane();
 const prometheus = await startCpuPrometheus(() => ids.map((id) => [id, 0.1]));
 const runs: unknown[] = [];
@@ -46,13 +41,7 @@ try {
     const ns = `bench-${v}`;
     await kubectl(cp.kubeconfig, ["create", "namespace", ns]);
     await kubectl(cp.kubeconfig, ["apply", "-f", "-"], licenseSecretYaml(ns));
-    const contacts = await createContacts(client, ns, 50);
-    await pool(ids, 16, async (id) => {
-      await client.create(DEPLOYMENTS, benchDeployment(ns, id, { resources: { limits: { cpu: "1" } } }));
-      const contact = contacts[Number(id.slice(4)) % contacts.length] as string;
-      await client.create(MENDIX_APPS, benchApp(ns, id, contact, { labels: { group: groupOf(id) } }));
-    });
-    for (const g of new Set(ids.map(groupOf))) await client.create(ALERT_POLICIES, benchPolicy(ns, g));
+    await createFleet(client, ns, ids, await createContacts(client, ns, 50));
     return ns;
   };
 

@@ -5,7 +5,8 @@ import { cpus, totalmem } from "node:os";
 import { join } from "node:path";
 import { KubeConfig } from "@kubernetes/client-node";
 import { parse } from "yaml";
-import { TECHNICAL_CONTACTS } from "../src/controllers/resources.ts";
+import { ALERT_POLICIES, MENDIX_APPS, TECHNICAL_CONTACTS } from "../src/controllers/resources.ts";
+import { DEPLOYMENTS } from "../src/controllers/workload.ts";
 import { KubeClient, type KubeObject } from "../src/runtime/client.ts";
 
 const argv = process.argv.slice(2);
@@ -125,8 +126,44 @@ export function benchApp(
   } as KubeObject;
 }
 
+/** The benchmarks' app names: app-00000, app-00001, ... */
+export const appIds = (n: number) => Array.from({ length: n }, (_, i) => `app-${String(i).padStart(5, "0")}`);
+
+/** Apps per AlertPolicy: a team's apps, picked by a label (one policy per app would double the objects). */
+const APPS_PER_POLICY = 100;
+
+/** The `group` label of an app: g0 for the first APPS_PER_POLICY apps, g1 for the next, ... */
+export const groupOf = (id: string) => `g${Math.floor(Number(id.slice(4)) / APPS_PER_POLICY)}`;
+
+/**
+ * Apps `ids` in `namespace`, each on its own Deployment with a 1-core CPU limit (unless `workload` is false),
+ * labelled with their group, their contact taken in turn from `contacts`; with workloads, the groups' policies.
+ */
+export async function createFleet(
+  client: KubeClient,
+  namespace: string,
+  ids: string[],
+  contacts: string[],
+  workload = true,
+): Promise<void> {
+  await pool(ids, 16, async (id) => {
+    if (workload)
+      await client.create(
+        DEPLOYMENTS,
+        benchDeployment(namespace, id, { resources: { limits: { cpu: "1" } } }),
+      );
+    const contact = contacts[Number(id.slice(4)) % contacts.length] as string;
+    await client.create(
+      MENDIX_APPS,
+      benchApp(namespace, id, contact, { workload, labels: { group: groupOf(id) } }),
+    );
+  });
+  if (workload)
+    for (const g of new Set(ids.map(groupOf))) await client.create(ALERT_POLICIES, benchPolicy(namespace, g));
+}
+
 /** The AlertPolicy of a group of apps (by their `group` label): a CPU rule, as a team would set one. */
-export function benchPolicy(namespace: string, group: string) {
+function benchPolicy(namespace: string, group: string) {
   return {
     metadata: { name: group, namespace },
     spec: {
