@@ -365,7 +365,13 @@ export function registerAlertPolicyController(
         for (const record of (written?.status?.notifications ?? []).filter(
           (r) => r.state === "Pending" && wanted.has(r.id),
         )) {
-          sender.submit(owner, record, { recipients: recipientsFor(namespace, record.app?.name ?? "") });
+          // `written` came from the API server just now: delivery need not read the (large) policy again.
+          sender.submit(
+            owner,
+            record,
+            { recipients: recipientsFor(namespace, record.app?.name ?? "") },
+            written,
+          );
         }
       }
       if (notifications.length)

@@ -164,7 +164,7 @@ export function registerTechnicalContactController(
           const written = await deps.sender.record(owner, [notification]);
           const record = written?.status?.notifications?.find((r) => r.id === notification.id);
           if (record?.state === "Pending")
-            deps.sender.submit(owner, record, submitOptions(namespace, name)(record));
+            deps.sender.submit(owner, record, submitOptions(namespace, name)(record), written);
           log.info({ nonce }, "test message requested");
         }
       }
