@@ -10,6 +10,7 @@ import {
   type ResourceType,
   WatchStalledError,
 } from "./client.ts";
+import { cachePool } from "./intern.ts";
 import type { Logger } from "./log.ts";
 
 export interface EventHandler<T> {
@@ -187,7 +188,7 @@ export class Informer<T extends KubeObject> {
 
   private shape(raw: T): T {
     const obj = normalized(raw, this.resource);
-    return this.opts.transform ? (this.opts.transform(obj) as T) : obj;
+    return cachePool.internStrings(this.opts.transform ? (this.opts.transform(obj) as T) : obj);
   }
 
   private get name(): string {
