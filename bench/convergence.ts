@@ -411,6 +411,8 @@ try {
         etcd: cpu(before.etcd, after.etcd),
         benchmark: Number(((benchCpu.user + benchCpu.system) / 1e6).toFixed(2)),
       },
+      // Of the operator's CPU, its garbage collector's time (prom-client's GC histogram, all kinds).
+      operatorGcSeconds: Number(sum(atSettle, "nodejs_gc_duration_seconds_sum").toFixed(2)),
       baselineSameWritesCpuSeconds: baselineSame.cpuSeconds,
       baselineSameWritesOfOperatorStatusSeconds: Number(baselineReal.seconds.toFixed(2)),
       ratioToSameWritesOfOperatorStatus: Number((operatorSeconds / baselineReal.seconds).toFixed(2)),
