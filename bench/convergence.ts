@@ -160,6 +160,13 @@ try {
   const baselineCreate = await create("baseline", false);
   const baselineOne = await baselineWrites(1);
   const baselineSeconds = baselineOne.seconds;
+  // The same-writes baseline once before the operator's run as well as after it: this shared machine's speed
+  // drifts over minutes (the same requests cost the API server 185-254 s of CPU from one run to the next), and
+  // the later baseline runs several minutes after the convergence it is compared with. Before the run, the
+  // operator's writes per app are not known yet: 4 rounds (what it has made: finalizer, license env, status,
+  // Event), scaled to the rounds it did make.
+  const ROUNDS_BEFORE = 4;
+  const baselineSameBefore = await baselineWrites(ROUNDS_BEFORE);
 
   const createSeconds = await create(ns, true);
   // Watched, not listed: polling LISTs of N apps would load the API server the operator is measured on.
@@ -388,6 +395,8 @@ try {
   const sameWritesPerApp = Math.max(1, Math.round(writesToSettle / N));
   const baselineSame = await baselineWrites(sameWritesPerApp);
   const baselineSameSeconds = baselineSame.seconds;
+  const baselineSameBeforeSeconds = (baselineSameBefore.seconds * sameWritesPerApp) / ROUNDS_BEFORE;
+  const bracketed = (baselineSameBeforeSeconds + baselineSameSeconds) / 2;
   // The same number of writes again, of the status the operator writes (on apps that then look like its own).
   const baselineReal = await baselineWrites(sameWritesPerApp, operatorStatus);
 
@@ -402,6 +411,11 @@ try {
       baselineSameWritesSeconds: Number(baselineSameSeconds.toFixed(2)),
       baselineSameWritesPerApp: sameWritesPerApp,
       ratioToSameWrites: Number((operatorSeconds / baselineSameSeconds).toFixed(2)),
+      // The same writes, run before the operator (scaled from ROUNDS_BEFORE rounds), and the ratio to the mean
+      // of the runs before and after it.
+      baselineSameWritesBeforeSeconds: Number(baselineSameBeforeSeconds.toFixed(2)),
+      baselineSameWritesBeforeCpuSeconds: baselineSameBefore.cpuSeconds,
+      ratioToSameWritesBeforeAndAfter: Number((operatorSeconds / bracketed).toFixed(2)),
       operatorWritesToSettle: writesToSettle,
       operatorWritesPerApp: Number((writesToSettle / N).toFixed(2)),
       apiserverRequests: requests(before.apiserver, after.apiserver),
