@@ -37,20 +37,12 @@ export class StringPool {
 
   /** Replaces, in place, every string value in `value` (objects and arrays, any depth) by its pooled copy. */
   internStrings<T>(value: T): T {
-    this.walk(value as unknown);
+    if (value !== null && typeof value === "object") this.walk(value);
     return value;
   }
 
-  private walk(value: unknown): void {
-    if (Array.isArray(value)) {
-      for (let i = 0; i < value.length; i++) {
-        const v: unknown = value[i];
-        if (typeof v === "string") value[i] = this.intern(v);
-        else if (v !== null && typeof v === "object") this.walk(v);
-      }
-      return;
-    }
-    if (value === null || typeof value !== "object") return;
+  /** Objects and arrays alike: an array's keys are its indexes, never one of UNIQUE_KEYS. */
+  private walk(value: object): void {
     const obj = value as Record<string, unknown>;
     for (const key of Object.keys(obj)) {
       const v = obj[key];
