@@ -27,7 +27,7 @@ import {
   MENDIX_APPS,
   TECHNICAL_CONTACTS,
 } from "./resources.ts";
-import { secretData } from "./secrets.ts";
+import { secretDataFromCache } from "./secrets.ts";
 import { cachedContacts, contactRecipient, recipientOf } from "./technical-contact.ts";
 import {
   applyLicenseEnv,
@@ -231,8 +231,14 @@ export function registerMendixAppController(
       // below does not conflict with the finalizer patch).
       let base: AppObject = raw;
       // The license Secret is read while the finalizer is added: both only wait on the API server.
-      const secretRead = spec.license
-        ? secretData(manager.client, namespace, spec.license.secretRef.name)
+      const secretName = spec.license?.secretRef.name;
+      const secretRead = secretName
+        ? secretDataFromCache(
+            manager.client,
+            namespace,
+            secretName,
+            (data) => checkLicenseSecret(secretName, data).ok,
+          )
         : undefined;
       secretRead?.catch(() => undefined); // awaited below; not unhandled if the finalizer patch throws
       if (!raw.metadata.finalizers?.includes(FINALIZER)) {
@@ -286,16 +292,16 @@ export function registerMendixAppController(
       if (spec.workloadRef && wrt) {
         if (!workload) workloadMissing = true;
         else {
-          const secretName = spec.license?.secretRef.name ?? "";
+          const envSecret = secretName ?? "";
           if (decision.activate) {
-            if (!licenseInjected(workload, secretName)) {
-              await own(workload, () => applyLicenseEnv(manager.client, wrt, workload, secretName));
+            if (!licenseInjected(workload, envSecret)) {
+              await own(workload, () => applyLicenseEnv(manager.client, wrt, workload, envSecret));
               manager.events.event(
                 raw,
                 "Normal",
                 "LicenseActivated",
                 "ActivateLicense",
-                `LICENSE_ID and LICENSE_KEY of Secret ${secretName} set on ${spec.workloadRef.kind} ${spec.workloadRef.name}`,
+                `LICENSE_ID and LICENSE_KEY of Secret ${envSecret} set on ${spec.workloadRef.kind} ${spec.workloadRef.name}`,
               );
             }
             injected = true;

@@ -342,13 +342,20 @@ export class KubeClient {
     throw toApiError(res.statusCode, text, header(res.headers, "retry-after"), `${method} ${path}`);
   }
 
+  /**
+   * The object, or undefined when it does not exist. With `resourceVersion: "0"` the API server answers
+   * from its watch cache (as fresh as an informer's copy, without a read from etcd).
+   */
   async get<T extends KubeObject>(
     rt: ResourceType,
     namespace: string | undefined,
     name: string,
+    opts: { resourceVersion?: string } = {},
   ): Promise<T | undefined> {
     try {
-      return await this.request<T>("GET", resourcePath(rt, namespace, name));
+      return await this.request<T>("GET", resourcePath(rt, namespace, name), {
+        query: { resourceVersion: opts.resourceVersion },
+      });
     } catch (e) {
       if (isNotFound(e)) return undefined;
       throw e;

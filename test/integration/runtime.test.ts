@@ -1,5 +1,6 @@
 // The controller runtime on the shared control plane: caches, reconciles without churn, events, leader election.
-import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { afterAll, beforeAll, describe, expect, it, vi } from "vitest";
+import { SECRETS, secretDataFromCache } from "../../src/controllers/secrets.ts";
 import { KubeClient } from "../../src/runtime/client.ts";
 import { EventRecorder } from "../../src/runtime/events.ts";
 import { Informer } from "../../src/runtime/informer.ts";
@@ -151,6 +152,49 @@ describe("controller runtime on a real API server", () => {
       expect(informer.membershipVersion()).toBe(version + 3);
     } finally {
       await informer.stop();
+    }
+  });
+
+  it("reads a Secret from the API server's cache, and from etcd when that copy is not usable", async () => {
+    const secretNs = await newNamespace("secret-read");
+    try {
+      const client = new KubeClient(kc());
+      const reads = vi.spyOn(client, "get");
+      await client.create(SECRETS, {
+        apiVersion: "v1",
+        kind: "Secret",
+        metadata: { name: "s", namespace: secretNs },
+        data: { v: Buffer.from("0").toString("base64") },
+      });
+      // A value written a moment ago is always what comes back: from the cache if it has it, else from etcd.
+      for (let i = 1; i <= 20; i++) {
+        const v = String(i);
+        await client.patch(
+          SECRETS,
+          secretNs,
+          "s",
+          { data: { v: Buffer.from(v).toString("base64") } },
+          "merge",
+        );
+        reads.mockClear();
+        const data = await secretDataFromCache(client, secretNs, "s", (d) => d?.v === v);
+        expect(data?.v).toBe(v);
+        // The first read is the cache's; a second, only when the first was behind, goes to etcd.
+        expect(reads.mock.calls[0]?.[3]).toEqual({ resourceVersion: "0" });
+        expect(reads.mock.calls.slice(1).map((c) => c[3])).toEqual(
+          reads.mock.calls.length === 2 ? [undefined] : [],
+        );
+      }
+      // Once the cache has the value, one read does.
+      reads.mockClear();
+      expect((await secretDataFromCache(client, secretNs, "s", (d) => d !== undefined))?.v).toBe("20");
+      expect(reads).toHaveBeenCalledTimes(1);
+      // A Secret that does not exist is confirmed from etcd before it is reported missing.
+      reads.mockClear();
+      expect(await secretDataFromCache(client, secretNs, "absent", (d) => d !== undefined)).toBeUndefined();
+      expect(reads.mock.calls.map((c) => c[3])).toEqual([{ resourceVersion: "0" }, undefined]);
+    } finally {
+      await kubectl(adminKubeconfig(), ["delete", "namespace", secretNs, "--wait=false"]);
     }
   });
 
