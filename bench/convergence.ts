@@ -18,6 +18,7 @@ import {
   arg,
   benchClient,
   builtOperator,
+  cpuByThread,
   createContacts,
   createFleet,
   deployedNodeOptions,
@@ -80,6 +81,7 @@ const result: Record<string, unknown> = {
   command: `npm run bench -- --apps ${N}${CONCURRENCY !== 16 ? ` --workers ${CONCURRENCY}` : ""}`,
   workers: CONCURRENCY,
   nodeOptions: NODE_OPTIONS,
+  ...(arg("node-flags", "") ? { nodeFlags: arg("node-flags", "") } : {}),
   date: new Date().toISOString(),
 };
 try {
@@ -233,6 +235,8 @@ try {
     Array.from({ length: k }, (_, i) => ids[Math.floor(((i + 0.5) * N) / k)] as string);
 
   const profile = [
+    // V8 flags that NODE_OPTIONS refuses (e.g. --single-threaded-gc) go on the command line.
+    ...(arg("node-flags", "") ? arg("node-flags", "").split(/\s+/) : []),
     ...(flag("cpu-prof") ? [`--cpu-prof`, `--cpu-prof-dir=${join(root, ".tmp", "prof")}`] : []),
     // `kill -USR2 <operator pid>` writes a heap snapshot into the working directory.
     ...(flag("heap-snapshot") ? ["--heapsnapshot-signal=SIGUSR2"] : []),
@@ -337,6 +341,7 @@ try {
   const operatorSeconds = (performance.now() - op1.started) / 1000;
   const benchCpu = process.cpuUsage(bench0);
   const atSettle = await op1.scrape();
+  const operatorThreads = cpuByThread(op1.pid);
   const after = await serverSide();
   const writesToSettle = sum(atSettle, "rest_client_requests_total", writeMethods);
 
@@ -427,6 +432,8 @@ try {
       },
       // Of the operator's CPU, its garbage collector's time (prom-client's GC histogram, all kinds).
       operatorGcSeconds: Number(sum(atSettle, "nodejs_gc_duration_seconds_sum").toFixed(2)),
+      // The operator's CPU by thread name (main thread, V8's workers: GC helpers and compilers, libuv).
+      operatorCpuSecondsByThread: operatorThreads,
       baselineSameWritesCpuSeconds: baselineSame.cpuSeconds,
       baselineSameWritesOfOperatorStatusSeconds: Number(baselineReal.seconds.toFixed(2)),
       ratioToSameWritesOfOperatorStatus: Number((operatorSeconds / baselineReal.seconds).toFixed(2)),

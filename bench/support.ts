@@ -1,6 +1,6 @@
 // What the benchmarks share: their command-line arguments, a bounded-concurrency loop, the built operator.
 import { execFileSync } from "node:child_process";
-import { mkdirSync, readFileSync, writeFileSync } from "node:fs";
+import { mkdirSync, readdirSync, readFileSync, writeFileSync } from "node:fs";
 import { cpus, totalmem } from "node:os";
 import { join } from "node:path";
 import { KubeConfig } from "@kubernetes/client-node";
@@ -54,6 +54,25 @@ export function deployedNodeOptions(root: string): string {
 }
 
 /** The machine a result was measured on. */
+/** CPU seconds (user + system) of process `pid` by thread name, from /proc (Linux; empty elsewhere). */
+export function cpuByThread(pid: number): Record<string, number> {
+  const byName: Record<string, number> = {};
+  const ticks = 100; // USER_HZ
+  try {
+    for (const tid of readdirSync(`/proc/${pid}/task`)) {
+      const stat = readFileSync(`/proc/${pid}/task/${tid}/stat`, "utf8");
+      const name = stat.slice(stat.indexOf("(") + 1, stat.lastIndexOf(")"));
+      const fields = stat.slice(stat.lastIndexOf(")") + 2).split(" ");
+      // utime and stime are fields 14 and 15 of stat(5), i.e. 11 and 12 after the state field.
+      const seconds = (Number(fields[11]) + Number(fields[12])) / ticks;
+      byName[name] = Number(((byName[name] ?? 0) + seconds).toFixed(2));
+    }
+  } catch {
+    return {};
+  }
+  return byName;
+}
+
 export function machine() {
   return { cpus: cpus().length, cpuModel: cpus()[0]?.model, memoryGiB: Math.round(totalmem() / 2 ** 30) };
 }
