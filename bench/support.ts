@@ -53,7 +53,6 @@ export function deployedNodeOptions(root: string): string {
   return env.find((e) => e.name === "NODE_OPTIONS")?.value ?? "";
 }
 
-/** The machine a result was measured on. */
 /** CPU seconds (user + system) of process `pid` by thread name, from /proc (Linux; empty elsewhere). */
 export function cpuByThread(pid: number): Record<string, number> {
   const byName: Record<string, number> = {};
@@ -73,6 +72,7 @@ export function cpuByThread(pid: number): Record<string, number> {
   return byName;
 }
 
+/** The machine a result was measured on. */
 export function machine() {
   return { cpus: cpus().length, cpuModel: cpus()[0]?.model, memoryGiB: Math.round(totalmem() / 2 ** 30) };
 }

@@ -1,4 +1,4 @@
-// Reading single Secret values at the moment they are needed (never cached, never logged).
+// Reading single Secret values at the moment they are needed (never cached here, never logged).
 import type { KubeClient, KubeObject, ResourceType } from "../runtime/client.ts";
 
 export const SECRETS: ResourceType = {
