@@ -78,7 +78,11 @@ const result: Record<string, unknown> = {
   apps: N,
   alertPolicies: groupSize.size,
   machine: machine(),
-  command: `npm run bench -- --apps ${N}${CONCURRENCY !== 16 ? ` --workers ${CONCURRENCY}` : ""}`,
+  // As it was run (label, node options and flags included), so that the file says how to repeat it.
+  command: `npm run bench -- ${process.argv
+    .slice(2)
+    .map((a) => (/^[\w=./:-]+$/.test(a) ? a : `"${a}"`))
+    .join(" ")}`,
   workers: CONCURRENCY,
   nodeOptions: NODE_OPTIONS,
   ...(arg("node-flags", "") ? { nodeFlags: arg("node-flags", "") } : {}),
