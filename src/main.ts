@@ -1,7 +1,6 @@
 // Entry point: read the configuration, build the manager, run until SIGTERM/SIGINT, then shut down cleanly.
 import { readFileSync } from "node:fs";
 import { hostname } from "node:os";
-import { setFlagsFromString } from "node:v8";
 import { KubeConfig } from "@kubernetes/client-node";
 import { type Config, ConfigError, helpText, loadConfig } from "./config.ts";
 import { registerAlertPolicyController } from "./controllers/alert-policy.ts";
@@ -206,14 +205,6 @@ async function main(): Promise<number> {
   });
   return 0;
 }
-
-// Young-generation GCs on the main thread alone. With the small young generation the manifests set
-// (--max-semi-space-size=2) V8 scavenges very often while caches fill, and its parallel scavenge hands each
-// one to helper threads that, on a node whose cores are busy, cost more CPU than they save (BENCHMARKS.md:
-// V8 worker threads 1.85-2.56 -> 1.64-1.70 s of CPU at 2,000 apps, main thread unchanged). A
-// --parallel-scavenge on the command line wins.
-if (!process.execArgv.some((a) => a.endsWith("parallel-scavenge")))
-  setFlagsFromString("--no-parallel-scavenge");
 
 main().then(
   (code) => process.exit(code),
