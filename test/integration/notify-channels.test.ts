@@ -212,7 +212,7 @@ describe("signed webhooks", () => {
           : { status: 204 },
     );
     const hanging = await startHttpReceiver((_r, i) =>
-      i === 0 ? { status: 200, delayMs: 2000 } : { status: 200 },
+      i === 0 ? { status: 200, delayMs: 5000 } : { status: 200 },
     );
     const refusing = await startHttpReceiver(() => ({ status: 400 }));
     cleanups.push(
@@ -221,7 +221,9 @@ describe("signed webhooks", () => {
       () => refusing.close(),
     );
 
-    const { d } = deliverer([new WebhookChannel({ timeoutMs: 500 })]);
+    // A timeout well above what a loaded machine takes to answer on loopback (at 500 ms, a first attempt
+    // at the refusing endpoint once timed out during the whole suite, and its 400 came on the retry).
+    const { d } = deliverer([new WebhookChannel({ timeoutMs: 2000 })]);
     const [a, b, c] = await Promise.all([
       d.deliver(alert, [hook(flaky.url)], new Set(), async () => {}),
       d.deliver(alert, [hook(hanging.url)], new Set(), async () => {}),
