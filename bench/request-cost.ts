@@ -103,6 +103,10 @@ try {
     client.patch(MENDIX_APPS, ns, id, { metadata: { finalizers: ["mxops.dev/workload-cleanup"] } }, "merge"),
   );
   await measure("GET secrets", () => client.get(SECRETS, ns, "license"));
+  // How the operator reads a license Secret since 2026-12-03: from the API server's watch cache.
+  await measure("GET secrets (resourceVersion=0, watch cache)", () =>
+    client.get(SECRETS, ns, "license", { resourceVersion: "0" }),
+  );
   await measure("APPLY deployments (license env)", (id) =>
     client.patch(
       DEPLOYMENTS,
