@@ -5,7 +5,7 @@
 // a restart (start-up, the full re-reconcile, spec-change latency during it) and memory.
 // Run: npm run bench -- --apps 1000 [--cpu-prof]
 import { spawn } from "node:child_process";
-import { mkdirSync, readdirSync, renameSync, statSync } from "node:fs";
+import { createWriteStream, mkdirSync, readdirSync, renameSync, statSync } from "node:fs";
 import { join } from "node:path";
 import { ALERT_POLICIES, MENDIX_APPS } from "../src/controllers/resources.ts";
 import type { KubeObject } from "../src/runtime/client.ts";
@@ -319,8 +319,26 @@ try {
       ].join(" "),
     );
 
+  // --apiserver-profile S: a pprof CPU profile of kube-apiserver over the first S seconds of the operator's
+  // convergence and of the same-writes baseline after it, into .tmp/pprof/ (read with `go tool pprof -top`).
+  const profileSeconds = Number(arg("apiserver-profile", "0"));
+  const apiserverProfile = async (name: string) => {
+    if (!profileSeconds) return;
+    const dir = join(root, ".tmp", "pprof");
+    mkdirSync(dir, { recursive: true });
+    const child = spawn(
+      "kubectl",
+      ["--kubeconfig", cp.kubeconfig, "get", "--raw", `/debug/pprof/profile?seconds=${profileSeconds}`],
+      { stdio: ["ignore", "pipe", "inherit"] },
+    );
+    child.stdout.pipe(createWriteStream(join(dir, `apiserver-${name}-${N}.pb.gz`)));
+    await new Promise((resolve) => child.on("close", resolve));
+  };
+  const profiles: Promise<void>[] = [];
+
   // Phase 1 (figure 1): the operator starts with N unreconciled apps; timed until every status is settled.
   const before = await serverSide();
+  profiles.push(apiserverProfile("operator"));
   const bench0 = process.cpuUsage();
   const op1 = await startOperator();
   for (;;) {
@@ -402,7 +420,9 @@ try {
 
   // The same number of writes as the operator made to settle, as bare status writes.
   const sameWritesPerApp = Math.max(1, Math.round(writesToSettle / N));
+  profiles.push(apiserverProfile("baseline"));
   const baselineSame = await baselineWrites(sameWritesPerApp);
+  await Promise.all(profiles);
   const baselineSameSeconds = baselineSame.seconds;
   const baselineSameBeforeSeconds = (baselineSameBefore.seconds * sameWritesPerApp) / ROUNDS_BEFORE;
   const bracketed = (baselineSameBeforeSeconds + baselineSameSeconds) / 2;
