@@ -35,6 +35,8 @@ const root = join(import.meta.dirname, "..");
 const OPERATOR = builtOperator(root);
 const NODE_OPTIONS = deployedNodeOptions(root);
 const N = Number(arg("apps", "1000"));
+// V8 flags that NODE_OPTIONS refuses (e.g. --single-threaded-gc), for the operator's command line.
+const NODE_FLAGS = arg("node-flags", "");
 /** The operator's --max-concurrent-reconciles (its default: 16), and the baselines' concurrency. */
 const CONCURRENCY = Number(arg("workers", "16"));
 const ids = appIds(N);
@@ -85,7 +87,7 @@ const result: Record<string, unknown> = {
     .join(" ")}`,
   workers: CONCURRENCY,
   nodeOptions: NODE_OPTIONS,
-  ...(arg("node-flags", "") ? { nodeFlags: arg("node-flags", "") } : {}),
+  ...(NODE_FLAGS ? { nodeFlags: NODE_FLAGS } : {}),
   date: new Date().toISOString(),
 };
 try {
@@ -239,8 +241,7 @@ try {
     Array.from({ length: k }, (_, i) => ids[Math.floor(((i + 0.5) * N) / k)] as string);
 
   const profile = [
-    // V8 flags that NODE_OPTIONS refuses (e.g. --single-threaded-gc) go on the command line.
-    ...(arg("node-flags", "") ? arg("node-flags", "").split(/\s+/) : []),
+    ...(NODE_FLAGS ? NODE_FLAGS.split(/\s+/) : []),
     ...(flag("cpu-prof") ? [`--cpu-prof`, `--cpu-prof-dir=${join(root, ".tmp", "prof")}`] : []),
     // `kill -USR2 <operator pid>` writes a heap snapshot into the working directory.
     ...(flag("heap-snapshot") ? ["--heapsnapshot-signal=SIGUSR2"] : []),

@@ -27,7 +27,7 @@ import {
   MENDIX_APPS,
   TECHNICAL_CONTACTS,
 } from "./resources.ts";
-import { secretDataFromCache } from "./secrets.ts";
+import { checkSecretFromCache } from "./secrets.ts";
 import { cachedContacts, contactRecipient, recipientOf } from "./technical-contact.ts";
 import {
   applyLicenseEnv,
@@ -233,11 +233,8 @@ export function registerMendixAppController(
       // The license Secret is read while the finalizer is added: both only wait on the API server.
       const secretName = spec.license?.secretRef.name;
       const secretRead = secretName
-        ? secretDataFromCache(
-            manager.client,
-            namespace,
-            secretName,
-            (data) => checkLicenseSecret(secretName, data).ok,
+        ? checkSecretFromCache(manager.client, namespace, secretName, (data) =>
+            checkLicenseSecret(secretName, data),
           )
         : undefined;
       secretRead?.catch(() => undefined); // awaited below; not unhandled if the finalizer patch throws
@@ -273,9 +270,7 @@ export function registerMendixAppController(
           : undefined;
 
       // License.
-      const secretCheck = spec.license
-        ? checkLicenseSecret(spec.license.secretRef.name, await secretRead)
-        : ({ ok: true } as const);
+      const secretCheck = secretRead ? await secretRead : ({ ok: true } as const);
       const decision = decideLicense({
         hosting: spec.hosting,
         license: spec.license,

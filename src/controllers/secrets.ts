@@ -32,19 +32,19 @@ export async function secretData(
 }
 
 /**
- * Like `secretData`, read first from the API server's watch cache: what a controller's informer would hold,
- * without an etcd read for every reconcile and without caching Secrets here. When that copy does not pass
- * `usable` (missing, or a key missing), it may only be behind a Secret written a moment ago (`kubectl apply`
- * of a Secret and its app together): the verdict then comes from a read from etcd.
+ * `check`'s verdict on Secret `namespace/name`, read first from the API server's watch cache: what a
+ * controller's informer would hold, without an etcd read for every reconcile and without caching Secrets here.
+ * A copy that fails the check (missing, a key missing) may only be behind a Secret written a moment ago
+ * (`kubectl apply` of a Secret and its app together): that verdict is given on a read from etcd instead.
  */
-export async function secretDataFromCache(
+export async function checkSecretFromCache<V extends { ok: boolean }>(
   client: KubeClient,
   namespace: string,
   name: string,
-  usable: (data: SecretData | undefined) => boolean,
-): Promise<SecretData | undefined> {
-  const cached = decoded(await client.get<Secret>(SECRETS, namespace, name, { resourceVersion: "0" }));
-  return usable(cached) ? cached : await secretData(client, namespace, name);
+  check: (data: SecretData | undefined) => V,
+): Promise<V> {
+  const cached = check(decoded(await client.get<Secret>(SECRETS, namespace, name, { resourceVersion: "0" })));
+  return cached.ok ? cached : check(await secretData(client, namespace, name));
 }
 
 /** The decoded value of `key` in Secret `namespace/name`, or undefined when the Secret or key is missing. */

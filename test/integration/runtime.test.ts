@@ -1,6 +1,6 @@
 // The controller runtime on the shared control plane: caches, reconciles without churn, events, leader election.
 import { afterAll, beforeAll, describe, expect, it, vi } from "vitest";
-import { SECRETS, secretDataFromCache } from "../../src/controllers/secrets.ts";
+import { checkSecretFromCache, SECRETS } from "../../src/controllers/secrets.ts";
 import { KubeClient } from "../../src/runtime/client.ts";
 import { EventRecorder } from "../../src/runtime/events.ts";
 import { Informer } from "../../src/runtime/informer.ts";
@@ -177,7 +177,10 @@ describe("controller runtime on a real API server", () => {
           "merge",
         );
         reads.mockClear();
-        const data = await secretDataFromCache(client, secretNs, "s", (d) => d?.v === v);
+        const { data } = await checkSecretFromCache(client, secretNs, "s", (d) => ({
+          ok: d?.v === v,
+          data: d,
+        }));
         expect(data?.v).toBe(v);
         // The first read is the cache's; a second, only when the first was behind, goes to etcd.
         expect(reads.mock.calls[0]?.[3]).toEqual({ resourceVersion: "0" });
@@ -187,11 +190,19 @@ describe("controller runtime on a real API server", () => {
       }
       // A caller that takes any copy (it may be a moment behind the last write) gets it in one read.
       reads.mockClear();
-      expect(await secretDataFromCache(client, secretNs, "s", (d) => d !== undefined)).toHaveProperty("v");
+      const any = await checkSecretFromCache(client, secretNs, "s", (d) => ({
+        ok: d !== undefined,
+        data: d,
+      }));
+      expect(any.data).toHaveProperty("v");
       expect(reads).toHaveBeenCalledTimes(1);
       // A Secret that does not exist is confirmed from etcd before it is reported missing.
       reads.mockClear();
-      expect(await secretDataFromCache(client, secretNs, "absent", (d) => d !== undefined)).toBeUndefined();
+      const absent = await checkSecretFromCache(client, secretNs, "absent", (d) => ({
+        ok: d !== undefined,
+        data: d,
+      }));
+      expect(absent.data).toBeUndefined();
       expect(reads.mock.calls.map((c) => c[3])).toEqual([{ resourceVersion: "0" }, undefined]);
     } finally {
       await kubectl(adminKubeconfig(), ["delete", "namespace", secretNs, "--wait=false"]);
