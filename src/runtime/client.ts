@@ -3,6 +3,7 @@ import { statSync } from "node:fs";
 import { type HttpMethod, type KubeConfig, RequestContext } from "@kubernetes/client-node";
 import { Counter, Histogram, type Registry } from "prom-client";
 import { type Dispatcher, getGlobalDispatcher, request as undiciRequest } from "undici";
+import { parseWithoutManagedFields } from "./json.ts";
 
 export interface ResourceType {
   group: string;
@@ -130,6 +131,8 @@ export interface RequestOptions {
   contentType?: string;
   signal?: AbortSignal;
   timeoutMs?: number;
+  /** What the answer is, so that its objects' managedFields are left out (the operator never reads them). */
+  answer?: "object" | "list";
 }
 
 export interface ListOptions {
@@ -337,7 +340,10 @@ export class KubeClient {
     }
     this.metrics?.latency.observe({ verb: method }, (performance.now() - started) / 1000);
     this.count(res.statusCode, method);
-    if (res.statusCode >= 200 && res.statusCode < 300) return (text ? JSON.parse(text) : undefined) as T;
+    if (res.statusCode >= 200 && res.statusCode < 300) {
+      if (!text) return undefined as T;
+      return opts.answer ? parseWithoutManagedFields<T>(text, opts.answer) : (JSON.parse(text) as T);
+    }
     if (res.statusCode === 401) this.auth = undefined;
     throw toApiError(res.statusCode, text, header(res.headers, "retry-after"), `${method} ${path}`);
   }
@@ -355,6 +361,7 @@ export class KubeClient {
     try {
       return await this.request<T>("GET", resourcePath(rt, namespace, name), {
         query: { resourceVersion: opts.resourceVersion },
+        answer: "object",
       });
     } catch (e) {
       if (isNotFound(e)) return undefined;
@@ -373,6 +380,7 @@ export class KubeClient {
       },
       signal: opts.signal,
       timeoutMs: 120_000,
+      answer: "list",
     });
   }
 
@@ -384,6 +392,7 @@ export class KubeClient {
     return await this.request<T>("POST", resourcePath(rt, obj.metadata.namespace), {
       body: { apiVersion: apiVersionOf(rt), kind: rt.kind, ...obj },
       query: { fieldManager: opts.fieldManager },
+      answer: "object",
     });
   }
 
@@ -393,6 +402,7 @@ export class KubeClient {
       resourcePath(rt, obj.metadata.namespace, obj.metadata.name, subresource),
       {
         body: { apiVersion: apiVersionOf(rt), kind: rt.kind, ...obj },
+        answer: "object",
       },
     );
   }
@@ -409,6 +419,7 @@ export class KubeClient {
       body: patch,
       contentType: PATCH_CONTENT_TYPE[type],
       query: { fieldManager: opts.fieldManager, force: opts.force },
+      answer: "object",
     });
   }
 
@@ -476,7 +487,7 @@ export class KubeClient {
         while (nl >= 0) {
           const line = buffered.slice(0, nl).trim();
           buffered = buffered.slice(nl + 1);
-          if (line) onEvent(JSON.parse(line) as WatchEvent<T>);
+          if (line) onEvent(parseWithoutManagedFields<WatchEvent<T>>(line, "event"));
           nl = buffered.indexOf("\n");
         }
       }

@@ -155,6 +155,61 @@ describe("controller runtime on a real API server", () => {
     }
   });
 
+  it("reads objects, lists, write answers and watch events without their managedFields", async () => {
+    const mfNs = await newNamespace("lean");
+    try {
+      await kubectl(adminKubeconfig(), ["create", "configmap", "m", "-n", mfNs, "--from-literal=v=1"]);
+      await kubectl(adminKubeconfig(), ["label", "configmap", "m", "-n", mfNs, "team=red"]);
+      const stored = JSON.parse(
+        await kubectl(adminKubeconfig(), [
+          "get",
+          "configmap",
+          "m",
+          "-n",
+          mfNs,
+          "-o",
+          "json",
+          "--show-managed-fields",
+        ]),
+      ) as ConfigMap & { metadata: { managedFields?: unknown[] } };
+      expect(stored.metadata.managedFields?.length).toBe(2); // kubectl create, kubectl label
+      const client = new KubeClient(kc());
+      const lean = (o: ConfigMap | undefined) => {
+        expect(o?.metadata.name).toBe("m");
+        expect(o?.metadata.labels).toEqual({ team: "red" });
+        expect(o?.metadata).not.toHaveProperty("managedFields");
+        return o as ConfigMap;
+      };
+      lean(await client.get<ConfigMap>(CONFIGMAPS, mfNs, "m"));
+      lean(await client.get<ConfigMap>(CONFIGMAPS, mfNs, "m", { resourceVersion: "0" }));
+      const list = await client.list<ConfigMap>(CONFIGMAPS, { namespace: mfNs, labelSelector: "team" });
+      expect(list.items).toHaveLength(1);
+      lean(list.items[0]);
+      const events: ConfigMap[] = [];
+      const controller = new AbortController();
+      const watching = client.watch<ConfigMap>(
+        CONFIGMAPS,
+        { namespace: mfNs, resourceVersion: list.metadata.resourceVersion, signal: controller.signal },
+        (e) => {
+          if (e.type === "MODIFIED") {
+            events.push(e.object);
+            controller.abort();
+          }
+        },
+      );
+      const patched = lean(
+        await client.patch<ConfigMap>(CONFIGMAPS, mfNs, "m", { data: { v: "2" } }, "merge", {
+          fieldManager: "lean-test",
+        }),
+      );
+      expect(patched.data?.v).toBe("2");
+      await watching;
+      expect(lean(events[0]).data?.v).toBe("2");
+    } finally {
+      await kubectl(adminKubeconfig(), ["delete", "namespace", mfNs, "--wait=false"]);
+    }
+  });
+
   it("reads a Secret from the API server's cache, and from etcd when that copy is not usable", async () => {
     const secretNs = await newNamespace("secret-read");
     try {
