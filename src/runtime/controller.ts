@@ -4,7 +4,7 @@ import type { Registry } from "prom-client";
 import type { KubeObject } from "./client.ts";
 import { type Clock, systemClock, type Timer } from "./clock.ts";
 import { type EventHandler, type Informer, objectKey, splitKey } from "./informer.ts";
-import type { Logger } from "./log.ts";
+import { type Logger, lazyChild } from "./log.ts";
 import { controllerMetrics } from "./metrics.ts";
 import { type Priority, WorkQueue } from "./queue.ts";
 import { defaultControllerRateLimiter, type RateLimiter } from "./rate-limit.ts";
@@ -193,7 +193,11 @@ export class Controller<P extends KubeObject = KubeObject> {
       const key = await this.queue.get();
       if (key === undefined) return;
       const { namespace, name } = splitKey(key);
-      const log = this.opts.log.child({ controller: this.name, ...(namespace ? { namespace } : {}), name });
+      const log = lazyChild(this.opts.log, {
+        controller: this.name,
+        ...(namespace ? { namespace } : {}),
+        name,
+      });
       const started = performance.now();
       metrics.activeWorkers.inc({ controller: this.name });
       try {

@@ -28,6 +28,23 @@ export function createLogger(
   );
 }
 
+/**
+ * A child logger made on first use. pino builds a child's bindings when it is made, passing each value
+ * through the redaction (which parses its paths again every time): ~5 us and ~14 KB of garbage for each of
+ * the thousands of reconciles a start-up at 10,000 apps runs, almost none of which logs anything.
+ */
+export function lazyChild(parent: Logger, bindings: Record<string, unknown>): Logger {
+  let child: Logger | undefined;
+  // An empty target: the Proxy's invariants then never tie what it returns to the parent's own properties.
+  return new Proxy({} as Logger, {
+    get(_target, prop) {
+      child ??= parent.child(bindings);
+      const value: unknown = Reflect.get(child, prop, child);
+      return typeof value === "function" ? value.bind(child) : value;
+    },
+  });
+}
+
 /** A logger that drops everything, for unit tests. */
 export function silentLogger(): Logger {
   return pino({ level: "silent" });
