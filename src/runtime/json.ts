@@ -60,13 +60,14 @@ function skipValue(text: string, i: number): number {
 }
 
 /**
- * Calls `member(key, valueStart, memberStart)` for each member of the object whose `{` is at `i`; returns
- * the index just past the object. `member` returns the index just past the member's value.
+ * Calls `member(keyStart, keyEnd, valueStart)` for each member of the object whose `{` is at `i` (the key
+ * is the string from keyStart to keyEnd, quotes included); returns the index just past the object. `member`
+ * returns the index just past the member's value.
  */
 function members(
   text: string,
   i: number,
-  member: (key: string, valueStart: number, memberStart: number) => number,
+  member: (keyStart: number, keyEnd: number, valueStart: number) => number,
 ): number {
   if (text.charCodeAt(i) !== OPEN_BRACE) throw new Unexpected();
   let j = i + 1;
@@ -75,7 +76,7 @@ function members(
     if (text.charCodeAt(j) !== QUOTE) throw new Unexpected();
     const keyEnd = skipString(text, j);
     if (text.charCodeAt(keyEnd) !== COLON) throw new Unexpected();
-    j = member(text.slice(j + 1, keyEnd - 1), keyEnd + 1, j);
+    j = member(j, keyEnd, keyEnd + 1);
     const c = text.charCodeAt(j);
     if (c === CLOSE_BRACE) return j + 1;
     if (c !== COMMA) throw new Unexpected();
@@ -83,14 +84,19 @@ function members(
   }
 }
 
+/** Whether the key from `start` to `end` (quotes included) is `name`: compared in place, no slice made. */
+function isKey(text: string, start: number, end: number, name: string): boolean {
+  return end - start === name.length + 2 && text.startsWith(name, start + 1);
+}
+
 /** Adds to `cuts` the [start, end) of the managedFields member (and one comma) of the object at `i`. */
 function cutManagedFields(text: string, i: number, cuts: number[]): number {
-  return members(text, i, (key, at) => {
-    if (key !== "metadata") return skipValue(text, at);
+  return members(text, i, (keyStart, keyEnd, at) => {
+    if (!isKey(text, keyStart, keyEnd, "metadata")) return skipValue(text, at);
     let previousEnd = -1;
-    const end = members(text, at, (k, v, memberStart) => {
+    const end = members(text, at, (memberStart, memberKeyEnd, v) => {
       const valueEnd = skipValue(text, v);
-      if (k === "managedFields") {
+      if (isKey(text, memberStart, memberKeyEnd, "managedFields")) {
         // With the comma before it (or, as the first member, the one after it): the rest stays valid JSON.
         if (previousEnd >= 0) cuts.push(previousEnd, valueEnd);
         else if (text.charCodeAt(valueEnd) === COMMA) cuts.push(memberStart, valueEnd + 1);
@@ -121,9 +127,10 @@ function cut(text: string, shape: Shape): string {
   const cuts: number[] = [];
   if (shape === "object") cutManagedFields(text, 0, cuts);
   else {
-    members(text, 0, (key, at) => {
-      if (shape === "event" && key === "object") return cutManagedFields(text, at, cuts);
-      if (shape === "list" && key === "items") {
+    members(text, 0, (keyStart, keyEnd, at) => {
+      if (shape === "event" && isKey(text, keyStart, keyEnd, "object"))
+        return cutManagedFields(text, at, cuts);
+      if (shape === "list" && isKey(text, keyStart, keyEnd, "items")) {
         if (text.charCodeAt(at) !== OPEN_BRACKET) return skipValue(text, at);
         let j = at + 1;
         if (text.charCodeAt(j) === CLOSE_BRACKET) return j + 1;
