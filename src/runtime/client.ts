@@ -2,7 +2,7 @@
 import { statSync } from "node:fs";
 import { type HttpMethod, type KubeConfig, RequestContext } from "@kubernetes/client-node";
 import { Counter, Histogram, type Registry } from "prom-client";
-import { type Dispatcher, getGlobalDispatcher, request as undiciRequest } from "undici";
+import { type Dispatcher, getGlobalDispatcher } from "undici";
 import { parseWithoutManagedFields } from "./json.ts";
 
 export interface ResourceType {
@@ -207,12 +207,18 @@ export class KubeClient {
    */
   private auth: { headers: Record<string, string>; at: number } | undefined;
   private refreshing: Promise<void> | undefined;
+  /** The server's scheme, host and port, and the path it is served under (a proxy's prefix, if any). */
+  private readonly origin: string;
+  private readonly basePath: string;
 
   constructor(kubeConfig: KubeConfig, opts: { registry?: Registry; userAgent?: string } = {}) {
     const cluster = kubeConfig.getCurrentCluster();
     if (!cluster) throw new Error("the kubeconfig has no current cluster");
     this.kubeConfig = kubeConfig;
     this.server = cluster.server.replace(/\/$/, "");
+    const server = new URL(this.server);
+    this.origin = server.origin;
+    this.basePath = server.pathname.replace(/\/$/, "");
     this.metrics = opts.registry ? clientMetrics(opts.registry) : undefined;
     this.userAgent = opts.userAgent ?? "mxops";
   }
@@ -222,22 +228,30 @@ export class KubeClient {
     return this.kubeConfig.getContextObject(this.kubeConfig.getCurrentContext())?.namespace;
   }
 
+  /**
+   * The path (with its query) and the headers of a request, and the pool it goes through. A path, not a URL:
+   * requests go to the pool's dispatcher with the origin and the path, so that neither this client nor
+   * undici parses a URL per request.
+   */
   private async prepare(path: string, query?: RequestOptions["query"]) {
-    const url = new URL(this.server + path);
-    for (const [k, v] of Object.entries(query ?? {})) if (v !== undefined) url.searchParams.set(k, String(v));
+    let search = "";
+    for (const k in query) {
+      const v = query[k];
+      if (v !== undefined) search += `${search ? "&" : "?"}${encodeURIComponent(k)}=${encodeURIComponent(v)}`;
+    }
     if (!this.auth || !this.pool || performance.now() - this.auth.at > AUTH_REFRESH_MS) {
-      this.refreshing ??= this.refreshAuth(url).finally(() => {
+      this.refreshing ??= this.refreshAuth(this.server + path).finally(() => {
         this.refreshing = undefined;
       });
       await this.refreshing;
     }
     const auth = this.auth as { headers: Record<string, string> };
     const pool = this.pool as { dispatcher: Dispatcher };
-    return { url, headers: { ...auth.headers }, dispatcher: pool.dispatcher };
+    return { path: this.basePath + path + search, headers: { ...auth.headers }, dispatcher: pool.dispatcher };
   }
 
-  private async refreshAuth(url: URL): Promise<void> {
-    const ctx = new RequestContext(url.toString(), "GET" as HttpMethod);
+  private async refreshAuth(url: string): Promise<void> {
+    const ctx = new RequestContext(url, "GET" as HttpMethod);
     await this.kubeConfig.applySecurityAuthentication(ctx);
     this.auth = { headers: { ...ctx.getHeaders(), "user-agent": this.userAgent }, at: performance.now() };
     const identity = this.tlsIdentity();
@@ -309,33 +323,38 @@ export class KubeClient {
   }
 
   async request<T>(method: string, path: string, opts: RequestOptions = {}): Promise<T> {
-    const { url, headers, dispatcher } = await this.prepare(path, opts.query);
+    const prepared = await this.prepare(path, opts.query);
+    const { headers, dispatcher } = prepared;
     headers.accept = "application/json";
     let body: string | undefined;
     if (opts.body !== undefined) {
       body = typeof opts.body === "string" ? opts.body : JSON.stringify(opts.body);
       headers["content-type"] = opts.contentType ?? "application/json";
     }
-    const timeout = AbortSignal.timeout(opts.timeoutMs ?? 30_000);
-    const signal = opts.signal ? AbortSignal.any([opts.signal, timeout]) : timeout;
+    const timeoutMs = opts.timeoutMs ?? 30_000;
     const started = performance.now();
     let res: Dispatcher.ResponseData;
     let text: string;
     try {
       // undici's request(), not fetch(): no WHATWG Request/Response/streams per call (measured: the HTTP
-      // layer was the largest share of the operator's CPU).
-      res = await undiciRequest(url, {
+      // layer was the largest share of the operator's CPU). The timeout is undici's own stream timer (no
+      // answer, or a pause in the body, that long), not an AbortSignal.timeout: that was a signal and a
+      // 30-second timer per request, alive (and promoted by V8's GC) long after the answer came.
+      res = await dispatcher.request({
+        origin: this.origin,
+        path: prepared.path,
         method: method as Dispatcher.HttpMethod,
         headers,
         body,
-        dispatcher,
-        signal,
+        signal: opts.signal,
+        headersTimeout: timeoutMs,
+        bodyTimeout: timeoutMs,
       });
       text = await res.body.text();
       this.lastHeardAt = performance.now();
     } catch (err) {
       this.count("<error>", method);
-      if (timeout.aborted) this.resetPoolIfSilent(opts.timeoutMs ?? 30_000);
+      if (isTimeout(err)) this.resetPoolIfSilent(timeoutMs);
       throw new ApiError(0, "Network", `${method} ${path}: ${(err as Error).message}`);
     }
     this.metrics?.latency.observe({ verb: method }, (performance.now() - started) / 1000);
@@ -439,7 +458,7 @@ export class KubeClient {
    */
   async watch<T>(rt: ResourceType, opts: WatchOptions, onEvent: (e: WatchEvent<T>) => void): Promise<void> {
     const path = resourcePath(rt, opts.namespace);
-    const { url, headers, dispatcher } = await this.prepare(path, {
+    const prepared = await this.prepare(path, {
       watch: true,
       allowWatchBookmarks: true,
       resourceVersion: opts.resourceVersion,
@@ -447,7 +466,7 @@ export class KubeClient {
       fieldSelector: opts.fieldSelector,
       timeoutSeconds: opts.timeoutSeconds,
     });
-    headers.accept = "application/json";
+    prepared.headers.accept = "application/json";
     const stallMs = opts.stallTimeoutMs ?? 0;
     const controller = new AbortController();
     const onOuterAbort = () => controller.abort(opts.signal?.reason);
@@ -465,7 +484,13 @@ export class KubeClient {
     };
     try {
       armStall();
-      const res = await undiciRequest(url, { method: "GET", headers, dispatcher, signal: controller.signal });
+      const res = await prepared.dispatcher.request({
+        origin: this.origin,
+        path: prepared.path,
+        method: "GET",
+        headers: prepared.headers,
+        signal: controller.signal,
+      });
       this.count(res.statusCode, "WATCH");
       this.lastHeardAt = performance.now();
       if (res.statusCode !== 200) {
@@ -503,6 +528,12 @@ export class KubeClient {
       controller.abort();
     }
   }
+}
+
+/** undici's errors for a request that got no answer, or no more of its body, in its time. */
+function isTimeout(err: unknown): boolean {
+  const code = (err as { code?: unknown } | undefined)?.code;
+  return code === "UND_ERR_HEADERS_TIMEOUT" || code === "UND_ERR_BODY_TIMEOUT";
 }
 
 function header(headers: Dispatcher.ResponseData["headers"], name: string): string | null {

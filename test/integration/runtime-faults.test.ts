@@ -130,6 +130,22 @@ describe.runIf(local)("watch caches under API server faults", () => {
     ).toBeGreaterThanOrEqual(1);
   });
 
+  it("times out a request that gets no answer, then gets through on a new connection", async () => {
+    const client = new KubeClient(loadKubeConfig(cp.kubeconfig, `https://127.0.0.1:${proxy.port}`));
+    const get = (timeoutMs: number) =>
+      client.request<{ metadata: { name: string } }>("GET", "/api/v1/namespaces/default", { timeoutMs });
+    expect((await get(5000)).metadata.name).toBe("default"); // the connection is open
+    await new Promise((r) => setTimeout(r, 300));
+    proxy.freezeExisting(); // a half-open connection: the request goes out, nothing comes back
+    const started = performance.now();
+    await expect(get(1000)).rejects.toMatchObject({ reason: "Network" });
+    const waited = performance.now() - started;
+    expect(waited).toBeGreaterThanOrEqual(900);
+    expect(waited).toBeLessThan(10_000);
+    // Nothing at all came over that connection for the whole timeout: it is dropped; a new one answers.
+    expect((await get(5000)).metadata.name).toBe("default");
+  });
+
   it("reconnects a quiet watch without dropping the connection other requests are using", async () => {
     // A watch of a resource nobody changes hears nothing until the API server sends a bookmark, which needs
     // etcd's progress notifications (this control plane's etcd sends them every 10 minutes, its default).
