@@ -5,7 +5,7 @@
 // many again. One small record per app instead, written out as text when Prometheus scrapes.
 import type { Registry } from "prom-client";
 import { LicenseState } from "../api/mendix-app.ts";
-import { addTextCollector, labelValue, type RecordGauge, recordGaugesText } from "../runtime/metrics.ts";
+import { addTextCollector, labelValue, type RecordGauge, recordGauges } from "../runtime/metrics.ts";
 
 export interface AppMetrics {
   set(app: {
@@ -65,7 +65,7 @@ export function appMetrics(registry: Registry): AppMetrics {
   const records = new Map<string, AppRecord>();
   // Apps in the order they were first set.
   addTextCollector(registry, () =>
-    recordGaugesText(
+    recordGauges(
       FAMILIES,
       records.values(),
       (r) => `namespace="${labelValue(r.namespace)}",app="${labelValue(r.name)}"`,

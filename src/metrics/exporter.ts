@@ -11,7 +11,7 @@ import {
   type EmitSeries,
   labelValue,
   type RecordGauge,
-  recordGaugesText,
+  recordGauges,
 } from "../runtime/metrics.ts";
 import type { AppUsage } from "./usage.ts";
 
@@ -92,7 +92,7 @@ const ALERT_STATE: RecordGauge<RuleRow> = {
 };
 
 /** The families in Prometheus's text format (0.0.4). An app picked by several policies has its usage once. */
-function usageExposition(policies: Iterable<PolicyFindings>): string {
+function* usageExposition(policies: Iterable<PolicyFindings>): Generator<string> {
   const usage = new Map<string, UsageRow>();
   const rules: RuleRow[] = [];
   for (const { namespace, policy, apps } of policies)
@@ -102,14 +102,12 @@ function usageExposition(policies: Iterable<PolicyFindings>): string {
       for (const { rule, severity } of found.rules) rules.push({ namespace, policy, app, rule, severity });
     }
   const ns = (namespace: string) => `namespace="${labelValue(namespace)}"`;
-  return (
-    recordGaugesText(USAGE, usage.values(), (r) => `${ns(r.namespace)},app="${labelValue(r.app)}"`) +
-    recordGaugesText(
-      [ALERT_STATE],
-      rules,
-      (r) =>
-        `${ns(r.namespace)},policy="${labelValue(r.policy)}",app="${labelValue(r.app)}",rule="${labelValue(r.rule)}"`,
-    )
+  yield* recordGauges(USAGE, usage.values(), (r) => `${ns(r.namespace)},app="${labelValue(r.app)}"`);
+  yield* recordGauges(
+    [ALERT_STATE],
+    rules,
+    (r) =>
+      `${ns(r.namespace)},policy="${labelValue(r.policy)}",app="${labelValue(r.app)}",rule="${labelValue(r.rule)}"`,
   );
 }
 

@@ -2,7 +2,7 @@
 import { createServer, type Server } from "node:http";
 import type { AddressInfo } from "node:net";
 import type { Registry } from "prom-client";
-import { metricsText } from "./metrics.ts";
+import { writeMetrics } from "./metrics.ts";
 
 export type Check = () => boolean | Promise<boolean>;
 
@@ -34,12 +34,14 @@ export async function serveMetrics(
 ): Promise<{ server: Server; port: number }> {
   const server = createServer((req, res) => {
     if (req.method === "GET" && req.url?.split("?")[0] === "/metrics") {
-      metricsText(registry)
-        .then((body) => {
-          res.writeHead(200, { "content-type": registry.contentType });
-          res.end(body);
-        })
+      // Sent as it is rendered, chunk by chunk: at 10,000 apps the text is ~12 MB.
+      writeMetrics(registry, res, () => res.writeHead(200, { "content-type": registry.contentType }))
+        .then(() => res.end())
         .catch((err: unknown) => {
+          if (res.headersSent) {
+            res.destroy(); // cut short mid-way: the scraper sees a failed scrape
+            return;
+          }
           res.writeHead(500, { "content-type": "text/plain" });
           res.end(`collecting metrics failed: ${(err as Error).message}\n`);
         });
