@@ -34,7 +34,7 @@ export async function serveMetrics(
 ): Promise<{ server: Server; port: number }> {
   const server = createServer((req, res) => {
     if (req.method === "GET" && req.url?.split("?")[0] === "/metrics") {
-      // Sent as it is rendered, chunk by chunk: at 10,000 apps the text is ~12 MB.
+      // Sent as it is rendered, chunk by chunk: megabytes at 10,000 apps.
       writeMetrics(registry, res, () => res.writeHead(200, { "content-type": registry.contentType }))
         .then(() => res.end())
         .catch((err: unknown) => {
