@@ -131,7 +131,10 @@ export interface RequestOptions {
   contentType?: string;
   signal?: AbortSignal;
   timeoutMs?: number;
-  /** What the answer is, so that its objects' managedFields are left out (the operator never reads them). */
+  /**
+   * What the answer is (default: an object), so that its objects' managedFields are left out: the operator
+   * never reads them. Any other answer (a Status, say) is parsed as it is.
+   */
   answer?: "object" | "list";
 }
 
@@ -323,8 +326,7 @@ export class KubeClient {
   }
 
   async request<T>(method: string, path: string, opts: RequestOptions = {}): Promise<T> {
-    const prepared = await this.prepare(path, opts.query);
-    const { headers, dispatcher } = prepared;
+    const { path: target, headers, dispatcher } = await this.prepare(path, opts.query);
     headers.accept = "application/json";
     let body: string | undefined;
     if (opts.body !== undefined) {
@@ -342,7 +344,7 @@ export class KubeClient {
       // 30-second timer per request, alive (and promoted by V8's GC) long after the answer came.
       res = await dispatcher.request({
         origin: this.origin,
-        path: prepared.path,
+        path: target,
         method: method as Dispatcher.HttpMethod,
         headers,
         body,
@@ -360,8 +362,7 @@ export class KubeClient {
     this.metrics?.latency.observe({ verb: method }, (performance.now() - started) / 1000);
     this.count(res.statusCode, method);
     if (res.statusCode >= 200 && res.statusCode < 300) {
-      if (!text) return undefined as T;
-      return opts.answer ? parseWithoutManagedFields<T>(text, opts.answer) : (JSON.parse(text) as T);
+      return (text ? parseWithoutManagedFields<T>(text, opts.answer ?? "object") : undefined) as T;
     }
     if (res.statusCode === 401) this.auth = undefined;
     throw toApiError(res.statusCode, text, header(res.headers, "retry-after"), `${method} ${path}`);
@@ -380,7 +381,6 @@ export class KubeClient {
     try {
       return await this.request<T>("GET", resourcePath(rt, namespace, name), {
         query: { resourceVersion: opts.resourceVersion },
-        answer: "object",
       });
     } catch (e) {
       if (isNotFound(e)) return undefined;
@@ -411,7 +411,6 @@ export class KubeClient {
     return await this.request<T>("POST", resourcePath(rt, obj.metadata.namespace), {
       body: { apiVersion: apiVersionOf(rt), kind: rt.kind, ...obj },
       query: { fieldManager: opts.fieldManager },
-      answer: "object",
     });
   }
 
@@ -421,7 +420,6 @@ export class KubeClient {
       resourcePath(rt, obj.metadata.namespace, obj.metadata.name, subresource),
       {
         body: { apiVersion: apiVersionOf(rt), kind: rt.kind, ...obj },
-        answer: "object",
       },
     );
   }
@@ -438,7 +436,6 @@ export class KubeClient {
       body: patch,
       contentType: PATCH_CONTENT_TYPE[type],
       query: { fieldManager: opts.fieldManager, force: opts.force },
-      answer: "object",
     });
   }
 
@@ -458,7 +455,11 @@ export class KubeClient {
    */
   async watch<T>(rt: ResourceType, opts: WatchOptions, onEvent: (e: WatchEvent<T>) => void): Promise<void> {
     const path = resourcePath(rt, opts.namespace);
-    const prepared = await this.prepare(path, {
+    const {
+      path: target,
+      headers,
+      dispatcher,
+    } = await this.prepare(path, {
       watch: true,
       allowWatchBookmarks: true,
       resourceVersion: opts.resourceVersion,
@@ -466,7 +467,7 @@ export class KubeClient {
       fieldSelector: opts.fieldSelector,
       timeoutSeconds: opts.timeoutSeconds,
     });
-    prepared.headers.accept = "application/json";
+    headers.accept = "application/json";
     const stallMs = opts.stallTimeoutMs ?? 0;
     const controller = new AbortController();
     const onOuterAbort = () => controller.abort(opts.signal?.reason);
@@ -484,11 +485,11 @@ export class KubeClient {
     };
     try {
       armStall();
-      const res = await prepared.dispatcher.request({
+      const res = await dispatcher.request({
         origin: this.origin,
-        path: prepared.path,
+        path: target,
         method: "GET",
-        headers: prepared.headers,
+        headers,
         signal: controller.signal,
       });
       this.count(res.statusCode, "WATCH");

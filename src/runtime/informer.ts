@@ -375,21 +375,19 @@ function removeFrom(index: Index, value: string, key: string): void {
 const LAST_APPLIED = "kubectl.kubernetes.io/last-applied-configuration";
 
 /**
- * List items come without apiVersion/kind, watch events with them: make both alike. Drops managedFields and
- * kubectl's last-applied annotation: often the largest parts of an object (the annotation is a whole copy of
- * it), and nothing reads them from a cache.
+ * List items come without apiVersion/kind, watch events with them: make both alike. Drops kubectl's
+ * last-applied annotation (a whole copy of the object, and nothing reads it from a cache); managedFields,
+ * the other large part nothing reads, the client already leaves out of every answer (json.ts).
  */
 function normalized<T extends KubeObject>(obj: T, rt: ResourceType): T {
-  const { managedFields: _dropped, ...metadata } = obj.metadata as ObjectMetaWithManagedFields;
+  let metadata = obj.metadata;
   if (metadata.annotations && LAST_APPLIED in metadata.annotations) {
     const { [LAST_APPLIED]: _copy, ...annotations } = metadata.annotations;
-    metadata.annotations = annotations;
+    metadata = { ...metadata, annotations };
   }
   const apiVersion = obj.apiVersion || (rt.group ? `${rt.group}/${rt.version}` : rt.version);
   return { ...obj, apiVersion, kind: obj.kind || rt.kind, metadata };
 }
-
-type ObjectMetaWithManagedFields = KubeObject["metadata"] & { managedFields?: unknown };
 
 /** One shared informer per resource kind (and selector), however many controllers read it. */
 export class InformerFactory {
