@@ -249,7 +249,7 @@ webhooks:${hook("alertpolicies", "/validate-mxops-dev-v1alpha1-alertpolicy", "al
       MXOPS_WEBHOOK_CONFIGURATION_NAME: VWC,
       MXOPS_EVALUATION_INTERVAL: "1s",
       // The heap the manifests give it (deploy/base and the chart set the same NODE_OPTIONS).
-      NODE_OPTIONS: "--max-old-space-size=256 --max-semi-space-size=2",
+      NODE_OPTIONS: "--max-old-space-size=256 --max-semi-space-size=8",
     });
     await op.waitForLog("controllers started", (l) => l.msg === "controllers started");
     await eventually(
