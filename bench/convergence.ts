@@ -117,6 +117,13 @@ try {
   });
   const cpu = (b: Map<string, number>, a: Map<string, number>) =>
     Number((deltas(b, a, "process_cpu_seconds_total", () => "s").s ?? 0).toFixed(2));
+  type ServerCpu = { apiserver: number; etcd: number; benchmark: number };
+  const cpuRatio = (run: ServerCpu & { operator: number }, baseline: ServerCpu) => {
+    const total = baseline.apiserver + baseline.etcd + baseline.benchmark;
+    const server = run.apiserver + run.etcd + run.benchmark;
+    const r = (x: number) => Number((x / total).toFixed(2));
+    return { total: r(server + run.operator), withoutOperator: r(server), operator: r(run.operator) };
+  };
   // Baseline: status writes straight to the API server with the operator's concurrency, `perApp` per app.
   // Each write changes the status (an unchanged one would be a no-op the API server does not store).
   // Without `status`, two fields on apps that have no other status; with it (a status the operator wrote),
@@ -430,6 +437,12 @@ try {
   // The same number of writes again, of the status the operator writes (on apps that then look like its own).
   const baselineReal = await baselineWrites(sameWritesPerApp, operatorStatus);
 
+  const cpuSeconds = {
+    operator: cpu(none, atSettle),
+    apiserver: cpu(before.apiserver, after.apiserver),
+    etcd: cpu(before.etcd, after.etcd),
+    benchmark: Number(((benchCpu.user + benchCpu.system) / 1e6).toFixed(2)),
+  };
   Object.assign(result, {
     createSeconds: Number(createSeconds.toFixed(1)),
     baselineCreateSeconds: Number(baselineCreate.toFixed(1)),
@@ -449,17 +462,16 @@ try {
       operatorWritesToSettle: writesToSettle,
       operatorWritesPerApp: Number((writesToSettle / N).toFixed(2)),
       apiserverRequests: requests(before.apiserver, after.apiserver),
-      cpuSeconds: {
-        operator: cpu(none, atSettle),
-        apiserver: cpu(before.apiserver, after.apiserver),
-        etcd: cpu(before.etcd, after.etcd),
-        benchmark: Number(((benchCpu.user + benchCpu.system) / 1e6).toFixed(2)),
-      },
+      cpuSeconds,
       // Of the operator's CPU, its garbage collector's time (prom-client's GC histogram, all kinds).
       operatorGcSeconds: Number(sum(atSettle, "nodejs_gc_duration_seconds_sum").toFixed(2)),
       // The operator's CPU by thread name (main thread, V8's workers: GC helpers and compilers, libuv).
       operatorCpuSecondsByThread: operatorThreads,
       baselineSameWritesCpuSeconds: baselineSame.cpuSeconds,
+      // Both sides keep the cores busy, so the time ratio follows the ratio of the CPU they cost: here split
+      // into what kube-apiserver, etcd and the benchmark's own client spent (the whole ratio if the operator
+      // cost no CPU) and the operator process's share, each against the same-writes baseline's total.
+      cpuRatioToSameWrites: cpuRatio(cpuSeconds, baselineSame.cpuSeconds),
       baselineSameWritesOfOperatorStatusSeconds: Number(baselineReal.seconds.toFixed(2)),
       ratioToSameWritesOfOperatorStatus: Number((operatorSeconds / baselineReal.seconds).toFixed(2)),
       baselineSameWritesOfOperatorStatusCpuSeconds: baselineReal.cpuSeconds,
