@@ -208,6 +208,55 @@ try {
       count: 1,
     } as KubeObject),
   );
+  // What the status's size costs: on fresh bare apps, the baseline's two fields, the status the operator writes
+  // with email off (as in `npm run bench`: no outbox record) and that status without `license.message` (a copy
+  // of the Licensed condition's message), in the order A B C, then again on new apps C B A, so that the
+  // machine's drift over the minute falls on all three alike.
+  const licensed =
+    "License active until 2030-01-01 (1125 day(s) left). Renew it with Mendix; for more users ask your account executive.";
+  const emailOff = (observedGeneration: number) => ({
+    observedGeneration,
+    conditions: [
+      { ...condition("ContactAssigned"), reason: "ContactsFound", message: "technical contact(s): c0" },
+      { ...condition("Licensed"), reason: "Active", message: licensed },
+      condition("Ready"),
+    ],
+    contacts: { count: 1, notified: ["c0"], primary: "c0" },
+    license: {
+      daysRemaining: 1125,
+      expandVia: "AccountExecutive",
+      expiresAt: "2030-01-01",
+      message: licensed,
+      renewal: "TechnicalContact",
+      state: "Active",
+    },
+    workload: { licenseInjected: true },
+  });
+  const withoutLicenseMessage = (observedGeneration: number) => {
+    const status = emailOff(observedGeneration);
+    const { message: _, ...license } = status.license;
+    return { ...status, license };
+  };
+  const sizes: [string, (g: number) => Record<string, unknown>][] = [
+    ["two fields (the baseline's)", (g) => ({ observedGeneration: g, license: { state: "Active" } })],
+    ["the operator's, email off", emailOff],
+    ["the operator's without license.message", withoutLicenseMessage],
+  ];
+  for (const [round, order] of [
+    [1, [0, 1, 2]],
+    [2, [2, 1, 0]],
+  ] as const) {
+    for (const i of order) {
+      const [what, status] = sizes[i] as (typeof sizes)[number];
+      const names = ids.map((id) => `size${round}${i}-${id}`);
+      await pool(names, 16, (id) => client.create(MENDIX_APPS, app(id)));
+      await measure(
+        `PATCH mendixapps/status (${what}, bare apps, ${round})`,
+        (id) => client.patch(MENDIX_APPS, ns, id, { status: status(1) }, "merge", { subresource: "status" }),
+        names,
+      );
+    }
+  }
   // The baseline's write again, now on apps as the operator leaves them (finalizer, full status).
   await measure("PATCH mendixapps/status (baseline's, on reconciled apps)", (id) =>
     client.patch(
