@@ -52,6 +52,7 @@ interface Doc {
             runAsNonRoot?: boolean;
             capabilities?: { drop?: string[]; add?: string[] };
           };
+          env?: { name: string; value?: string }[];
         }[];
       };
     };
@@ -95,6 +96,14 @@ function rbacProblems(where: string, docs: Doc[]): string[] {
     }
   }
   return problems;
+}
+
+/** The value of the environment variable `name` of the first container of the Deployment in `docs`. */
+function deployedEnv(docs: Doc[], name: string): string {
+  const containers = docs.find((d) => d?.kind === "Deployment")?.spec?.template?.spec?.containers;
+  const value = containers?.[0]?.env?.find((e) => e.name === name)?.value;
+  if (value === undefined) throw new Error(`the Deployment sets no ${name}`);
+  return value;
 }
 
 function securityContextProblems(where: string, d: Doc | undefined): string[] {
@@ -249,7 +258,7 @@ webhooks:${hook("alertpolicies", "/validate-mxops-dev-v1alpha1-alertpolicy", "al
       MXOPS_WEBHOOK_CONFIGURATION_NAME: VWC,
       MXOPS_EVALUATION_INTERVAL: "1s",
       // The heap the manifests give it (deploy/base and the chart set the same NODE_OPTIONS).
-      NODE_OPTIONS: "--max-old-space-size=256 --max-semi-space-size=8",
+      NODE_OPTIONS: deployedEnv(kustomized, "NODE_OPTIONS"),
     });
     await op.waitForLog("controllers started", (l) => l.msg === "controllers started");
     await eventually(
