@@ -16,6 +16,7 @@ import type { Clock } from "../runtime/clock.ts";
 import { specOrMetadataChanged } from "../runtime/controller.ts";
 import type { Informer } from "../runtime/informer.ts";
 import type { Manager } from "../runtime/manager.ts";
+import { Recent } from "../runtime/recent.ts";
 import { type Condition, patchStatusIfChanged, setCondition } from "../runtime/status.ts";
 import { appMetrics } from "./app-metrics.ts";
 import { reportInvalidSpec } from "./invalid-spec.ts";
@@ -83,6 +84,14 @@ export function registerMendixAppController(
   const metrics = appMetrics(manager.registry);
   const rbac = rbacInformers(manager);
   const { sender, clock } = deps;
+  // Apps sharing a license Secret reconcile in bursts (start-up, resync, a fleet applied at once): a passing
+  // verdict on it is reused for a second instead of one read per app. Only the verdict is kept, never the
+  // Secret's data; a failing one is read again every time. Secrets are not watched, so a Secret broken later
+  // is seen at the app's next reconcile either way.
+  const licenseSecretVerdicts = new Recent<ReturnType<typeof checkLicenseSecret>>({
+    ttlMs: 1000,
+    keep: (v) => v.ok,
+  });
 
   const contactsOf = (namespace: string, names: string[]) => cachedContacts(contacts, namespace, names);
 
@@ -233,8 +242,10 @@ export function registerMendixAppController(
       // The license Secret is read while the finalizer is added: both only wait on the API server.
       const secretName = spec.license?.secretRef.name;
       const secretRead = secretName
-        ? checkSecretFromCache(manager.client, namespace, secretName, (data) =>
-            checkLicenseSecret(secretName, data),
+        ? licenseSecretVerdicts.get(`${namespace}/${secretName}`, () =>
+            checkSecretFromCache(manager.client, namespace, secretName, (data) =>
+              checkLicenseSecret(secretName, data),
+            ),
           )
         : undefined;
       secretRead?.catch(() => undefined); // awaited below; not unhandled if the finalizer patch throws
