@@ -8,8 +8,11 @@
 import { spawn } from "node:child_process";
 import { createWriteStream, mkdirSync, readdirSync, renameSync, statSync } from "node:fs";
 import { join } from "node:path";
+import { FINALIZER } from "../src/controllers/mendix-app.ts";
 import { ALERT_POLICIES, MENDIX_APPS } from "../src/controllers/resources.ts";
+import { applyLicenseEnv, DEPLOYMENTS, type Workload } from "../src/controllers/workload.ts";
 import type { KubeObject } from "../src/runtime/client.ts";
+import { EventRecorder } from "../src/runtime/events.ts";
 import { Informer } from "../src/runtime/informer.ts";
 import { silentLogger } from "../src/runtime/log.ts";
 import { freePort, installCrds, kubectl, startControlPlane } from "../test/controlplane/controlplane.ts";
@@ -18,6 +21,7 @@ import {
   appIds,
   arg,
   benchClient,
+  benchOperatorStatus,
   builtOperator,
   cpuByThread,
   createContacts,
@@ -177,6 +181,13 @@ try {
   // The operator's fleet exists before any baseline runs, so that the baselines write in the same control
   // plane (objects stored, watch caches) as the operator will.
   const createSeconds = await create(ns, true);
+  // --operator-requests: a third fleet, as the operator's, for the bare script that makes the operator's requests.
+  const OPERATOR_REQUESTS = flag("operator-requests");
+  if (OPERATOR_REQUESTS) {
+    await kubectl(cp.kubeconfig, ["create", "namespace", "mix"]);
+    await kubectl(cp.kubeconfig, ["apply", "-f", "-"], licenseSecretYaml("mix"));
+    await create("mix", true);
+  }
   // Watched, not listed: polling LISTs of N apps would load the API server the operator is measured on.
   type App = KubeObject & {
     status?: { observedGeneration?: number; conditions?: { type: string; status: string }[] };
@@ -199,7 +210,92 @@ try {
   policies.start();
   await policies.waitForSync();
 
+  // --apiserver-profile S: a pprof CPU profile of kube-apiserver over the first S seconds of the operator's
+  // convergence, of the same-writes baseline after it and of --operator-requests, into .tmp/pprof/ (read with `go tool pprof -top`).
+  const profileSeconds = Number(arg("apiserver-profile", "0"));
+  const apiserverProfile = async (name: string) => {
+    if (!profileSeconds) return;
+    const dir = join(root, ".tmp", "pprof");
+    mkdirSync(dir, { recursive: true });
+    const child = spawn(
+      "kubectl",
+      ["--kubeconfig", cp.kubeconfig, "get", "--raw", `/debug/pprof/profile?seconds=${profileSeconds}`],
+      { stdio: ["ignore", "pipe", "inherit"] },
+    );
+    child.stdout.pipe(createWriteStream(join(dir, `apiserver-${name}-${N}.pb.gz`)));
+    await new Promise((resolve) => child.on("close", resolve));
+  };
+  const profiles: Promise<void>[] = [];
+
+  /**
+   * --operator-requests: the requests the operator makes for a new app (finalizer patch, the license env's
+   * server-side apply, its status, the LicenseActivated Event, each as the operator sends it) from a bare
+   * script at the operator's concurrency, watched as the operator's run is (the benchmark's observer of the
+   * apps; the operator's informers of apps and Deployments). What the API server and etcd spend here against
+   * the operator's run is what the operator costs them beyond its requests (its lists, start, timing).
+   */
+  const operatorRequests = async () => {
+    const mix = "mix";
+    const [observer, apps, deployments] = [MENDIX_APPS, MENDIX_APPS, DEPLOYMENTS].map(
+      (rt) => new Informer<KubeObject>(client, rt, { namespaces: [mix], log: silentLogger() }),
+    ) as [Informer<KubeObject>, Informer<KubeObject>, Informer<KubeObject>];
+    for (const i of [observer, apps, deployments]) {
+      i.start();
+      await i.waitForSync();
+    }
+    const events = new EventRecorder({
+      client,
+      controller: "mxops.dev/operator",
+      instance: "bench",
+      log: silentLogger(),
+    });
+    const status = benchOperatorStatus();
+    profiles.push(apiserverProfile("operator-requests"));
+    const server0 = await serverSide();
+    const bench0 = process.cpuUsage();
+    const t0 = performance.now();
+    await pool(ids, CONCURRENCY, async (id) => {
+      const app = apps.get(mix, id) as KubeObject;
+      const withFinalizer = await client.patch<KubeObject>(
+        MENDIX_APPS,
+        mix,
+        id,
+        { metadata: { finalizers: [FINALIZER], resourceVersion: app.metadata.resourceVersion } },
+        "merge",
+      );
+      await applyLicenseEnv(client, DEPLOYMENTS, deployments.get(mix, id) as Workload, "license");
+      events.event(
+        withFinalizer,
+        "Normal",
+        "LicenseActivated",
+        "ActivateLicense",
+        `LICENSE_ID and LICENSE_KEY of Secret license set on Deployment ${id}`,
+      );
+      await client.patch(
+        MENDIX_APPS,
+        mix,
+        id,
+        { metadata: { resourceVersion: withFinalizer.metadata.resourceVersion }, status },
+        "merge",
+        { subresource: "status" },
+      );
+    });
+    await events.flush();
+    const seconds = (performance.now() - t0) / 1000;
+    const bench = process.cpuUsage(bench0);
+    const server1 = await serverSide();
+    for (const i of [observer, apps, deployments]) await i.stop();
+    return {
+      seconds: Number(seconds.toFixed(2)),
+      cpuSeconds: {
+        apiserver: cpu(server0.apiserver, server1.apiserver),
+        etcd: cpu(server0.etcd, server1.etcd),
+        benchmark: Number(((bench.user + bench.system) / 1e6).toFixed(2)),
+      },
+    };
+  };
   const baselineOne = await baselineWrites(1);
+  const operatorRequestsBare = OPERATOR_REQUESTS ? await operatorRequests() : undefined;
   const baselineSeconds = baselineOne.seconds;
   // The same-writes baseline right before the operator's run and right after it (ABA): this shared machine's
   // speed drifts over minutes (the same 40,000 writes cost kube-apiserver 156-202 s of CPU within one hour),
@@ -330,23 +426,6 @@ try {
         label(k, "code"),
       ].join(" "),
     );
-
-  // --apiserver-profile S: a pprof CPU profile of kube-apiserver over the first S seconds of the operator's
-  // convergence and of the same-writes baseline after it, into .tmp/pprof/ (read with `go tool pprof -top`).
-  const profileSeconds = Number(arg("apiserver-profile", "0"));
-  const apiserverProfile = async (name: string) => {
-    if (!profileSeconds) return;
-    const dir = join(root, ".tmp", "pprof");
-    mkdirSync(dir, { recursive: true });
-    const child = spawn(
-      "kubectl",
-      ["--kubeconfig", cp.kubeconfig, "get", "--raw", `/debug/pprof/profile?seconds=${profileSeconds}`],
-      { stdio: ["ignore", "pipe", "inherit"] },
-    );
-    child.stdout.pipe(createWriteStream(join(dir, `apiserver-${name}-${N}.pb.gz`)));
-    await new Promise((resolve) => child.on("close", resolve));
-  };
-  const profiles: Promise<void>[] = [];
 
   // Phase 1 (figure 1): the operator starts with N unreconciled apps; timed until every status is settled.
   const before = await serverSide();
@@ -497,6 +576,21 @@ try {
         etcd: (baselineSameBefore.cpuSeconds.etcd * scale + baselineSame.cpuSeconds.etcd) / 2,
         benchmark: (baselineSameBefore.cpuSeconds.benchmark * scale + baselineSame.cpuSeconds.benchmark) / 2,
       }),
+      // --operator-requests: the operator's requests from a bare script (before the same-writes baseline before).
+      ...(operatorRequestsBare
+        ? {
+            operatorRequestsFromBareScript: {
+              ...operatorRequestsBare,
+              ratioOfOperatorRun: Number((operatorSeconds / operatorRequestsBare.seconds).toFixed(2)),
+              // The status the bare script wrote, and the one the operator wrote, in bytes of JSON.
+              statusBytes: {
+                bareScript: JSON.stringify(benchOperatorStatus()).length,
+                operator: JSON.stringify(operatorStatus).length,
+              },
+              ratioToSameWritesBeforeAndAfter: Number((operatorRequestsBare.seconds / bracketed).toFixed(2)),
+            },
+          }
+        : {}),
       baselineSameWritesOfOperatorStatusSeconds: Number(baselineReal.seconds.toFixed(2)),
       ratioToSameWritesOfOperatorStatus: Number((operatorSeconds / baselineReal.seconds).toFixed(2)),
       baselineSameWritesOfOperatorStatusCpuSeconds: baselineReal.cpuSeconds,

@@ -5,8 +5,6 @@ import { join } from "node:path";
 import { MENDIX_APPS } from "../src/controllers/resources.ts";
 import { SECRETS } from "../src/controllers/secrets.ts";
 import { DEPLOYMENTS } from "../src/controllers/workload.ts";
-import { resolveContacts } from "../src/domain/contacts.ts";
-import { decideLicense } from "../src/domain/license.ts";
 import type { KubeObject } from "../src/runtime/client.ts";
 import { EVENTS as EVENTS_K8S_IO } from "../src/runtime/events.ts";
 import { Informer } from "../src/runtime/informer.ts";
@@ -14,9 +12,11 @@ import { silentLogger } from "../src/runtime/log.ts";
 import { installCrds, kubectl, startControlPlane } from "../test/controlplane/controlplane.ts";
 import {
   arg,
+  BENCH_STATUS_TIME,
   benchApp,
   benchClient,
   benchDeployment,
+  benchOperatorStatus,
   createContacts,
   flag,
   licenseSecretYaml,
@@ -124,44 +124,8 @@ try {
       { fieldManager: "mxops-license", force: true },
     ),
   );
-  const at = "2026-11-28T00:00:00Z";
-  // The status the operator writes for a new app with email off (as in `npm run bench`: no outbox record),
-  // its messages from the rules that write them.
-  const contacts = resolveContacts(["c0"], () => ({ mxid: "mx-c0" }));
-  const license = decideLicense({
-    hosting: "OnPremises",
-    license: { secretRef: { name: "license" }, expiresAt: "2030-01-01" },
-    secret: { ok: true },
-    primaryContact: { name: "c0", mxid: "mx-c0" },
-    remindersSent: [],
-    nowMs: Date.now(),
-  });
-  const condition = (type: string, reason: string, message: string) => ({
-    type,
-    status: "True",
-    reason,
-    message,
-    lastTransitionTime: at,
-    observedGeneration: 1,
-  });
-  const operatorStatus = {
-    observedGeneration: 1,
-    conditions: [
-      condition("ContactAssigned", contacts.condition.reason, contacts.condition.message),
-      condition("Licensed", license.reason, license.message),
-      condition("Ready", "Reconciled", "contacts found and license active"),
-    ],
-    contacts: { count: contacts.count, notified: ["c0"], primary: contacts.primary },
-    license: {
-      state: license.state,
-      expiresAt: "2030-01-01",
-      daysRemaining: license.daysRemaining,
-      renewal: license.renewal,
-      expandVia: license.expandVia,
-      message: license.message,
-    },
-    workload: { licenseInjected: true },
-  };
+  const at = BENCH_STATUS_TIME;
+  const operatorStatus = benchOperatorStatus();
   await measure("PATCH mendixapps/status (operator's)", (id) =>
     client.patch(
       MENDIX_APPS,

@@ -7,6 +7,8 @@ import { KubeConfig } from "@kubernetes/client-node";
 import { parse } from "yaml";
 import { ALERT_POLICIES, MENDIX_APPS, TECHNICAL_CONTACTS } from "../src/controllers/resources.ts";
 import { DEPLOYMENTS } from "../src/controllers/workload.ts";
+import { resolveContacts } from "../src/domain/contacts.ts";
+import { decideLicense } from "../src/domain/license.ts";
 import { KubeClient, type KubeObject } from "../src/runtime/client.ts";
 
 const argv = process.argv.slice(2);
@@ -190,4 +192,50 @@ function benchPolicy(namespace: string, group: string) {
       rules: [{ name: "cpu", metric: "CPU", warningPercent: 75, criticalPercent: 85, for: "5m" }],
     },
   } as KubeObject;
+}
+
+/** The time the benchmarks' hand-written statuses carry in their timestamps. */
+export const BENCH_STATUS_TIME = "2026-11-28T00:00:00Z";
+
+/**
+ * The status the operator writes for a new bench app (contact c0, a valid license, email off: no outbox
+ * record), its messages from the rules that write them.
+ */
+export function benchOperatorStatus() {
+  const at = BENCH_STATUS_TIME;
+  const contacts = resolveContacts(["c0"], () => ({ mxid: "mx-c0" }));
+  const license = decideLicense({
+    hosting: "OnPremises",
+    license: { secretRef: { name: "license" }, expiresAt: "2030-01-01" },
+    secret: { ok: true },
+    primaryContact: { name: "c0", mxid: "mx-c0" },
+    remindersSent: [],
+    nowMs: Date.now(),
+  });
+  const condition = (type: string, reason: string, message: string) => ({
+    type,
+    status: "True",
+    reason,
+    message,
+    lastTransitionTime: at,
+    observedGeneration: 1,
+  });
+  return {
+    observedGeneration: 1,
+    conditions: [
+      condition("ContactAssigned", contacts.condition.reason, contacts.condition.message),
+      condition("Licensed", license.reason, license.message),
+      condition("Ready", "Reconciled", "contacts found and license active"),
+    ],
+    contacts: { count: contacts.count, notified: ["c0"], primary: contacts.primary },
+    license: {
+      state: license.state,
+      expiresAt: "2030-01-01",
+      daysRemaining: license.daysRemaining,
+      renewal: license.renewal,
+      expandVia: license.expandVia,
+      message: license.message,
+    },
+    workload: { licenseInjected: true },
+  };
 }
