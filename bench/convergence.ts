@@ -134,6 +134,24 @@ try {
   // Without `status`, two fields on apps that have no other status; with it (a status the operator wrote),
   // the first round writes that whole status and the later ones a field of it: the API server's cost of a
   // write grows with the object it rewrites (bench:requests: 2.6 ms on a bare app, 5.4 ms on a reconciled one).
+  /** Seconds `work` takes, and the CPU kube-apiserver, etcd and this process spend meanwhile. */
+  const measured = async (work: () => Promise<void>) => {
+    const server0 = await serverSide();
+    const bench0 = process.cpuUsage();
+    const t0 = performance.now();
+    await work();
+    const seconds = (performance.now() - t0) / 1000;
+    const bench = process.cpuUsage(bench0);
+    const server1 = await serverSide();
+    return {
+      seconds,
+      cpuSeconds: {
+        apiserver: cpu(server0.apiserver, server1.apiserver),
+        etcd: cpu(server0.etcd, server1.etcd),
+        benchmark: Number(((bench.user + bench.system) / 1e6).toFixed(2)),
+      },
+    };
+  };
   let baselineRound = 0;
   const baselineWrites = async (perApp: number, status?: Record<string, unknown>) => {
     // Watched by the same kind of observer as the operator's run (the benchmark's informer below), so that
@@ -144,38 +162,27 @@ try {
     });
     observer.start();
     await observer.waitForSync();
-    const server0 = await serverSide();
-    const bench0 = process.cpuUsage();
-    const t0 = performance.now();
-    for (let r = 0; r < perApp; r++) {
-      baselineRound++;
-      await pool(ids, CONCURRENCY, async (id) => {
-        await client.patch(
-          MENDIX_APPS,
-          "baseline",
-          id,
-          status && r === 0
-            ? { status: { ...status, observedGeneration: baselineRound } }
-            : status
-              ? { status: { observedGeneration: baselineRound } }
-              : { status: { observedGeneration: baselineRound, license: { state: "Active" } } },
-          "merge",
-          { subresource: "status" },
-        );
-      });
-    }
-    const seconds = (performance.now() - t0) / 1000;
-    const bench = process.cpuUsage(bench0);
-    const server1 = await serverSide();
+    const run = await measured(async () => {
+      for (let r = 0; r < perApp; r++) {
+        baselineRound++;
+        await pool(ids, CONCURRENCY, async (id) => {
+          await client.patch(
+            MENDIX_APPS,
+            "baseline",
+            id,
+            status && r === 0
+              ? { status: { ...status, observedGeneration: baselineRound } }
+              : status
+                ? { status: { observedGeneration: baselineRound } }
+                : { status: { observedGeneration: baselineRound, license: { state: "Active" } } },
+            "merge",
+            { subresource: "status" },
+          );
+        });
+      }
+    });
     await observer.stop();
-    return {
-      seconds,
-      cpuSeconds: {
-        apiserver: cpu(server0.apiserver, server1.apiserver),
-        etcd: cpu(server0.etcd, server1.etcd),
-        benchmark: Number(((bench.user + bench.system) / 1e6).toFixed(2)),
-      },
-    };
+    return run;
   };
   const baselineCreate = await create("baseline", false);
   // The operator's fleet exists before any baseline runs, so that the baselines write in the same control
@@ -251,48 +258,37 @@ try {
     });
     const status = benchOperatorStatus();
     profiles.push(apiserverProfile("operator-requests"));
-    const server0 = await serverSide();
-    const bench0 = process.cpuUsage();
-    const t0 = performance.now();
-    await pool(ids, CONCURRENCY, async (id) => {
-      const app = apps.get(mix, id) as KubeObject;
-      const withFinalizer = await client.patch<KubeObject>(
-        MENDIX_APPS,
-        mix,
-        id,
-        { metadata: { finalizers: [FINALIZER], resourceVersion: app.metadata.resourceVersion } },
-        "merge",
-      );
-      await applyLicenseEnv(client, DEPLOYMENTS, deployments.get(mix, id) as Workload, "license");
-      events.event(
-        withFinalizer,
-        "Normal",
-        "LicenseActivated",
-        "ActivateLicense",
-        `LICENSE_ID and LICENSE_KEY of Secret license set on Deployment ${id}`,
-      );
-      await client.patch(
-        MENDIX_APPS,
-        mix,
-        id,
-        { metadata: { resourceVersion: withFinalizer.metadata.resourceVersion }, status },
-        "merge",
-        { subresource: "status" },
-      );
+    const run = await measured(async () => {
+      await pool(ids, CONCURRENCY, async (id) => {
+        const app = apps.get(mix, id) as KubeObject;
+        const withFinalizer = await client.patch<KubeObject>(
+          MENDIX_APPS,
+          mix,
+          id,
+          { metadata: { finalizers: [FINALIZER], resourceVersion: app.metadata.resourceVersion } },
+          "merge",
+        );
+        await applyLicenseEnv(client, DEPLOYMENTS, deployments.get(mix, id) as Workload, "license");
+        events.event(
+          withFinalizer,
+          "Normal",
+          "LicenseActivated",
+          "ActivateLicense",
+          `LICENSE_ID and LICENSE_KEY of Secret license set on Deployment ${id}`,
+        );
+        await client.patch(
+          MENDIX_APPS,
+          mix,
+          id,
+          { metadata: { resourceVersion: withFinalizer.metadata.resourceVersion }, status },
+          "merge",
+          { subresource: "status" },
+        );
+      });
+      await events.flush();
     });
-    await events.flush();
-    const seconds = (performance.now() - t0) / 1000;
-    const bench = process.cpuUsage(bench0);
-    const server1 = await serverSide();
     for (const i of [observer, apps, deployments]) await i.stop();
-    return {
-      seconds: Number(seconds.toFixed(2)),
-      cpuSeconds: {
-        apiserver: cpu(server0.apiserver, server1.apiserver),
-        etcd: cpu(server0.etcd, server1.etcd),
-        benchmark: Number(((bench.user + bench.system) / 1e6).toFixed(2)),
-      },
-    };
+    return { ...run, seconds: Number(run.seconds.toFixed(2)) };
   };
   const baselineOne = await baselineWrites(1);
   const operatorRequestsBare = OPERATOR_REQUESTS ? await operatorRequests() : undefined;
@@ -432,6 +428,9 @@ try {
   profiles.push(apiserverProfile("operator"));
   const bench0 = process.cpuUsage();
   const op1 = await startOperator();
+  // When each tenth of the apps had settled (seconds from the operator's start): where the time goes, the
+  // start, a steady rate or a tail.
+  const settledAt: Record<string, number> = {};
   for (;;) {
     const settled = watched
       .list()
@@ -448,6 +447,9 @@ try {
           p.status?.observedGeneration === p.metadata.generation &&
           (p.status?.rules?.length ?? 0) >= (groupSize.get(p.metadata.name) ?? 0),
       ).length;
+    for (let tenth = 1; tenth <= 10; tenth++)
+      if (settled >= (N * tenth) / 10 && !(`${tenth * 10}%` in settledAt))
+        settledAt[`${tenth * 10}%`] = Number(((performance.now() - op1.started) / 1000).toFixed(2));
     if (settled === N && evaluated === groupSize.size) break;
     await sleep(100);
   }
@@ -534,6 +536,7 @@ try {
     convergence: {
       operatorStartToReadySeconds: Number(op1.readySeconds.toFixed(2)),
       operatorStartToSettledSeconds: Number(operatorSeconds.toFixed(2)),
+      appsSettledAtSeconds: settledAt,
       baselineOneStatusWritePerAppSeconds: Number(baselineSeconds.toFixed(2)),
       ratioToOneWritePerApp: Number((operatorSeconds / baselineSeconds).toFixed(2)),
       baselineSameWritesSeconds: Number(baselineSameSeconds.toFixed(2)),
