@@ -258,7 +258,12 @@ try {
     });
     const status = benchOperatorStatus();
     profiles.push(apiserverProfile("operator-requests"));
+    // The first tenth apart, as for the operator's run (appsSettledAtSeconds, controlPlaneCpuSeconds).
+    let done = 0;
+    let firstTenth: Promise<{ at: number; server: Awaited<ReturnType<typeof serverSide>> }> | undefined;
+    let start: { at: number; server: Awaited<ReturnType<typeof serverSide>> } | undefined;
     const run = await measured(async () => {
+      start = { at: performance.now(), server: await serverSide() };
       await pool(ids, CONCURRENCY, async (id) => {
         const app = apps.get(mix, id) as KubeObject;
         const withFinalizer = await client.patch<KubeObject>(
@@ -284,11 +289,25 @@ try {
           "merge",
           { subresource: "status" },
         );
+        if (++done === Math.ceil(N / 10))
+          firstTenth = serverSide().then((server) => ({ at: performance.now(), server }));
       });
       await events.flush();
     });
     for (const i of [observer, apps, deployments]) await i.stop();
-    return { ...run, seconds: Number(run.seconds.toFixed(2)) };
+    const tenth = await firstTenth;
+    return {
+      ...run,
+      seconds: Number(run.seconds.toFixed(2)),
+      firstTenth:
+        start && tenth
+          ? {
+              seconds: Number(((tenth.at - start.at) / 1000).toFixed(2)),
+              apiserver: cpu(start.server.apiserver, tenth.server.apiserver),
+              etcd: cpu(start.server.etcd, tenth.server.etcd),
+            }
+          : undefined,
+    };
   };
   const baselineOne = await baselineWrites(1);
   const operatorRequestsBare = OPERATOR_REQUESTS ? await operatorRequests() : undefined;
@@ -431,6 +450,10 @@ try {
   // When each tenth of the apps had settled (seconds from the operator's start): where the time goes, the
   // start, a steady rate or a tail.
   const settledAt: Record<string, number> = {};
+  // Control-plane CPU up to the operator's readiness and up to the first tenth settled, to tell its start from
+  // its steady rate.
+  const atReady = await serverSide();
+  let atFirstTenth: Awaited<ReturnType<typeof serverSide>> | undefined;
   for (;;) {
     const settled = watched
       .list()
@@ -450,6 +473,7 @@ try {
     for (let tenth = 1; tenth <= 10; tenth++)
       if (settled >= (N * tenth) / 10 && !(`${tenth * 10}%` in settledAt))
         settledAt[`${tenth * 10}%`] = Number(((performance.now() - op1.started) / 1000).toFixed(2));
+    if (!atFirstTenth && "10%" in settledAt) atFirstTenth = await serverSide();
     if (settled === N && evaluated === groupSize.size) break;
     await sleep(100);
   }
@@ -537,6 +561,19 @@ try {
       operatorStartToReadySeconds: Number(op1.readySeconds.toFixed(2)),
       operatorStartToSettledSeconds: Number(operatorSeconds.toFixed(2)),
       appsSettledAtSeconds: settledAt,
+      // kube-apiserver's and etcd's CPU from the operator's start to its readiness, and on to the first tenth.
+      controlPlaneCpuSeconds: {
+        toReady: {
+          apiserver: cpu(before.apiserver, atReady.apiserver),
+          etcd: cpu(before.etcd, atReady.etcd),
+        },
+        readyToFirstTenth: atFirstTenth
+          ? {
+              apiserver: cpu(atReady.apiserver, atFirstTenth.apiserver),
+              etcd: cpu(atReady.etcd, atFirstTenth.etcd),
+            }
+          : undefined,
+      },
       baselineOneStatusWritePerAppSeconds: Number(baselineSeconds.toFixed(2)),
       ratioToOneWritePerApp: Number((operatorSeconds / baselineSeconds).toFixed(2)),
       baselineSameWritesSeconds: Number(baselineSameSeconds.toFixed(2)),
