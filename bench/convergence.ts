@@ -44,6 +44,8 @@ const N = Number(arg("apps", "1000"));
 const NODE_FLAGS = arg("node-flags", "");
 /** The operator's --max-concurrent-reconciles (its default: 16), and the baselines' concurrency. */
 const CONCURRENCY = Number(arg("workers", "16"));
+/** --operator-requests: a bare script makes the operator's requests on a third fleet (namespace "mix"). */
+const OPERATOR_REQUESTS = flag("operator-requests");
 const ids = appIds(N);
 /** Apps per group, i.e. the rule states each policy has once it has evaluated all of its apps. */
 const groupSize = new Map<string, number>();
@@ -99,12 +101,14 @@ try {
   const client = benchClient(cp.kubeconfig);
   await installCrds(cp.kubeconfig);
   const ns = "bench";
-  await kubectl(cp.kubeconfig, ["create", "namespace", ns]);
-  await kubectl(cp.kubeconfig, ["create", "namespace", "baseline"]);
+  const namespaces = [ns, "baseline", ...(OPERATOR_REQUESTS ? ["mix"] : [])];
+  // Each namespace and its license Secret, in one apply (objects are applied in order).
   await kubectl(
     cp.kubeconfig,
     ["apply", "-f", "-"],
-    `${licenseSecretYaml(ns)}---\n${licenseSecretYaml("baseline")}`,
+    namespaces
+      .map((n) => `apiVersion: v1\nkind: Namespace\nmetadata: {name: ${n}}\n---\n${licenseSecretYaml(n)}`)
+      .join("---\n"),
   );
 
   const create = async (n: string, withWorkload: boolean) => {
@@ -120,6 +124,9 @@ try {
       ? samples(await (await fetch(`${cp.etcdUrl}/metrics`)).text())
       : new Map<string, number>(),
   });
+  type ServerSample = Awaited<ReturnType<typeof serverSide>>;
+  /** Time and control-plane CPU from the start of a measured run up to a moment in it. */
+  type Mark = { seconds: number; apiserver: number; etcd: number };
   const cpu = (b: Map<string, number>, a: Map<string, number>) =>
     Number((deltas(b, a, "process_cpu_seconds_total", () => "s").s ?? 0).toFixed(2));
   type ServerCpu = { apiserver: number; etcd: number; benchmark: number };
@@ -134,12 +141,23 @@ try {
   // Without `status`, two fields on apps that have no other status; with it (a status the operator wrote),
   // the first round writes that whole status and the later ones a field of it: the API server's cost of a
   // write grows with the object it rewrites (bench:requests: 2.6 ms on a bare app, 5.4 ms on a reconciled one).
-  /** Seconds `work` takes, and the CPU kube-apiserver, etcd and this process spend meanwhile. */
-  const measured = async (work: () => Promise<void>) => {
+  /**
+   * Seconds `work` takes, and the CPU kube-apiserver, etcd and this process spend meanwhile. `mark()` takes
+   * the time and the control plane's CPU from the start up to that moment (the first tenth, say).
+   */
+  const measured = async (work: (mark: () => Promise<Mark>) => Promise<void>) => {
     const server0 = await serverSide();
     const bench0 = process.cpuUsage();
     const t0 = performance.now();
-    await work();
+    await work(async () => {
+      const seconds = Number(((performance.now() - t0) / 1000).toFixed(2));
+      const server = await serverSide();
+      return {
+        seconds,
+        apiserver: cpu(server0.apiserver, server.apiserver),
+        etcd: cpu(server0.etcd, server.etcd),
+      };
+    });
     const seconds = (performance.now() - t0) / 1000;
     const bench = process.cpuUsage(bench0);
     const server1 = await serverSide();
@@ -189,12 +207,7 @@ try {
   // plane (objects stored, watch caches) as the operator will.
   const createSeconds = await create(ns, true);
   // --operator-requests: a third fleet, as the operator's, for the bare script that makes the operator's requests.
-  const OPERATOR_REQUESTS = flag("operator-requests");
-  if (OPERATOR_REQUESTS) {
-    await kubectl(cp.kubeconfig, ["create", "namespace", "mix"]);
-    await kubectl(cp.kubeconfig, ["apply", "-f", "-"], licenseSecretYaml("mix"));
-    await create("mix", true);
-  }
+  if (OPERATOR_REQUESTS) await create("mix", true);
   // Watched, not listed: polling LISTs of N apps would load the API server the operator is measured on.
   type App = KubeObject & {
     status?: { observedGeneration?: number; conditions?: { type: string; status: string }[] };
@@ -260,10 +273,8 @@ try {
     profiles.push(apiserverProfile("operator-requests"));
     // The first tenth apart, as for the operator's run (appsSettledAtSeconds, controlPlaneCpuSeconds).
     let done = 0;
-    let firstTenth: Promise<{ at: number; server: Awaited<ReturnType<typeof serverSide>> }> | undefined;
-    let start: { at: number; server: Awaited<ReturnType<typeof serverSide>> } | undefined;
-    const run = await measured(async () => {
-      start = { at: performance.now(), server: await serverSide() };
+    let firstTenth: Promise<Mark> | undefined;
+    const run = await measured(async (mark) => {
       await pool(ids, CONCURRENCY, async (id) => {
         const app = apps.get(mix, id) as KubeObject;
         const withFinalizer = await client.patch<KubeObject>(
@@ -289,24 +300,16 @@ try {
           "merge",
           { subresource: "status" },
         );
-        if (++done === Math.ceil(N / 10))
-          firstTenth = serverSide().then((server) => ({ at: performance.now(), server }));
+        if (++done === Math.ceil(N / 10)) firstTenth = mark();
       });
       await events.flush();
     });
     for (const i of [observer, apps, deployments]) await i.stop();
-    const tenth = await firstTenth;
     return {
       ...run,
       seconds: Number(run.seconds.toFixed(2)),
-      firstTenth:
-        start && tenth
-          ? {
-              seconds: Number(((tenth.at - start.at) / 1000).toFixed(2)),
-              apiserver: cpu(start.server.apiserver, tenth.server.apiserver),
-              etcd: cpu(start.server.etcd, tenth.server.etcd),
-            }
-          : undefined,
+      firstTenth: await firstTenth,
+      statusBytes: JSON.stringify(status).length,
     };
   };
   const baselineOne = await baselineWrites(1);
@@ -453,7 +456,8 @@ try {
   // Control-plane CPU up to the operator's readiness and up to the first tenth settled, to tell its start from
   // its steady rate.
   const atReady = await serverSide();
-  let atFirstTenth: Awaited<ReturnType<typeof serverSide>> | undefined;
+  let atFirstTenth: ServerSample | undefined;
+  let nextTenth = 1;
   for (;;) {
     const settled = watched
       .list()
@@ -470,10 +474,9 @@ try {
           p.status?.observedGeneration === p.metadata.generation &&
           (p.status?.rules?.length ?? 0) >= (groupSize.get(p.metadata.name) ?? 0),
       ).length;
-    for (let tenth = 1; tenth <= 10; tenth++)
-      if (settled >= (N * tenth) / 10 && !(`${tenth * 10}%` in settledAt))
-        settledAt[`${tenth * 10}%`] = Number(((performance.now() - op1.started) / 1000).toFixed(2));
-    if (!atFirstTenth && "10%" in settledAt) atFirstTenth = await serverSide();
+    for (; nextTenth <= 10 && settled >= (N * nextTenth) / 10; nextTenth++)
+      settledAt[`${nextTenth * 10}%`] = Number(((performance.now() - op1.started) / 1000).toFixed(2));
+    if (!atFirstTenth && nextTenth > 1) atFirstTenth = await serverSide();
     if (settled === N && evaluated === groupSize.size) break;
     await sleep(100);
   }
@@ -624,7 +627,7 @@ try {
               ratioOfOperatorRun: Number((operatorSeconds / operatorRequestsBare.seconds).toFixed(2)),
               // The status the bare script wrote, and the one the operator wrote, in bytes of JSON.
               statusBytes: {
-                bareScript: JSON.stringify(benchOperatorStatus()).length,
+                bareScript: operatorRequestsBare.statusBytes,
                 operator: JSON.stringify(operatorStatus).length,
               },
               ratioToSameWritesBeforeAndAfter: Number((operatorRequestsBare.seconds / bracketed).toFixed(2)),
