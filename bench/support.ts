@@ -87,11 +87,15 @@ export function writeResult(root: string, name: string, result: unknown): string
   return file;
 }
 
-/** A client of the benchmark's control plane, through its admin kubeconfig. */
-export function benchClient(kubeconfig: string): KubeClient {
+/**
+ * A client of the benchmark's control plane, through its admin kubeconfig. The API server names a write's
+ * field manager after the user agent, so clients that must show up as different writers (whoever creates
+ * the apps, and the operator) get different ones.
+ */
+export function benchClient(kubeconfig: string, userAgent?: string): KubeClient {
   const kc = new KubeConfig();
   kc.loadFromFile(kubeconfig);
-  return new KubeClient(kc);
+  return new KubeClient(kc, { userAgent });
 }
 
 /** A license Secret named `license` with a valid LICENSE_ID, as YAML for `kubectl apply -f -`. */

@@ -16,7 +16,7 @@ import { NotificationSender } from "./notify/sender.ts";
 import { systemClock } from "./runtime/clock.ts";
 import type { Logger } from "./runtime/log.ts";
 import { createLogger } from "./runtime/log.ts";
-import { Manager } from "./runtime/manager.ts";
+import { Manager, OPERATOR_USER_AGENT } from "./runtime/manager.ts";
 import { startWebhook } from "./webhook/server.ts";
 
 const IN_CLUSTER_NAMESPACE_FILE = "/var/run/secrets/kubernetes.io/serviceaccount/namespace";
@@ -93,7 +93,7 @@ async function main(): Promise<number> {
       renewDeadlineMs: config.renewDeadline,
       retryPeriodMs: config.retryPeriod,
     },
-    userAgent: "mxops-operator",
+    userAgent: OPERATOR_USER_AGENT,
   });
 
   const deliverer = new Deliverer({

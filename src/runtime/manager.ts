@@ -12,6 +12,9 @@ import { LeaderElector } from "./leader.ts";
 import type { Logger } from "./log.ts";
 import { newRegistry } from "./metrics.ts";
 
+/** The operator's user agent, and so the field manager of its writes in managedFields. */
+export const OPERATOR_USER_AGENT = "mxops-operator";
+
 export interface LeaderElectionConfig {
   enabled: boolean;
   namespace: string;
