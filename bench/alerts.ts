@@ -40,8 +40,17 @@ const hotSince = new Map<string, number>();
 
 const cp = await startControlPlane();
 const smtp = await startSmtpSink({ mode: "plain" });
-// CPU of the 1-core limit: 90% for apps over the threshold, 10% for the rest.
-const prometheus = await startCpuPrometheus(() => ids.map((id) => [id, hotSince.has(id) ? 0.9 : 0.1]));
+/** From the moving-usage phase on, the apps under the threshold move between 7% and 13%, as real ones do. */
+let moving = false;
+let queries = 0;
+// CPU of the 1-core limit: 90% for apps over the threshold, 10% (or 7-13%) for the rest.
+const prometheus = await startCpuPrometheus(() => {
+  queries++;
+  return ids.map((id, i) => [
+    id,
+    hotSince.has(id) ? 0.9 : moving ? 0.1 + 0.03 * Math.sin(i * 7.1 + queries * 2.3) : 0.1,
+  ]);
+});
 const result: Record<string, unknown> = {
   benchmark: "alert-latency",
   apps: N,
@@ -117,6 +126,37 @@ try {
     await sleep(1000);
   }
   await sleep(2 * INTERVAL_S * 1000);
+
+  // Usage moving under the thresholds for MOVING_INTERVALS evaluations: how often, and how much, the
+  // policy's status is written when no alert changes state.
+  const MOVING_INTERVALS = 4;
+  /** The sum of the samples of `name` whose labels include all of `labels`. */
+  const total = (text: string, name: string, labels: string[]) => {
+    let n = 0;
+    for (const line of text.split("\n"))
+      if (line.startsWith(`${name}{`) && labels.every((l) => line.includes(l)))
+        n += Number(line.slice(line.lastIndexOf(" ") + 1));
+    return n;
+  };
+  const policyStatusWrites = async () =>
+    total(await kubectl(cp.kubeconfig, ["get", "--raw", "/metrics"]), "apiserver_request_total", [
+      'resource="alertpolicies"',
+      'subresource="status"',
+      'verb="PATCH"',
+    ]);
+  const evaluations = async () =>
+    total(await scrape(), "controller_runtime_reconcile_total", ['controller="alertpolicy"']);
+  const writes0 = await policyStatusWrites();
+  const evaluations0 = await evaluations();
+  moving = true;
+  await sleep(MOVING_INTERVALS * INTERVAL_S * 1000);
+  const policy = await client.get<KubeObject & { status?: unknown }>(ALERT_POLICIES, ns, "cpu");
+  result.movingUsage = {
+    usagePercent: "7-13",
+    evaluations: (await evaluations()) - evaluations0,
+    policyStatusWrites: (await policyStatusWrites()) - writes0,
+    policyStatusBytes: JSON.stringify(policy?.status ?? {}).length,
+  };
   const before = smtp.mails.length;
 
   // Waves of apps cross the threshold at different phases of the evaluation interval.

@@ -159,7 +159,12 @@ export const RuleStatus = z
       .datetime()
       .optional()
       .describe("When usage dropped below the threshold (keepFiringFor runs from here)."),
-    value: z.number().optional().describe("The last observed usage, in percent."),
+    value: z
+      .number()
+      .optional()
+      .describe(
+        "The last observed usage, in whole percent, while Pending or Firing. Inactive rules keep none: the policy's status would be rewritten whenever any app's usage moved. Current usage is in the metrics.",
+      ),
     peak: z.number().optional().describe("The highest usage while pending or firing, in percent."),
     lastNotifiedAt: z.iso
       .datetime()

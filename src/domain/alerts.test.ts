@@ -271,6 +271,72 @@ describe("the alert state machine", () => {
   });
 });
 
+describe("an Inactive rule's status", () => {
+  const at = (minute: number, value: number | undefined, previous?: RuleStatus) =>
+    step({
+      rule: cpu,
+      app: "crm",
+      previous,
+      value,
+      nowMs: T0 + minute * MIN,
+      repeatIntervalMs: 60 * MIN,
+      sendResolved: true,
+      muted: false,
+    });
+
+  it("keeps no usage, so usage moving under the thresholds leaves it as it was (no status write)", () => {
+    const first = at(0, 10).status;
+    expect(first).toEqual({
+      app: "crm",
+      rule: "cpu",
+      state: "Inactive",
+      severity: "Ok",
+      since: new Date(T0).toISOString().replace(/\.\d{3}Z$/, "Z"),
+      sequence: 0,
+    });
+    let status = first;
+    for (const [minute, value] of [
+      [1, 12],
+      [2, 9],
+      [3, 60],
+      [4, 74],
+    ] as const)
+      status = at(minute, value, status).status;
+    expect(status).toBe(first);
+  });
+
+  it("drops the usage once from a status written when Inactive rules kept it", () => {
+    const old: RuleStatus = {
+      app: "crm",
+      rule: "cpu",
+      state: "Inactive",
+      severity: "Ok",
+      since: "2026-11-01T00:00:00Z",
+      value: 10,
+      sequence: 4,
+      lastNotifiedAt: "2026-11-01T00:00:00Z",
+    };
+    const r = at(0, 11, old);
+    const { value: _dropped, ...rest } = old;
+    expect(r.status).toEqual(rest);
+    expect(at(1, 30, r.status).status).toBe(r.status);
+  });
+
+  it("tells the usage and peak in the resolved notice, and keeps neither once resolved", () => {
+    const fired = run([
+      [0, 80],
+      [2, 80],
+      [3, 95],
+    ]);
+    expect(fired.events.map((e) => e[1])).toEqual(["Firing", "Escalated"]);
+    const resolved = at(4, 40, fired.status);
+    expect(resolved.notify).toMatchObject({ event: "Resolved", value: 40, peak: 95 });
+    expect(resolved.status.value).toBeUndefined();
+    expect(resolved.status.peak).toBeUndefined();
+    expect(resolved.status).toMatchObject({ state: "Inactive", sequence: 3 });
+  });
+});
+
 describe("disk full prediction", () => {
   it("warns early when the volume is predicted full, though under the thresholds, and clears when it is not", () => {
     const r1 = step({

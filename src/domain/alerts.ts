@@ -117,7 +117,9 @@ export function step(input: StepInput): AlertStep {
     return { status: previous };
   }
 
-  // Whole percent: finer values would rewrite the policy's status at nearly every evaluation.
+  // Whole percent, and kept only while Pending or Firing: a policy's status holds every app's state, so an
+  // Inactive app's usage in it would rewrite the whole status (~130 B per app) at nearly every evaluation of
+  // a real fleet, where some app's usage always moves. Current usage is in the metrics.
   const rounded = Math.round(value);
   const wasFiring = previous?.state === "Firing";
   const measured = levelFor(rule, value, wasFiring ? previous?.severity : undefined);
@@ -136,12 +138,12 @@ export function step(input: StepInput): AlertStep {
         state: "Inactive",
         severity: "Ok",
         since: iso(nowMs),
-        value: rounded,
         sequence: seq,
         lastNotifiedAt: previous.lastNotifiedAt,
       };
       if (!input.sendResolved) return { status: resolved };
       return emit("Resolved", "Recovery", resolved, {
+        value: rounded,
         peak,
         firingForMs: nowMs - ms(previous.firingSince ?? previous.since),
       });
@@ -159,14 +161,14 @@ export function step(input: StepInput): AlertStep {
   }
 
   if (level === "Ok") {
-    if (previous?.state === "Inactive" && previous.value === rounded) return { status: previous };
+    // (A value is dropped once from statuses written before Inactive kept none.)
+    if (previous?.state === "Inactive" && previous.value === undefined) return { status: previous };
     return {
       status: {
         ...base,
         state: "Inactive",
         severity: "Ok",
         since: previous?.state === "Inactive" ? previous.since : iso(nowMs),
-        value: rounded,
         sequence: seq,
         lastNotifiedAt: previous?.lastNotifiedAt,
       },

@@ -199,6 +199,33 @@ ${podMetrics(ns, "100m")}`,
     expect(queries.some((q) => q.includes('kubelet_volume_stats_used_bytes{namespace="'))).toBe(true);
   });
 
+  it("does not rewrite the policy's status while usage moves under the thresholds", async () => {
+    const policy = async () =>
+      JSON.parse(await k(["get", "mxalert", "crm", "-n", ns, "-o", "json"])) as {
+        metadata: { resourceVersion: string };
+        status: { rules: { rule: string; state: string; value?: number }[] };
+      };
+    const before = await policy();
+    expect(before.status.rules.find((r) => r.rule === "cpu")?.value).toBeUndefined();
+    for (const cpu of ["200m", "300m"]) {
+      await k(["apply", "-f", "-"], podMetrics(ns, cpu));
+      await eventually(
+        async () =>
+          (await metrics()).includes(
+            `mxops_app_cpu_usage_ratio{namespace="${ns}",app="crm"} ${Number.parseInt(cpu, 10) / 1000}`,
+          )
+            ? true
+            : undefined,
+        { what: `an evaluation of ${cpu}`, timeoutMs: 30_000 },
+      );
+    }
+    await new Promise((r) => setTimeout(r, 2000)); // two more evaluations at 30%
+    const after = await policy();
+    expect(after.metadata.resourceVersion).toBe(before.metadata.resourceVersion);
+    expect(after.status.rules.find((r) => r.rule === "cpu")).toMatchObject({ state: "Inactive" });
+    await k(["apply", "-f", "-"], podMetrics(ns, "100m"));
+  });
+
   it("fires on disk from Prometheus' volume stats", async () => {
     diskUsed = 90 * 2 ** 30;
     const diskMails = () =>
