@@ -115,12 +115,13 @@ try {
   // Every app evaluated once (all Inactive) and the welcome mails sent: the quiet start.
   const t0 = performance.now();
   for (;;) {
-    const policy = await client.get<KubeObject & { status?: { rules?: unknown[] } }>(
+    const policy = await client.get<KubeObject & { status?: { apps?: string[]; summary?: string } }>(
       ALERT_POLICIES,
       ns,
       "cpu",
     );
-    if ((policy?.status?.rules?.length ?? 0) >= N && smtp.mails.length >= N) break;
+    const evaluated = (policy?.status?.apps?.length ?? 0) >= N && policy?.status?.summary === "OK";
+    if (evaluated && smtp.mails.length >= N) break;
     if (performance.now() - t0 > 600_000)
       throw new Error("the policy did not evaluate every app in 10 minutes");
     await sleep(1000);

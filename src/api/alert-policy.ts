@@ -190,7 +190,13 @@ export const AlertPolicyStatus = z
       .max(10000)
       .optional()
       .describe("The apps this policy currently applies to."),
-    rules: z.array(RuleStatus).max(10000).optional().describe("Alert state per app and rule."),
+    rules: z
+      .array(RuleStatus)
+      .max(10000)
+      .optional()
+      .describe(
+        "Alert state per app and rule, for the rules with something to remember: Pending, Firing, Unknown, and Inactive ones that have notified before. An app in `apps` without an entry for a rule is Inactive and has never alerted on it.",
+      ),
     notifications: notificationsList(),
   })
   .describe("Observed state of the AlertPolicy.")

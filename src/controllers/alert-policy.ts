@@ -10,7 +10,7 @@ import {
 import { API_VERSION, type NotificationRecord, parseDuration } from "../api/common.ts";
 import { MendixApp } from "../api/mendix-app.ts";
 import type { TechnicalContact } from "../api/technical-contact.ts";
-import { alertMessage, effectiveRule, selects, step } from "../domain/alerts.ts";
+import { alertMessage, effectiveRule, remembered, selects, step } from "../domain/alerts.ts";
 import { currentOrNextWindow } from "../domain/maintenance.ts";
 import { SampleHistory, timeUntilFull } from "../domain/prediction.ts";
 import { alertTeamMembers, mergeRecipients } from "../domain/recipients.ts";
@@ -357,7 +357,7 @@ export function registerAlertPolicyController(
           finalRules = rules.flatMap((r, i) =>
             keepPrevious.has(i) ? [keepPrevious.get(i)].filter((p): p is RuleStatus => !!p) : [r],
           );
-          status.rules = finalRules;
+          status.rules = finalRules.filter(remembered);
         });
         deferred = recorded.deferred;
         const written = recorded.object;
@@ -392,7 +392,7 @@ export function registerAlertPolicyController(
         ...current,
         observedGeneration: generation,
         apps: targets.map((a) => a.metadata.name).sort(),
-        rules: finalRules,
+        rules: finalRules.filter(remembered),
         summary,
         conditions: setCondition(
           current?.conditions,

@@ -6,6 +6,7 @@ import {
   effectiveRule,
   levelFor,
   NO_DATA_GRACE_MS,
+  remembered,
   type StepInput,
   selects,
   step,
@@ -320,6 +321,25 @@ describe("an Inactive rule's status", () => {
     const { value: _dropped, ...rest } = old;
     expect(r.status).toEqual(rest);
     expect(at(1, 30, r.status).status).toBe(r.status);
+  });
+
+  it("is left out of the policy's status unless it has notified before", () => {
+    const fresh = at(0, 10).status;
+    expect(remembered(fresh)).toBe(false);
+    expect(remembered({ ...fresh, sequence: 2, lastNotifiedAt: "2026-11-01T00:00:00Z" })).toBe(true);
+    expect(remembered(at(0, undefined).status)).toBe(true); // Unknown
+    expect(remembered(at(0, 80).status)).toBe(true); // Pending
+    // Muted while firing and resolved unannounced: nothing was sent, nothing to remember.
+    const muted = run(
+      [
+        [0, 80],
+        [2, 80],
+        [3, 10],
+      ],
+      { muted: true },
+    ).status;
+    expect(muted).toMatchObject({ state: "Inactive", sequence: 0 });
+    expect(remembered(muted as RuleStatus)).toBe(false);
   });
 
   it("tells the usage and peak in the resolved notice, and keeps neither once resolved", () => {

@@ -79,6 +79,17 @@ export function levelFor(rule: EffectiveRule, value: number, current: Severity |
   return "Ok";
 }
 
+/**
+ * Whether a rule's state is kept in the policy's status: every state but Inactive, and an Inactive one that
+ * has notified before (its sequence numbers the next alert's notifications, and its lastNotifiedAt is what a
+ * restart must not notify again). An Inactive rule that never alerted has nothing to remember: leaving it out
+ * keeps a policy's status in proportion to its alerting apps, not to its fleet (~110 bytes an app), and
+ * evaluating it again without an entry gives the same Inactive state.
+ */
+export function remembered(r: RuleStatus): boolean {
+  return r.state !== "Inactive" || (r.sequence ?? 0) > 0 || r.lastNotifiedAt !== undefined;
+}
+
 export function step(input: StepInput): AlertStep {
   const { rule, previous, value, nowMs } = input;
   const base = { app: input.app, rule: rule.name, ...(input.volume ? { volume: input.volume } : {}) };

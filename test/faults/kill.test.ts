@@ -239,7 +239,20 @@ stringData: {username: mxops, password: "${smtpPassword}"}
         },
         { what, timeoutMs: 90_000, intervalMs: 300 },
       );
-    await converge("Inactive", "Ok", "the storm apps evaluated and their contacts told");
+    // Evaluated with data (OK, not Unknown); an app that never alerted has no rule entry yet.
+    await eventually(
+      async () => {
+        const p = await policy();
+        const status = p?.status as { apps?: string[]; summary?: string } | undefined;
+        const ok =
+          apps.every((a) => status?.apps?.includes(a)) &&
+          status?.summary === "OK" &&
+          rules(p).length === 0 &&
+          (await delivered(p));
+        return ok ? p : undefined;
+      },
+      { what: "the storm apps evaluated and their contacts told", timeoutMs: 90_000, intervalMs: 300 },
+    );
 
     const phases = [
       { name: "warning", cores: 0.8, kind: "AlertFiring", state: "Firing", severity: "Warning" },

@@ -69,9 +69,9 @@ describe("an alert storm wider than the outbox of its policy", () => {
     await eventually(
       async () => {
         const p = await api.get<MxObject>(`${MX}/namespaces/${NS}/alertpolicies/tier-cpu`);
-        const rules = (p?.status?.rules as { state: string; value?: number }[]) ?? [];
-        // Inactive, not Unknown: evaluated with data (an Inactive rule keeps no value).
-        return rules.length === APPS && rules.every((r) => r.state === "Inactive" && r.value === undefined)
+        const status = p?.status as { apps?: string[]; rules?: unknown[]; summary?: string } | undefined;
+        // OK, not Unknown: evaluated with data. Inactive rules that never alerted have no entry.
+        return status?.apps?.length === APPS && status.summary === "OK" && status.rules?.length === 0
           ? true
           : undefined;
       },

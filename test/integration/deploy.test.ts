@@ -213,9 +213,8 @@ spec:
       }
       await eventually(
         async () =>
-          (
-            await admin(["get", "mxalert", "crm", "-n", ns, "-o", "jsonpath={.status.rules[0].rule}"])
-          ).trim() === "cpu"
+          (await admin(["get", "mxalert", "crm", "-n", ns, "-o", "jsonpath={.status.apps[0]}"])).trim() ===
+          "crm"
             ? true
             : undefined,
         { what: "the policy evaluated" },
