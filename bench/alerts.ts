@@ -22,7 +22,9 @@ import {
   deployedNodeOptions,
   machine,
   pool,
+  samples,
   sleep,
+  sum,
   writeResult,
 } from "./support.ts";
 
@@ -131,22 +133,14 @@ try {
   // Usage moving under the thresholds for MOVING_INTERVALS evaluations: how often, and how much, the
   // policy's status is written when no alert changes state.
   const MOVING_INTERVALS = 4;
-  /** The sum of the samples of `name` whose labels include all of `labels`. */
-  const total = (text: string, name: string, labels: string[]) => {
-    let n = 0;
-    for (const line of text.split("\n"))
-      if (line.startsWith(`${name}{`) && labels.every((l) => line.includes(l)))
-        n += Number(line.slice(line.lastIndexOf(" ") + 1));
-    return n;
-  };
   const policyStatusWrites = async () =>
-    total(await kubectl(cp.kubeconfig, ["get", "--raw", "/metrics"]), "apiserver_request_total", [
-      'resource="alertpolicies"',
-      'subresource="status"',
-      'verb="PATCH"',
-    ]);
+    sum(samples(await kubectl(cp.kubeconfig, ["get", "--raw", "/metrics"])), "apiserver_request_total", (k) =>
+      ['resource="alertpolicies"', 'subresource="status"', 'verb="PATCH"'].every((l) => k.includes(l)),
+    );
   const evaluations = async () =>
-    total(await scrape(), "controller_runtime_reconcile_total", ['controller="alertpolicy"']);
+    sum(samples(await scrape()), "controller_runtime_reconcile_total", (k) =>
+      k.includes('controller="alertpolicy"'),
+    );
   const writes0 = await policyStatusWrites();
   const evaluations0 = await evaluations();
   moving = true;

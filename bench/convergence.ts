@@ -33,7 +33,9 @@ import {
   licenseSecretYaml,
   machine,
   pool,
+  samples,
   sleep,
+  sum,
   writeResult,
 } from "./support.ts";
 
@@ -52,15 +54,6 @@ const ids = appIds(N);
 const groupSize = new Map<string, number>();
 for (const id of ids) groupSize.set(groupOf(id), (groupSize.get(groupOf(id)) ?? 0) + 1);
 
-/** Every sample of a Prometheus text exposition, keyed by `name{labels}`. */
-function samples(text: string): Map<string, number> {
-  const out = new Map<string, number>();
-  for (const line of text.split("\n")) {
-    const m = /^([a-zA-Z_:][a-zA-Z0-9_:]*)(\{[^}]*\})? ([0-9.e+-]+|NaN|\+Inf)$/.exec(line);
-    if (m) out.set(`${m[1]}${m[2] ?? ""}`, Number(m[3]));
-  }
-  return out;
-}
 const label = (key: string, name: string) => new RegExp(`${name}="([^"]*)"`).exec(key)?.[1] ?? "";
 /** Sum of `after - before` over the samples of `name`, grouped by `group(key)`. */
 function deltas(
@@ -427,10 +420,6 @@ try {
     };
     return { pid: proc.pid ?? 0, started, readySeconds, metricsPort, scrape, stop };
   };
-  const sum = (m: Map<string, number>, name: string, filter: (key: string) => boolean = () => true) =>
-    [...m]
-      .filter(([k]) => (k === name || k.startsWith(`${name}{`)) && filter(k))
-      .reduce((a, [, v]) => a + v, 0);
   const writeMethods = (k: string) => /method="(POST|PATCH|PUT|DELETE)"/.test(k);
   const appController = (k: string) => k.includes('controller="mendixapp"');
   const memory = (m: Map<string, number>) => ({

@@ -55,6 +55,27 @@ export function deployedNodeOptions(root: string): string {
   return env.find((e) => e.name === "NODE_OPTIONS")?.value ?? "";
 }
 
+/** Every sample of a Prometheus text exposition, keyed by `name{labels}`. */
+export function samples(text: string): Map<string, number> {
+  const out = new Map<string, number>();
+  for (const line of text.split("\n")) {
+    const m = /^([a-zA-Z_:][a-zA-Z0-9_:]*)(\{[^}]*\})? ([0-9.e+-]+|NaN|\+Inf)$/.exec(line);
+    if (m) out.set(`${m[1]}${m[2] ?? ""}`, Number(m[3]));
+  }
+  return out;
+}
+
+/** The sum of the samples of metric `name` (any labels) whose `name{labels}` key passes `filter`. */
+export function sum(
+  m: Map<string, number>,
+  name: string,
+  filter: (key: string) => boolean = () => true,
+): number {
+  return [...m]
+    .filter(([k]) => (k === name || k.startsWith(`${name}{`)) && filter(k))
+    .reduce((a, [, v]) => a + v, 0);
+}
+
 /** CPU seconds (user + system) of process `pid` by thread name, from /proc (Linux; empty elsewhere). */
 export function cpuByThread(pid: number): Record<string, number> {
   const byName: Record<string, number> = {};
