@@ -11,7 +11,7 @@ import { join } from "node:path";
 import { FINALIZER } from "../src/controllers/mendix-app.ts";
 import { ALERT_POLICIES, MENDIX_APPS } from "../src/controllers/resources.ts";
 import { applyLicenseEnv, DEPLOYMENTS, type Workload } from "../src/controllers/workload.ts";
-import type { KubeObject } from "../src/runtime/client.ts";
+import type { KubeClient, KubeObject, ResourceType } from "../src/runtime/client.ts";
 import { EventRecorder } from "../src/runtime/events.ts";
 import { Informer } from "../src/runtime/informer.ts";
 import { silentLogger } from "../src/runtime/log.ts";
@@ -168,16 +168,18 @@ try {
       },
     };
   };
+  /** An informer of `rt` in `namespace` through client `c`, started and synced. */
+  const synced = async <T extends KubeObject>(c: KubeClient, rt: ResourceType, namespace: string) => {
+    const informer = new Informer<T>(c, rt, { namespaces: [namespace], log: silentLogger() });
+    informer.start();
+    await informer.waitForSync();
+    return informer;
+  };
   let baselineRound = 0;
   const baselineWrites = async (perApp: number, status?: Record<string, unknown>) => {
     // Watched by the same kind of observer as the operator's run (the benchmark's informer below), so that
     // its cost (one more watcher at the API server, decoding every event on these two cores) is on both sides.
-    const observer = new Informer<KubeObject>(client, MENDIX_APPS, {
-      namespaces: ["baseline"],
-      log: silentLogger(),
-    });
-    observer.start();
-    await observer.waitForSync();
+    const observer = await synced(client, MENDIX_APPS, "baseline");
     const run = await measured(async () => {
       for (let r = 0; r < perApp; r++) {
         baselineRound++;
@@ -210,7 +212,7 @@ try {
   type App = KubeObject & {
     status?: { observedGeneration?: number; conditions?: { type: string; status: string }[] };
   };
-  const watched = new Informer<App>(client, MENDIX_APPS, { namespaces: [ns], log: silentLogger() });
+  const watched = await synced<App>(client, MENDIX_APPS, ns);
   const observers = new Map<string, { generation: number; resolve: () => void }>();
   watched.addHandler({
     onUpdate: (_old, app) => {
@@ -221,12 +223,8 @@ try {
       }
     },
   });
-  watched.start();
-  await watched.waitForSync();
   type Policy = KubeObject & { status?: { observedGeneration?: number; apps?: string[]; summary?: string } };
-  const policies = new Informer<Policy>(client, ALERT_POLICIES, { namespaces: [ns], log: silentLogger() });
-  policies.start();
-  await policies.waitForSync();
+  const policies = await synced<Policy>(client, ALERT_POLICIES, ns);
 
   // --apiserver-profile S: a pprof CPU profile of kube-apiserver over the first S seconds of the operator's
   // convergence, of the same-writes baseline after it and of --operator-requests, into .tmp/pprof/ (read with `go tool pprof -top`).
@@ -256,21 +254,11 @@ try {
     const mix = "mix";
     // The operator's user agent, hence its field manager, and a connection of its own like the operator's.
     const asOperator = benchClient(cp.kubeconfig, OPERATOR_USER_AGENT);
-    const [observer, apps, deployments] = (
-      [
-        [client, MENDIX_APPS],
-        [asOperator, MENDIX_APPS],
-        [asOperator, DEPLOYMENTS],
-      ] as const
-    ).map(([c, rt]) => new Informer<KubeObject>(c, rt, { namespaces: [mix], log: silentLogger() })) as [
-      Informer<KubeObject>,
-      Informer<KubeObject>,
-      Informer<KubeObject>,
-    ];
-    for (const i of [observer, apps, deployments]) {
-      i.start();
-      await i.waitForSync();
-    }
+    const [observer, apps, deployments] = await Promise.all([
+      synced(client, MENDIX_APPS, mix),
+      synced(asOperator, MENDIX_APPS, mix),
+      synced(asOperator, DEPLOYMENTS, mix),
+    ]);
     const events = new EventRecorder({
       client: asOperator,
       controller: "mxops.dev/operator",
