@@ -24,22 +24,27 @@ const cpu = effectiveRule({
 });
 const disk = effectiveRule({ name: "disk", metric: "Disk" });
 
+/** One step of the machine: app crm's CPU rule at `minute`, from `previous`. */
+function at(minute: number, value: number | undefined, previous?: RuleStatus, opts: Partial<StepInput> = {}) {
+  return step({
+    rule: cpu,
+    app: "crm",
+    previous,
+    value,
+    nowMs: T0 + minute * MIN,
+    repeatIntervalMs: 60 * MIN,
+    sendResolved: true,
+    muted: false,
+    ...opts,
+  });
+}
+
 /** Runs samples [minute, value] through the machine, returning the notifications and the last status. */
 function run(samples: [number, number | undefined][], opts: Partial<StepInput> = {}, start?: RuleStatus) {
   let status = start;
   const events: [number, AlertEvent, string][] = [];
   for (const [minute, value] of samples) {
-    const r = step({
-      rule: cpu,
-      app: "crm",
-      previous: status,
-      value,
-      nowMs: T0 + minute * MIN,
-      repeatIntervalMs: 60 * MIN,
-      sendResolved: true,
-      muted: false,
-      ...opts,
-    });
+    const r = at(minute, value, status, opts);
     status = r.status;
     if (r.notify) events.push([minute, r.notify.event, r.notify.severity]);
   }
@@ -273,18 +278,6 @@ describe("the alert state machine", () => {
 });
 
 describe("an Inactive rule's status", () => {
-  const at = (minute: number, value: number | undefined, previous?: RuleStatus) =>
-    step({
-      rule: cpu,
-      app: "crm",
-      previous,
-      value,
-      nowMs: T0 + minute * MIN,
-      repeatIntervalMs: 60 * MIN,
-      sendResolved: true,
-      muted: false,
-    });
-
   it("keeps no usage, so usage moving under the thresholds leaves it as it was (no status write)", () => {
     const first = at(0, 10).status;
     expect(first).toEqual({
