@@ -45,6 +45,8 @@ export interface ControlPlane {
   stopApiServer(opts?: { graceMs?: number }): Promise<void>;
   /** Starts the kube-apiserver again on the same port and certificates and waits for /readyz. */
   startApiServer(): Promise<void>;
+  /** The process ids of kube-apiserver and etcd when this process started them (benchmarks read their CPU). */
+  pids(): { apiserver?: number; etcd?: number };
   /** Compacts etcd's history up to its current revision, so older watch resourceVersions get 410 Gone. */
   compactEtcd(): Promise<number>;
   /**
@@ -275,6 +277,7 @@ function externalControlPlane(kubeconfig: string): ControlPlane {
     userKubeconfig: (user, groups = []) => writeUserKubeconfig(userAuth, dir, user, groups),
     stopApiServer: unsupported,
     startApiServer: unsupported,
+    pids: () => ({}),
     compactEtcd: unsupported,
     stopEtcd: unsupported,
     startEtcd: unsupported,
@@ -425,6 +428,7 @@ export async function startControlPlane(opts: StartOptions = {}): Promise<Contro
       userKubeconfig: (user, groups = []) => writeUserKubeconfig(userAuth, dir, user, groups),
       stopApiServer: (opts) => stopProcess(apiserver, opts?.graceMs),
       startApiServer: startApi,
+      pids: () => ({ apiserver: apiserver?.child.pid, etcd: etcd?.child.pid }),
       async compactEtcd() {
         const range = await etcdPost(etcdUrl, "/v3/kv/range", { key: Buffer.from("/").toString("base64") });
         const revision = Number((range.header as { revision: string }).revision);
