@@ -126,22 +126,26 @@ export class Manager {
     }
     this.informers.start();
     const started = Date.now();
-    await this.informers.waitForSync(this.electionAbort.signal);
-    this.log.info({ ms: Date.now() - started, objects: this.cacheSize() }, "caches synced");
-    if (this.stopped) return;
-    if (!this.elector) {
-      this.startControllers();
-      return;
-    }
-    this.election = this.elector.run(
+    const synced = this.informers.waitForSync(this.electionAbort.signal).then(() => {
+      this.log.info({ ms: Date.now() - started, objects: this.cacheSize() }, "caches synced");
+    });
+    // The campaign runs while the caches fill, as controller-runtime's manager does: a new leader starts its
+    // controllers once both are done, and does not wait for the Lease's round trips after a full sync.
+    this.election = this.elector?.run(
       this.electionAbort.signal,
-      () => this.startControllers(),
+      () =>
+        void synced.then(
+          () => this.startControllers(),
+          () => undefined,
+        ),
       () => {
         void Promise.all(this.controllers.map((c) => c.stop(this.opts.gracefulShutdownMs))).then(() =>
           this.onLeadershipLost(),
         );
       },
     );
+    await synced;
+    if (!this.elector) this.startControllers();
   }
 
   private cacheSize(): number {
