@@ -1,6 +1,5 @@
 // Where usage comes from: the metrics.k8s.io API (metrics-server) for CPU and memory, and a Prometheus HTTP API
 // (container metrics and kubelet_volume_stats_*) for CPU, memory and disk. One read per namespace per pass.
-import { fetch } from "undici";
 import type { KubeClient, KubeObject, ResourceType } from "../runtime/client.ts";
 import { parseQuantity } from "./quantity.ts";
 import type { NamespaceUsage, PodSample, VolumeSample } from "./usage.ts";

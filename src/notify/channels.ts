@@ -2,7 +2,6 @@
 // that says whether trying again can help.
 import { createHmac } from "node:crypto";
 import { createTransport } from "nodemailer";
-import { fetch } from "undici";
 import {
   alertLabels,
   type ChannelName,

@@ -1,12 +1,15 @@
 // What the container image ships, built by the script its Dockerfile runs: one bundled module that starts
-// against the real API server without node_modules.
+// against the real API server without node_modules, and sends through its channels (the bundle leaves most of
+// undici out and loads Node's built-ins its own way: scripts/bundle.ts).
 import { spawn, spawnSync } from "node:child_process";
 import { mkdtempSync, readdirSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, describe, expect, it } from "vitest";
 import { freePort, installCrds } from "../controlplane/controlplane.ts";
-import { adminKubeconfig, eventually, newNamespace } from "./helpers.ts";
+import { startHttpReceiver } from "../support/http-receiver.ts";
+import { startSmtpSink } from "../support/smtp.ts";
+import { adminKubeconfig, eventually, kubectl, newNamespace } from "./helpers.ts";
 
 const root = join(import.meta.dirname, "..", "..");
 
@@ -14,7 +17,7 @@ describe("the release build (scripts/build-release.sh, run by the Dockerfile)", 
   const out = join(mkdtempSync(join(tmpdir(), "mxops-release-")), "app");
   afterAll(() => rmSync(join(out, ".."), { recursive: true, force: true }));
 
-  it("builds one bundled module that needs no node_modules, and the operator starts from it", async () => {
+  it("builds one bundled module that needs no node_modules; the operator starts from it and notifies", async () => {
     const build = spawnSync("bash", [join(root, "scripts", "build-release.sh"), out], {
       encoding: "utf8",
       timeout: 240_000,
@@ -30,6 +33,8 @@ describe("the release build (scripts/build-release.sh, run by the Dockerfile)", 
     await installCrds(adminKubeconfig());
     const ns = await newNamespace("release");
     const probes = await freePort();
+    const smtp = await startSmtpSink({ mode: "plain" });
+    const hooks = await startHttpReceiver();
     const proc = spawn(process.execPath, [bundle, `--namespaces=${ns}`], {
       cwd: out,
       env: {
@@ -39,6 +44,10 @@ describe("the release build (scripts/build-release.sh, run by the Dockerfile)", 
         MXOPS_HEALTH_PROBE_BIND_ADDRESS: `127.0.0.1:${probes}`,
         MXOPS_WEBHOOK_PORT: "0",
         MXOPS_LOG_LEVEL: "warn",
+        MXOPS_SMTP_HOST: "127.0.0.1",
+        MXOPS_SMTP_PORT: String(smtp.port),
+        MXOPS_SMTP_TLS: "none",
+        MXOPS_SMTP_FROM: "mxops@example.com",
       },
       stdio: ["ignore", "ignore", "pipe"],
     });
@@ -59,10 +68,46 @@ describe("the release build (scripts/build-release.sh, run by the Dockerfile)", 
         },
         { what: "the bundled operator's /readyz", timeoutMs: 30_000 },
       );
+
+      // A test message through email and the webhook: status writes, SMTP and an HTTP POST from the bundle.
+      const k = (args: string[], input?: string) => kubectl(adminKubeconfig(), args, input);
+      await k(
+        ["apply", "-f", "-"],
+        `apiVersion: v1
+kind: Secret
+metadata: {name: dana-webhook, namespace: ${ns}}
+stringData: {secret: whsec_c2lnbmluZy1rZXk=}
+---
+apiVersion: mxops.dev/v1alpha1
+kind: TechnicalContact
+metadata: {name: dana, namespace: ${ns}, annotations: {mxops.dev/send-test: release}}
+spec:
+  displayName: Dana Berg
+  email: dana@example.com
+  mxid: dana.berg@example.com
+  channels:
+    email: {enabled: true}
+    webhook: {url: "${hooks.url}/hooks/dana", secretRef: {name: dana-webhook}}
+`,
+      );
+      const result = await eventually(
+        async () => {
+          const tc = JSON.parse(await k(["get", "tc", "dana", "-n", ns, "-o", "json"])) as {
+            status?: { lastTest?: { nonce: string; result: string } };
+          };
+          return tc.status?.lastTest?.nonce === "release" ? tc.status.lastTest.result : undefined;
+        },
+        { what: "the bundled operator's test message", timeoutMs: 30_000 },
+      );
+      expect(result).toBe("email: delivered; webhook: delivered");
+      expect(smtp.mails.map((m) => m.to)).toEqual([["dana@example.com"]]);
+      expect(hooks.received.map((r) => r.path)).toEqual(["/hooks/dana"]);
       expect(stderr).not.toMatch(/"level":(50|60)/);
     } finally {
       proc.kill("SIGTERM");
       await new Promise((r) => proc.once("exit", r));
+      await smtp.close();
+      await hooks.close();
     }
   });
 });
