@@ -603,7 +603,16 @@ try {
   // percent within a minute (session 13: the same writes took 5.8 s before one run and 7.4 s after it), so one
   // pair's ratio is noisy; with R > 1 the target is judged on the median of the R ratios. Before the baseline
   // of the operator's status below, which leaves the baseline's apps with a larger status to rewrite.
-  const pairs = [{ seconds: operatorSeconds, before: baselineSameBeforeSeconds, after: baselineSameSeconds }];
+  const pairs = [
+    {
+      seconds: operatorSeconds,
+      before: baselineSameBeforeSeconds,
+      after: baselineSameSeconds,
+      readySeconds: op1.readySeconds,
+      settledAt,
+      operatorCpu: sum(atSettle, "process_cpu_seconds_total"),
+    },
+  ];
   for (let k = 1; k < REPEAT; k++) {
     const again = `${ns}-${k}`;
     await kubectl(
@@ -618,11 +627,19 @@ try {
     ]);
     const before = await baselineWrites(writesToSettle);
     const op = await startOperator(again);
-    const { seconds } = await settle(apps, pols, op.started);
+    const { seconds, settledAt } = await settle(apps, pols, op.started);
+    const operatorCpu = sum(await op.scrape(), "process_cpu_seconds_total");
     await op.stop();
     const after = await baselineWrites(writesToSettle);
     await Promise.all([apps.stop(), pols.stop()]);
-    pairs.push({ seconds, before: before.seconds, after: after.seconds });
+    pairs.push({
+      seconds,
+      before: before.seconds,
+      after: after.seconds,
+      readySeconds: op.readySeconds,
+      settledAt,
+      operatorCpu,
+    });
   }
   const pairRatios = pairs.map((p) => Number((p.seconds / ((p.before + p.after) / 2)).toFixed(2)));
   const median = (xs: number[]) => {
@@ -684,6 +701,9 @@ try {
               baselineBeforeSeconds: Number(p.before.toFixed(2)),
               baselineAfterSeconds: Number(p.after.toFixed(2)),
               ratio: pairRatios[i],
+              operatorStartToReadySeconds: Number(p.readySeconds.toFixed(2)),
+              appsSettledAtSeconds: p.settledAt,
+              operatorCpuSeconds: Number(p.operatorCpu.toFixed(2)),
             })),
             ratioToSameWritesBeforeAndAfterMedian: median(pairRatios),
           }

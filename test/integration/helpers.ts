@@ -47,3 +47,24 @@ export function userKubeconfig(user: string, groups: string[] = []): string {
   userDir ??= mkdtempSync(join(inject("scratchDir"), "users-"));
   return writeUserKubeconfig(inject("userAuth"), userDir, user, groups);
 }
+
+/** TechnicalContact carol, with email and a signed webhook to `webhookUrl` (its Secret included), as YAML. */
+export function contactYaml(ns: string, webhookUrl: string) {
+  return `
+apiVersion: v1
+kind: Secret
+metadata: {name: carol-webhook, namespace: ${ns}}
+stringData: {secret: whsec_c2lnbmluZy1rZXk=}
+---
+apiVersion: mxops.dev/v1alpha1
+kind: TechnicalContact
+metadata: {name: carol, namespace: ${ns}}
+spec:
+  displayName: Carol Smit
+  email: carol@example.com
+  mxid: carol.smit@example.com
+  channels:
+    email: {enabled: true}
+    webhook: {url: "${webhookUrl}/hooks/carol", secretRef: {name: carol-webhook}}
+`;
+}

@@ -4,7 +4,7 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { signWebhook } from "../../src/notify/channels.ts";
 import { type HttpReceiver, startHttpReceiver } from "../support/http-receiver.ts";
 import { type SmtpSink, startSmtpSink } from "../support/smtp.ts";
-import { adminKubeconfig, eventually, kubectl, newNamespace } from "./helpers.ts";
+import { adminKubeconfig, contactYaml, eventually, kubectl, newNamespace } from "./helpers.ts";
 import { installCrds, type OperatorProcess, startOperator } from "./operator.ts";
 
 interface ContactStatus {
@@ -14,26 +14,6 @@ interface ContactStatus {
 }
 
 const k = (args: string[], input?: string) => kubectl(adminKubeconfig(), args, input);
-
-function contactYaml(ns: string, webhookUrl: string) {
-  return `
-apiVersion: v1
-kind: Secret
-metadata: {name: carol-webhook, namespace: ${ns}}
-stringData: {secret: whsec_c2lnbmluZy1rZXk=}
----
-apiVersion: mxops.dev/v1alpha1
-kind: TechnicalContact
-metadata: {name: carol, namespace: ${ns}}
-spec:
-  displayName: Carol Smit
-  email: carol@example.com
-  mxid: carol.smit@example.com
-  channels:
-    email: {enabled: true}
-    webhook: {url: "${webhookUrl}/hooks/carol", secretRef: {name: carol-webhook}}
-`;
-}
 
 async function status(ns: string): Promise<ContactStatus> {
   return (

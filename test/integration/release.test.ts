@@ -9,7 +9,7 @@ import { afterAll, describe, expect, it } from "vitest";
 import { freePort, installCrds } from "../controlplane/controlplane.ts";
 import { startHttpReceiver } from "../support/http-receiver.ts";
 import { startSmtpSink } from "../support/smtp.ts";
-import { adminKubeconfig, eventually, kubectl, newNamespace } from "./helpers.ts";
+import { adminKubeconfig, contactYaml, eventually, kubectl, newNamespace } from "./helpers.ts";
 
 const root = join(import.meta.dirname, "..", "..");
 
@@ -71,28 +71,11 @@ describe("the release build (scripts/build-release.sh, run by the Dockerfile)", 
 
       // A test message through email and the webhook: status writes, SMTP and an HTTP POST from the bundle.
       const k = (args: string[], input?: string) => kubectl(adminKubeconfig(), args, input);
-      await k(
-        ["apply", "-f", "-"],
-        `apiVersion: v1
-kind: Secret
-metadata: {name: dana-webhook, namespace: ${ns}}
-stringData: {secret: whsec_c2lnbmluZy1rZXk=}
----
-apiVersion: mxops.dev/v1alpha1
-kind: TechnicalContact
-metadata: {name: dana, namespace: ${ns}, annotations: {mxops.dev/send-test: release}}
-spec:
-  displayName: Dana Berg
-  email: dana@example.com
-  mxid: dana.berg@example.com
-  channels:
-    email: {enabled: true}
-    webhook: {url: "${hooks.url}/hooks/dana", secretRef: {name: dana-webhook}}
-`,
-      );
+      await k(["apply", "-f", "-"], contactYaml(ns, hooks.url));
+      await k(["annotate", "tc", "carol", "-n", ns, "mxops.dev/send-test=release"]);
       const result = await eventually(
         async () => {
-          const tc = JSON.parse(await k(["get", "tc", "dana", "-n", ns, "-o", "json"])) as {
+          const tc = JSON.parse(await k(["get", "tc", "carol", "-n", ns, "-o", "json"])) as {
             status?: { lastTest?: { nonce: string; result: string } };
           };
           return tc.status?.lastTest?.nonce === "release" ? tc.status.lastTest.result : undefined;
@@ -100,8 +83,8 @@ spec:
         { what: "the bundled operator's test message", timeoutMs: 30_000 },
       );
       expect(result).toBe("email: delivered; webhook: delivered");
-      expect(smtp.mails.map((m) => m.to)).toEqual([["dana@example.com"]]);
-      expect(hooks.received.map((r) => r.path)).toEqual(["/hooks/dana"]);
+      expect(smtp.mails.map((m) => m.to)).toEqual([["carol@example.com"]]);
+      expect(hooks.received.map((r) => r.path)).toEqual(["/hooks/carol"]);
       expect(stderr).not.toMatch(/"level":(50|60)/);
     } finally {
       proc.kill("SIGTERM");
