@@ -79,7 +79,9 @@ export class EventRecorder {
     // tells apart events of one object within a millisecond.
     this.sequence = (this.sequence + 1) & 0xffff;
     const suffix = `${Math.floor(now).toString(16)}${this.sequence.toString(16).padStart(4, "0")}`;
-    const name = `${meta.name.slice(0, 253 - suffix.length - 1)}.${suffix}`;
+    // A long name is cut to leave room, and a cut must not leave a label ending in '-' or '.'.
+    const prefix = meta.name.slice(0, 253 - suffix.length - 1).replace(/[^a-z0-9]+$/, "");
+    const name = `${prefix}.${suffix}`;
     const state: SeriesState = {
       name,
       namespace,
