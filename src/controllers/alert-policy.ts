@@ -337,7 +337,9 @@ export function registerAlertPolicyController(
       exporter.evaluations.inc({ result: sourceError ? "source_error" : "ok" });
 
       let base: PolicyObject = raw;
-      let finalRules = rules;
+      // The rule states the status keeps (`remembered`): Firing and Unknown ones, which the summary counts, are
+      // always among them.
+      let kept = rules.filter(remembered);
       let deferred = 0;
       // What no configured channel reaches is not recorded; its rule's state moves on all the same.
       const toRecord = sender.reachable(notifications, (n) => {
@@ -354,10 +356,12 @@ export function registerAlertPolicyController(
               .filter(([id]) => wanted.has(id) && !ids.has(id))
               .map(([, t]) => [t.index, t.previous]),
           );
-          finalRules = rules.flatMap((r, i) =>
-            keepPrevious.has(i) ? [keepPrevious.get(i)].filter((p): p is RuleStatus => !!p) : [r],
-          );
-          status.rules = finalRules.filter(remembered);
+          kept = rules
+            .flatMap((r, i) =>
+              keepPrevious.has(i) ? [keepPrevious.get(i)].filter((p): p is RuleStatus => !!p) : [r],
+            )
+            .filter(remembered);
+          status.rules = kept;
         });
         deferred = recorded.deferred;
         const written = recorded.object;
@@ -382,17 +386,17 @@ export function registerAlertPolicyController(
           },
           "alert notifications",
         );
-      const firing = finalRules.filter((r) => r.state === "Firing");
+      const firing = kept.filter((r) => r.state === "Firing");
       const summary = firing.length
         ? `Firing: ${["Critical", "Warning"].map((s) => `${firing.filter((r) => r.severity === s).length} ${s}`).join(", ")}`
-        : finalRules.some((r) => r.state === "Unknown")
+        : kept.some((r) => r.state === "Unknown")
           ? "Unknown: no data"
           : "OK";
       await patchStatusIfChanged(manager.client, ALERT_POLICIES, base, (current) => ({
         ...current,
         observedGeneration: generation,
         apps: targets.map((a) => a.metadata.name).sort(),
-        rules: finalRules.filter(remembered),
+        rules: kept,
         summary,
         conditions: setCondition(
           current?.conditions,
