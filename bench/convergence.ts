@@ -101,15 +101,16 @@ try {
   const creator = benchClient(cp.kubeconfig, "bench-creator");
   await installCrds(cp.kubeconfig);
   const ns = "bench";
-  const namespaces = [ns, "baseline", ...(OPERATOR_REQUESTS ? ["mix"] : [])];
-  // Each namespace and its license Secret, in one apply (objects are applied in order).
-  await kubectl(
-    cp.kubeconfig,
-    ["apply", "-f", "-"],
-    namespaces
-      .map((n) => `apiVersion: v1\nkind: Namespace\nmetadata: {name: ${n}}\n---\n${licenseSecretYaml(n)}`)
-      .join("---\n"),
-  );
+  /** Each namespace and its license Secret, in one apply (objects are applied in order). */
+  const namespaces = (names: string[]) =>
+    kubectl(
+      cp.kubeconfig,
+      ["apply", "-f", "-"],
+      names
+        .map((n) => `apiVersion: v1\nkind: Namespace\nmetadata: {name: ${n}}\n---\n${licenseSecretYaml(n)}`)
+        .join("---\n"),
+    );
+  await namespaces([ns, "baseline", ...(OPERATOR_REQUESTS ? ["mix"] : [])]);
 
   const create = async (n: string, withWorkload: boolean) => {
     const contacts = await createContacts(creator, n, 50);
@@ -389,7 +390,7 @@ try {
   // speed drifts over minutes (the same 40,000 writes cost kube-apiserver 156-202 s of CPU within one hour),
   // so the operator's run is compared with the mean of the two. Before the run, the operator's writes per app
   // are not known yet: 4 rounds (what it has made: finalizer, license env, status, Event), scaled to the
-  // rounds it did make.
+  // writes it did make.
   const ROUNDS_BEFORE = 4;
   const baselineSameBefore = await baselineWrites(ROUNDS_BEFORE * N);
 
@@ -534,6 +535,7 @@ try {
   const benchCpu = process.cpuUsage(bench0);
   const firstTenthCpu = await atFirstTenth;
   const atSettle = await op1.scrape();
+  const operatorCpuToSettle = sum(atSettle, "process_cpu_seconds_total");
   const operatorThreads = cpuByThread(op1.pid);
   const after = await serverSide();
   const writesToSettle = sum(atSettle, "rest_client_requests_total", writeMethods);
@@ -610,32 +612,28 @@ try {
       after: baselineSameSeconds,
       readySeconds: op1.readySeconds,
       settledAt,
-      operatorCpu: sum(atSettle, "process_cpu_seconds_total"),
+      operatorCpu: operatorCpuToSettle,
     },
   ];
   for (let k = 1; k < REPEAT; k++) {
     const again = `${ns}-${k}`;
-    await kubectl(
-      cp.kubeconfig,
-      ["apply", "-f", "-"],
-      `apiVersion: v1\nkind: Namespace\nmetadata: {name: ${again}}\n---\n${licenseSecretYaml(again)}`,
-    );
+    await namespaces([again]);
     await create(again, true);
     const [apps, pols] = await Promise.all([
       synced<App>(client, MENDIX_APPS, again),
       synced<Policy>(client, ALERT_POLICIES, again),
     ]);
-    const before = await baselineWrites(writesToSettle);
+    const baselineBefore = await baselineWrites(writesToSettle);
     const op = await startOperator(again);
     const { seconds, settledAt } = await settle(apps, pols, op.started);
     const operatorCpu = sum(await op.scrape(), "process_cpu_seconds_total");
     await op.stop();
-    const after = await baselineWrites(writesToSettle);
+    const baselineAfter = await baselineWrites(writesToSettle);
     await Promise.all([apps.stop(), pols.stop()]);
     pairs.push({
       seconds,
-      before: before.seconds,
-      after: after.seconds,
+      before: baselineBefore.seconds,
+      after: baselineAfter.seconds,
       readySeconds: op.readySeconds,
       settledAt,
       operatorCpu,
@@ -657,7 +655,7 @@ try {
   const baselineReal = await baselineWrites(writesToSettle, operatorStatus);
 
   const cpuSeconds = {
-    operator: Number(sum(atSettle, "process_cpu_seconds_total").toFixed(2)),
+    operator: Number(operatorCpuToSettle.toFixed(2)),
     apiserver: cpu(beforeCpu.apiserver, afterCpu.apiserver),
     etcd: cpu(beforeCpu.etcd, afterCpu.etcd),
     benchmark: Number(((benchCpu.user + benchCpu.system) / 1e6).toFixed(2)),
