@@ -207,6 +207,14 @@ export function registerAlertPolicyController(
       const ruleKey = (app: string, rule: string, volume?: string) =>
         `${app}\u0000${rule}\u0000${volume ?? ""}`;
       const previousByKey = new Map(previous.map((r) => [ruleKey(r.app, r.rule, r.volume), r]));
+      const knownVolumes = new Map<string, string[]>();
+      for (const r of previous) {
+        if (r.volume === undefined) continue;
+        const k = ruleKey(r.app, r.rule);
+        const list = knownVolumes.get(k);
+        if (list) list.push(r.volume);
+        else knownVolumes.set(k, [r.volume]);
+      }
       const rules: RuleStatus[] = [];
       const notifications: Notification[] = [];
       /** For each notification: its rule's entry in `rules` and the state before, to keep if it is deferred. */
@@ -255,7 +263,9 @@ export function registerAlertPolicyController(
             rule.metric === "Disk"
               ? usage?.volumes.length
                 ? usage.volumes.map((v) => ({ volume: v.volume, value: v.ratio * 100 }))
-                : [{}]
+                : // No volume data: each volume the rule has a state for, without a value (Unknown, which
+                  // keeps a firing alert's place), or one sample for the app when none is known.
+                  (knownVolumes.get(ruleKey(appName, rule.name))?.map((volume) => ({ volume })) ?? [{}])
               : [
                   {
                     value:

@@ -260,6 +260,58 @@ describe("the alert state machine", () => {
     ).toMatchObject({ state: "Unknown", severity: "Warning" });
   });
 
+  it("resolves a firing alert with a Recovery when data returns low after a gap", () => {
+    const r = run([
+      [0, 90],
+      [2, 90],
+      [3, undefined],
+      [4, 50],
+    ]);
+    expect(r.events).toEqual([
+      [2, "Firing", "Critical"],
+      [4, "Resolved", "Recovery"],
+    ]);
+    expect(r.status).toMatchObject({ state: "Inactive", severity: "Ok" });
+  });
+
+  it("goes on firing, not firing again, when data returns high after a gap", () => {
+    const gap = run([
+      [0, 90],
+      [2, 90],
+      [3, undefined],
+    ]).status;
+    expect(gap).toMatchObject({
+      state: "Unknown",
+      severity: "Critical",
+      firingSince: "2026-11-27T10:02:00Z",
+    });
+    const back = at(4, 91, gap);
+    expect(back.notify).toBeUndefined();
+    expect(back.status).toMatchObject({
+      state: "Firing",
+      severity: "Critical",
+      since: "2026-11-27T10:02:00Z",
+      firingSince: "2026-11-27T10:02:00Z",
+      value: 91,
+      sequence: 1,
+    });
+    // A change of severity after the gap is announced as such, in the same alert.
+    expect(at(4, 78, gap).notify).toMatchObject({ event: "Deescalated", severity: "Warning" });
+    // The repeat interval runs on from the last notification.
+    expect(at(62, 91, gap).notify).toMatchObject({ event: "Repeat", severity: "Critical" });
+  });
+
+  it("keeps a pending alert's gap as a plain gap: its for timer starts again", () => {
+    const r = run([
+      [0, 90],
+      [1, undefined],
+      [2, 90],
+      [3, 90],
+      [4, 90],
+    ]);
+    expect(r.events).toEqual([[4, "Firing", "Critical"]]);
+  });
+
   it("records value, peak and a rising sequence number", () => {
     const r = run([
       [0, 80],

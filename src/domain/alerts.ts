@@ -90,6 +90,14 @@ export function remembered(r: RuleStatus): boolean {
   return r.state !== "Inactive" || (r.sequence ?? 0) > 0 || r.lastNotifiedAt !== undefined;
 }
 
+/** When the alert began firing, if `previous` is a firing alert's gap in the data (Unknown after Firing). */
+function firingBeforeNoData(previous: RuleStatus | undefined): string | undefined {
+  if (previous?.state !== "Unknown" || !previous.firingSince) return undefined;
+  return previous.severity === "Warning" || previous.severity === "Critical"
+    ? previous.firingSince
+    : undefined;
+}
+
 export function step(input: StepInput): AlertStep {
   const { rule, previous, value, nowMs } = input;
   const base = { app: input.app, rule: rule.name, ...(input.volume ? { volume: input.volume } : {}) };
@@ -108,8 +116,11 @@ export function step(input: StepInput): AlertStep {
   };
 
   if (value === undefined) {
-    // No data is its own state, never OK; its notice waits out a grace period (scrapes can be late).
+    // No data is its own state, never OK; its notice waits out a grace period (scrapes can be late). A firing
+    // alert keeps when it began firing (and its peak): when data returns it is the same alert, which resolves
+    // with a Recovery or goes on firing, never silently dropped nor announced a second time.
     if (previous?.state !== "Unknown") {
+      const firingSince = previous?.state === "Firing" ? (previous.firingSince ?? previous.since) : undefined;
       return {
         status: {
           ...base,
@@ -117,6 +128,7 @@ export function step(input: StepInput): AlertStep {
           severity:
             previous?.severity === "Critical" || previous?.severity === "Warning" ? previous.severity : "Ok",
           since: iso(nowMs),
+          ...(firingSince ? { firingSince, peak: previous?.peak } : {}),
           sequence: seq,
           lastNotifiedAt: previous?.lastNotifiedAt,
         },
@@ -132,13 +144,17 @@ export function step(input: StepInput): AlertStep {
   // Inactive app's usage in it would rewrite the whole status (~130 B per app) at nearly every evaluation of
   // a real fleet, where some app's usage always moves. Current usage is in the metrics.
   const rounded = Math.round(value);
-  const wasFiring = previous?.state === "Firing";
+  const firingBefore = firingBeforeNoData(previous);
+  const wasFiring = previous?.state === "Firing" || firingBefore !== undefined;
   const measured = levelFor(rule, value, wasFiring ? previous?.severity : undefined);
   const level = measured === "Ok" && input.predictedFull ? "Warning" : measured;
 
   if (wasFiring && previous) {
     const peak = Math.max(previous.peak ?? rounded, rounded);
-    const firing: RuleStatus = { ...previous, value: rounded, peak };
+    // Data back after a gap in a firing alert: it fires on from where it was (since = when it began firing).
+    const firing: RuleStatus = firingBefore
+      ? { ...previous, state: "Firing", since: firingBefore, value: rounded, peak }
+      : { ...previous, value: rounded, peak };
     if (level === "Ok") {
       // keepFiringFor: stay firing for a while after usage drops, so a dip does not resolve and re-fire.
       const clearSince = previous.clearSince ? ms(previous.clearSince) : nowMs;
