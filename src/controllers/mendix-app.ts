@@ -5,7 +5,13 @@ import { API_VERSION } from "../api/common.ts";
 import { MendixApp, type MendixAppStatus } from "../api/mendix-app.ts";
 import type { TechnicalContact } from "../api/technical-contact.ts";
 import { contactChanges, resolveContacts } from "../domain/contacts.ts";
-import { checkLicenseSecret, decideLicense, nextUtcMidnight, reminderText } from "../domain/license.ts";
+import {
+  checkLicenseSecret,
+  decideLicense,
+  nextUtcMidnight,
+  remindersSentFor,
+  reminderText,
+} from "../domain/license.ts";
 import { decideMaintenance, maintenanceText } from "../domain/maintenance.ts";
 import { desiredGrants } from "../domain/permissions.ts";
 import type { Notification, Recipient } from "../notify/message.ts";
@@ -287,7 +293,7 @@ export function registerMendixAppController(
         license: spec.license,
         secret: secretCheck,
         primaryContact: primary,
-        remindersSent: raw.status?.license?.remindersSent ?? [],
+        remindersSent: remindersSentFor(raw.status?.license, spec.license?.expiresAt),
         nowMs: now,
       });
 
@@ -421,6 +427,9 @@ export function registerMendixAppController(
       await syncGrants(manager, raw, desiredGrants(name, spec, contactIdentities), rbac);
 
       // Status.
+      // An expired license stays injected (taking it out would restart the pods, and a renewed Secret is picked
+      // up in place), but the app runs in trial mode again: not Licensed, not Ready, and a Warning Event.
+      const licensed = decision.activate && decision.state !== "Expired";
       const conditionsFor = (current: Condition[] | undefined): Condition[] => {
         const at = new Date(now);
         let c = setCondition(
@@ -432,7 +441,7 @@ export function registerMendixAppController(
           c,
           {
             type: "Licensed",
-            status: decision.activate ? "True" : "False",
+            status: licensed ? "True" : "False",
             reason: decision.reason,
             message: decision.message,
             observedGeneration: generation,
@@ -441,8 +450,11 @@ export function registerMendixAppController(
         );
         const notReady = contactsResolved.missing.length
           ? { reason: "ContactNotFound", message: contactsResolved.condition.message }
-          : !decision.activate
-            ? { reason: decision.reason, message: decision.message }
+          : !licensed
+            ? {
+                reason: decision.state === "Expired" ? "LicenseExpired" : decision.reason,
+                message: decision.message,
+              }
             : workloadMissing
               ? {
                   reason: "WorkloadNotFound",
@@ -465,7 +477,7 @@ export function registerMendixAppController(
       // One status write carries the outcome and the outbox: new notifications are recorded (Pending) with
       // their bookkeeping in the same write, and sent only after it succeeded.
       const written = await patchStatusIfChanged(manager.client, MENDIX_APPS, base, (current) => {
-        const sentBefore = current?.license?.remindersSent ?? [];
+        const sentBefore = remindersSentFor(current?.license, spec.license?.expiresAt);
         const remindersSent =
           decision.reminder !== undefined
             ? [...new Set([...sentBefore, ...decision.remindersSent])].sort((a, b) => b - a)
@@ -518,11 +530,19 @@ export function registerMendixAppController(
         );
       }
       if (decision.state !== previousLicenseState) {
-        if (decision.state === "PendingMxID" || decision.state === "Unlicensed") {
+        if (
+          decision.state === "PendingMxID" ||
+          decision.state === "Unlicensed" ||
+          decision.state === "Expired"
+        ) {
           manager.events.event(
             raw,
             "Warning",
-            decision.state === "PendingMxID" ? "LicensePendingMxID" : decision.reason,
+            decision.state === "PendingMxID"
+              ? "LicensePendingMxID"
+              : decision.state === "Expired"
+                ? "LicenseExpired"
+                : decision.reason,
             "CheckLicense",
             decision.message,
           );

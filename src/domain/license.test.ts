@@ -6,6 +6,7 @@ import {
   decideLicense,
   type LicenseInput,
   nextUtcMidnight,
+  remindersSentFor,
 } from "./license.ts";
 import { currentOrNextWindow, decideMaintenance } from "./maintenance.ts";
 
@@ -114,6 +115,23 @@ describe("renewal reminders (on-premises)", () => {
     const d = at(days, sent);
     expect(d.reminder).toBe(reminder);
     expect(d.remindersSent).toEqual(recorded);
+  });
+
+  it("counts reminders per expiry date: a renewed license is reminded again", () => {
+    const old = plusDays(-400);
+    const renewed = plusDays(90);
+    const sent = remindersSentFor({ expiresAt: old, remindersSent: [90, 30, 15, 7] }, renewed);
+    expect(sent).toEqual([]);
+    expect(
+      decideLicense({
+        ...base,
+        license: { secretRef: { name: "l" }, expiresAt: renewed },
+        remindersSent: sent,
+      }),
+    ).toMatchObject({ reminder: 90, remindersSent: [90] });
+    // The same date: what was recorded stands.
+    expect(remindersSentFor({ expiresAt: renewed, remindersSent: [90] }, renewed)).toEqual([90]);
+    expect(remindersSentFor(undefined, renewed)).toEqual([]);
   });
 
   it("sends one reminder (the most urgent) when several boundaries are passed at once", () => {

@@ -60,6 +60,18 @@ export function nextUtcMidnight(nowMs: number): number {
   return (Math.floor(nowMs / DAY_MS) + 1) * DAY_MS;
 }
 
+/**
+ * The reminders already sent for the license that expires at `expiresAt`: the ones recorded in the status if
+ * they were for that date. A renewed license (a new expiry date) starts with none, so its reminders go out too.
+ */
+export function remindersSentFor(
+  recorded: { expiresAt?: string; remindersSent?: number[] } | undefined,
+  expiresAt: string | undefined,
+): number[] {
+  if (!recorded?.remindersSent?.length) return [];
+  return recorded.expiresAt === expiresAt ? recorded.remindersSent : [];
+}
+
 export interface LicenseInput {
   hosting: Hosting;
   /** spec.license; undefined when the app has none. */
@@ -145,7 +157,7 @@ export function decideLicense(input: LicenseInput): LicenseDecision {
       activate: true,
       daysRemaining: days,
       reason: "Expired",
-      message: `The license expired on ${input.license.expiresAt}. ${renew}`,
+      message: `The license expired on ${input.license.expiresAt}. ${renew} ${trial}`,
     };
   }
   const state: LicenseState = days <= EXPIRING_DAYS ? "Expiring" : "Active";

@@ -261,6 +261,27 @@ describe("MendixApp rules end to end", () => {
     expect(metrics).toMatch(
       new RegExp(`mxops_license_expiry_timestamp_seconds\\{namespace="${n}",app="crm"\\} \\d+`),
     );
+
+    // Expired: trial mode again, and loud about it; the env stays (no restart; a renewed Secret applies).
+    await k([
+      "patch",
+      "mxapp",
+      "crm",
+      "-n",
+      n,
+      "--type=merge",
+      "-p",
+      JSON.stringify({ spec: { license: { expiresAt: inDays(-2) } } }),
+    ]);
+    const expired = await until("the expired license", async () => {
+      const st = await appStatus(n);
+      return st.license?.state === "Expired" && condition(st, "Ready")?.status === "False" && st;
+    });
+    expect(condition(expired, "Licensed")).toMatchObject({ status: "False", reason: "Expired" });
+    expect(condition(expired, "Ready")?.reason).toBe("LicenseExpired");
+    expect(condition(expired, "Ready")?.message).toMatch(/expired on .*trial mode/);
+    expect(envOf(await deploymentJson(n))).toContain("LICENSE_KEY");
+    await until("the LicenseExpired Event", async () => (await eventReasons(n)).includes("LicenseExpired"));
   });
 
   it("keeps the license pending while the primary contact has no MxID, then activates it by itself", async () => {
@@ -396,6 +417,24 @@ describe("MendixApp rules end to end", () => {
     );
     expect(mailsTo(n, "alice@example.com", /License of crm expires/)).toHaveLength(2);
     expect((await appStatus(n)).license?.remindersSent).toEqual([90, 30, 15]);
+
+    // Renewed (a new expiry date): a new license, whose reminders go out again from the first.
+    await k([
+      "patch",
+      "mxapp",
+      "crm",
+      "-n",
+      n,
+      "--type=merge",
+      "-p",
+      JSON.stringify({ spec: { license: { expiresAt: inDays(60) } } }),
+    ]);
+    await until(
+      "the renewed license's 90-day reminder",
+      async () => mailsTo(n, "alice@example.com", /License of crm expires in 60 day/).length === 1,
+    );
+    const renewed = await appStatus(n);
+    expect(renewed.license).toMatchObject({ state: "Active", daysRemaining: 60, remindersSent: [90] });
   });
 
   it("notifies a Mendix Cloud app's contact ahead of maintenance once, and sends it no renewal reminders", async () => {
