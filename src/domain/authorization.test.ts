@@ -1,6 +1,6 @@
 import { describe, expect, it } from "vitest";
 import type { MendixAppSpec } from "../api/mendix-app.ts";
-import { contactsActingAs, reviewAlertPolicy, reviewMendixApp } from "./authorization.ts";
+import { contactsActingAs, isClusterCleanup, reviewAlertPolicy, reviewMendixApp } from "./authorization.ts";
 
 const alice = { name: "alice", identities: { users: ["alice@example.com"], groups: ["crm-owners"] } };
 const bob = { name: "bob", identities: { users: ["bob@example.com"] } };
@@ -42,6 +42,24 @@ describe("alert settings", () => {
   ])("%s -> %s", (_n, caller, allowed) => {
     expect(reviewAlertPolicy(caller, ["platform-admins"], apps, policy).allowed).toBe(allowed);
   });
+  it("refuses a policy for an app that does not exist to all but admins", () => {
+    expect(reviewAlertPolicy(as("alice@example.com"), [], apps, policy, true).message).toBe(
+      "MendixApp crm does not exist: only cluster admins may set alerts for it",
+    );
+    expect(reviewAlertPolicy(as("root", ["system:masters"]), [], [], policy).allowed).toBe(true);
+  });
+  it("needs the contact of every app the policy covers", () => {
+    const both = [...apps, { name: "hr", contacts: [bob] }];
+    expect(reviewAlertPolicy(as("bob@example.com"), [], both, policy).message).toMatch(
+      /^bob@example\.com may not change the alert settings of crm/,
+    );
+  });
+  it("knows Kubernetes' own clean-up controllers", () => {
+    expect(isClusterCleanup(as("system:serviceaccount:kube-system:namespace-controller"))).toBe(true);
+    expect(isClusterCleanup(as("system:serviceaccount:kube-system:generic-garbage-collector"))).toBe(true);
+    expect(isClusterCleanup(as("system:kube-controller-manager"))).toBe(true);
+    expect(isClusterCleanup(as("system:serviceaccount:apps:namespace-controller"))).toBe(false);
+  });
   it("says who may", () => {
     expect(reviewAlertPolicy(as("mallory"), [], apps, policy).message).toBe(
       "mallory may not change the alert settings of crm: only the technical contacts of crm: alice (user alice@example.com, group crm-owners), and cluster admins, may",
@@ -72,6 +90,19 @@ describe("node permissions and contacts", () => {
     expect(review(as("root", ["system:masters"]), spec(), grant).message).toMatch(
       /may not grant ManagePermissions \(to User:dave\)/,
     );
+  });
+  it("lets a contact or an admin create an app granting ManagePermissions, nobody else", () => {
+    const grant = spec({
+      permissions: [{ subject: { kind: "User", name: "mallory" }, rights: ["ManagePermissions"] }],
+    });
+    const create = (caller: ReturnType<typeof as>, s: MendixAppSpec) =>
+      reviewMendixApp(caller, [], "crm", undefined, s, [alice], []);
+    expect(create(as("mallory"), grant).message).toBe(
+      "mallory may not grant ManagePermissions (to User:mallory) of crm: only the technical contacts of crm: alice (user alice@example.com, group crm-owners), and cluster admins, may",
+    );
+    expect(create(as("alice@example.com"), grant).allowed).toBe(true);
+    expect(create(as("root", ["system:masters"]), grant).allowed).toBe(true);
+    expect(create(as("mallory"), spec({ permissions: perms })).allowed).toBe(true);
   });
   it("lets the current contacts and admins change the contacts", () => {
     const handover = spec({ technicalContacts: [{ name: "bob" }] });

@@ -46,15 +46,31 @@ function who(app: string, contacts: ContactIdentity[]): string {
   return `the technical contacts of ${app}: ${ids.join("; ") || "none found"}`;
 }
 
-/** Creating, changing or deleting an AlertPolicy: its apps' contacts and cluster admins only. */
+/**
+ * Who deletes as Kubernetes itself: the namespace controller (a namespace being deleted) and the garbage
+ * collector (an owner gone), as their service accounts or as kube-controller-manager's own user.
+ */
+export function isClusterCleanup(caller: Caller): boolean {
+  return (
+    caller.username === "system:serviceaccount:kube-system:namespace-controller" ||
+    caller.username === "system:serviceaccount:kube-system:generic-garbage-collector" ||
+    caller.username === "system:kube-controller-manager"
+  );
+}
+
+/**
+ * Creating, changing or deleting an AlertPolicy: the contacts of every app it covers (before and after a
+ * change) and cluster admins only. `appRefMissing`: its appRef names an app that does not exist.
+ */
 export function reviewAlertPolicy(
   caller: Caller,
   adminGroups: string[],
   apps: { name: string; contacts: ContactIdentity[] }[],
   spec: AlertPolicySpec | undefined,
+  appRefMissing = spec?.appRef !== undefined && apps.length === 0,
 ): Verdict {
   if (isAdmin(caller, adminGroups)) return { allowed: true, warnings: [] };
-  if (spec?.appRef && apps.length === 0) {
+  if (spec?.appRef && appRefMissing) {
     return {
       allowed: false,
       message: `MendixApp ${spec.appRef.name} does not exist: only cluster admins may set alerts for it`,
@@ -89,7 +105,7 @@ export function reviewMendixApp(
   const warnings = missingContacts.map(
     (c) => `TechnicalContact ${c} does not exist (yet); the app stays ContactAssigned=False until it does`,
   );
-  if (!oldSpec || !newSpec) return { allowed: true, warnings };
+  if (!newSpec) return { allowed: true, warnings };
   const admin = isAdmin(caller, adminGroups);
   const actingAs = contactsActingAs(caller, currentContacts);
   const deny = (what: string, allowedTo: string) => ({
@@ -97,6 +113,17 @@ export function reviewMendixApp(
     message: `${caller.username} may not ${what} of ${app}: only ${allowedTo} may`,
     warnings,
   });
+  if (!oldSpec) {
+    // Created with ManagePermissions granted: by one of its contacts, or by an admin setting the app up (a
+    // GitOps tool, say); anyone else could hand themselves the right to manage its permissions.
+    const granted = [...grantsOf(newSpec.permissions, "ManagePermissions")];
+    if (granted.length && !admin && actingAs.length === 0)
+      return deny(
+        `grant ManagePermissions (to ${granted.join(", ")})`,
+        `${who(app, currentContacts)}, and cluster admins,`,
+      );
+    return { allowed: true, warnings };
+  }
   if (!deepEqual(oldSpec.technicalContacts, newSpec.technicalContacts) && !admin && actingAs.length === 0) {
     return deny("change the technical contacts", `${who(app, currentContacts)}, and cluster admins,`);
   }

@@ -4,7 +4,7 @@ import { readFileSync, unwatchFile, watchFile } from "node:fs";
 import { createServer, type Server } from "node:https";
 import { join } from "node:path";
 import type { ZodError } from "zod";
-import { AlertPolicy } from "../api/alert-policy.ts";
+import { AlertPolicy, type AlertPolicySpec } from "../api/alert-policy.ts";
 import { MendixApp } from "../api/mendix-app.ts";
 import { TechnicalContact } from "../api/technical-contact.ts";
 import { SECRETS } from "../controllers/secrets.ts";
@@ -13,6 +13,7 @@ import {
   type Caller,
   type ContactIdentity,
   isAdmin,
+  isClusterCleanup,
   reviewAlertPolicy,
   reviewMendixApp,
   type Verdict,
@@ -21,6 +22,7 @@ import type { KubeClient, KubeObject, ResourceType } from "../runtime/client.ts"
 import type { Informer } from "../runtime/informer.ts";
 import type { Logger } from "../runtime/log.ts";
 import { createCertificateAuthority } from "../runtime/pki.ts";
+import { deepEqual } from "../runtime/status.ts";
 
 export const VALIDATING_WEBHOOKS: ResourceType = {
   group: "admissionregistration.k8s.io",
@@ -87,24 +89,45 @@ export function review(
   const caller: Caller = { username: req.userInfo.username ?? "", groups: req.userInfo.groups ?? [] };
   const namespace = req.namespace ?? "";
   if (req.kind.kind === "AlertPolicy") {
-    const obj = req.operation === "DELETE" ? req.oldObject : req.object;
-    const spec = AlertPolicy.shape.spec.safeParse(obj?.spec);
-    if (!spec.success) {
-      // What the CRD's schema lets through but the operator cannot read (e.g. a date-time it does not
-      // accept) is refused: allowed, it would bypass the checks below and stop the policy's evaluation.
-      if (req.operation !== "DELETE") return invalidSpec("AlertPolicy", spec.error);
-      return storedSpecInvalid(caller, opts.adminGroups, "delete AlertPolicy", req.name ?? "", spec.error);
-    }
-    const selected = spec.data.appRef
-      ? [opts.apps.get(namespace, spec.data.appRef.name)].filter(
-          (a): a is KubeObject & { spec: unknown } => !!a,
-        )
-      : opts.apps.list(namespace).filter((a) => selects(spec.data.appSelector, a.metadata.labels));
-    const apps = selected.map((a) => {
+    // Kubernetes' own clean-up (a namespace being deleted, an owner gone) deletes as a controller, not as a
+    // person: refused, it would leave the namespace Terminating for good.
+    if (req.operation === "DELETE" && isClusterCleanup(caller)) return { allowed: true, warnings: [] };
+    const wanted =
+      req.operation === "DELETE" ? undefined : AlertPolicy.shape.spec.safeParse(req.object?.spec);
+    const stored =
+      req.operation === "CREATE" ? undefined : AlertPolicy.shape.spec.safeParse(req.oldObject?.spec);
+    // What the CRD's schema lets through but the operator cannot read (e.g. a date-time it does not accept) is
+    // refused: allowed, it would bypass the checks below and stop the policy's evaluation.
+    if (wanted && !wanted.success) return invalidSpec("AlertPolicy", wanted.error);
+    if (stored && !stored.success)
+      return storedSpecInvalid(
+        caller,
+        opts.adminGroups,
+        req.operation === "DELETE" ? "delete AlertPolicy" : "change AlertPolicy",
+        req.name ?? "",
+        stored.error,
+      );
+    // Only the spec is the alert settings: labels, annotations, finalizers (a GitOps tool's tracking marks,
+    // the garbage collector orphaning) change nobody's alerts.
+    if (stored?.data && wanted?.data && deepEqual(stored.data, wanted.data))
+      return { allowed: true, warnings: [] };
+    const selectedBy = (spec: AlertPolicySpec) =>
+      spec.appRef
+        ? [opts.apps.get(namespace, spec.appRef.name)].filter((a): a is KubeObject & { spec: unknown } => !!a)
+        : opts.apps.list(namespace).filter((a) => selects(spec.appSelector, a.metadata.labels));
+    // A change is a change to the alerts of the apps the policy covered and of those it will cover.
+    const selected = new Map<string, KubeObject & { spec: unknown }>();
+    for (const spec of [stored?.data, wanted?.data])
+      if (spec) for (const a of selectedBy(spec)) selected.set(a.metadata.name, a);
+    // Deleting a policy that covers no app (its app is gone) changes nobody's alerts.
+    if (req.operation === "DELETE" && selected.size === 0) return { allowed: true, warnings: [] };
+    const apps = [...selected.values()].map((a) => {
       const names = (MendixApp.shape.spec.safeParse(a.spec).data?.technicalContacts ?? []).map((c) => c.name);
       return { name: a.metadata.name, contacts: identitiesOf(opts.contacts, namespace, names).found };
     });
-    return reviewAlertPolicy(caller, opts.adminGroups, apps, spec.data);
+    const spec = (wanted?.data ?? stored?.data) as AlertPolicySpec;
+    const appRefMissing = spec.appRef !== undefined && !selected.has(spec.appRef.name);
+    return reviewAlertPolicy(caller, opts.adminGroups, apps, spec, appRefMissing);
   }
   if (req.kind.kind === "MendixApp") {
     const oldSpec = req.oldObject ? MendixApp.shape.spec.safeParse(req.oldObject.spec) : undefined;

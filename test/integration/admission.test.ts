@@ -161,6 +161,57 @@ webhooks:${hook("alertpolicies", "/validate-mxops-dev-v1alpha1-alertpolicy", "al
     expect(await refusal(alice(), ["delete", "mxalert", "by-alice", "-n", ns])).toBe("(allowed)");
   });
 
+  it("checks a policy's apps before and after a change, and lets Kubernetes' clean-up and orphans go", async () => {
+    const appYaml = (name: string, contact: string, extra = "") =>
+      `apiVersion: mxops.dev/v1alpha1\nkind: MendixApp\nmetadata: {name: ${name}, namespace: ${ns}}\nspec:\n  hosting: OnPremises\n  technicalContacts: [{name: ${contact}}]\n${extra}`;
+    await admin(["apply", "-f", "-"], appYaml("hr", "bob"));
+    expect(await refusal(alice(), ["apply", "-f", "-"], policy("retarget"))).toBe("(allowed)");
+    // Bob may set hr's alerts, but taking crm's policy for hr changes crm's alerts: refused.
+    const retarget = ["patch", "mxalert", "retarget", "-n", ns, "--type=merge", "-p"];
+    expect(await refusal(bob(), [...retarget, '{"spec":{"appRef":{"name":"hr"}}}'])).toMatch(
+      /bob@example\.com may not change the alert settings of crm: only the technical contacts of crm: alice/,
+    );
+    // Labels and annotations (a GitOps tool's tracking marks) are not alert settings.
+    expect(
+      await refusal(mallory(), [
+        "label",
+        "mxalert",
+        "retarget",
+        "-n",
+        ns,
+        "argocd.argoproj.io/instance=apps",
+      ]),
+    ).toBe("(allowed)");
+
+    // Deleting a namespace: the namespace controller deletes every policy as itself, and must not be refused.
+    const cleanup = "system:serviceaccount:kube-system:namespace-controller";
+    await admin(
+      ["apply", "-f", "-"],
+      `apiVersion: rbac.authorization.k8s.io/v1\nkind: RoleBinding\nmetadata: {name: namespace-controller, namespace: ${ns}}\nroleRef: {apiGroup: rbac.authorization.k8s.io, kind: Role, name: mxops-editor}\nsubjects: [{apiGroup: rbac.authorization.k8s.io, kind: User, name: "${cleanup}"}]\n`,
+    );
+    const controller = userKubeconfig(cleanup, [
+      "system:serviceaccounts",
+      "system:serviceaccounts:kube-system",
+    ]);
+    expect(await refusal(controller, ["delete", "mxalert", "retarget", "-n", ns])).toBe("(allowed)");
+    // A policy whose app is gone covers nobody's alerts: whoever RBAC lets may delete it.
+    await admin(["apply", "-f", "-"], policy("orphan").replace("{name: crm}", "{name: gone}"));
+    expect(await refusal(mallory(), ["delete", "mxalert", "orphan", "-n", ns])).toBe("(allowed)");
+
+    // Created with ManagePermissions granted: by a contact of the app or an admin, nobody else.
+    const granting = (name: string) =>
+      appYaml(
+        name,
+        "alice",
+        "  permissions: [{subject: {kind: User, name: mallory@example.com}, rights: [ManagePermissions]}]\n",
+      );
+    expect(await refusal(mallory(), ["apply", "-f", "-"], granting("m1"))).toMatch(
+      /mallory@example\.com may not grant ManagePermissions \(to User:mallory@example\.com\) of m1/,
+    );
+    expect(await refusal(alice(), ["apply", "-f", "-"], granting("m2"))).toBe("(allowed)");
+    await admin(["delete", "mxapp", "hr", "m2", "-n", ns, "--wait=false"]);
+  });
+
   it("guards node permissions: contacts may change them, only a contact may grant ManagePermissions", async () => {
     const patch = (rights: string[]) => [
       "patch",
