@@ -234,6 +234,22 @@ export const SETTINGS = {
     description: "Sender address of notification mails.",
     parse: z.string().min(3),
   },
+  defaultContact: {
+    flag: "default-contact",
+    env: "MXOPS_DEFAULT_CONTACT",
+    default: "",
+    description:
+      "Email address of the cluster's default technical contact: told (once) when none of an app's technical contacts has existed for --default-contact-after; empty: nobody.",
+    parse: z.string().refine((s) => s === "" || /^[^@\s]+@[^@\s]+$/.test(s), "must be an email address"),
+  },
+  defaultContactAfter: {
+    flag: "default-contact-after",
+    env: "MXOPS_DEFAULT_CONTACT_AFTER",
+    default: "5m",
+    description:
+      "How long an app must have no existing technical contact before the default contact is told (a contact applied a little after its app is no news).",
+    parse: duration,
+  },
   smtpCredentialsSecret: {
     flag: "smtp-credentials-secret",
     env: "MXOPS_SMTP_CREDENTIALS_SECRET",

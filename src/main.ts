@@ -139,6 +139,8 @@ async function main(): Promise<number> {
     sender,
     clock: systemClock,
     alertmanager: !!config.alertmanagerUrl,
+    defaultContact: config.defaultContact || undefined,
+    defaultContactAfterMs: config.defaultContactAfter,
     concurrency: config.maxConcurrentReconciles,
     resyncPeriodMs: config.resyncPeriod,
   });

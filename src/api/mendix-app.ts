@@ -213,6 +213,16 @@ export const MendixAppStatus = z
           .max(16)
           .optional()
           .describe("Contacts already told they are this app's technical contact (changes are announced)."),
+        noneSince: z.iso
+          .datetime()
+          .optional()
+          .describe("Since when none of the referenced TechnicalContacts exists; unset while one does."),
+        defaultContactNotified: z
+          .boolean()
+          .optional()
+          .describe(
+            "Whether the cluster's default contact (--default-contact) was told, once per such period.",
+          ),
       })
       .optional()
       .describe("What the operator found of the app's technical contacts."),

@@ -4,7 +4,7 @@
 import { API_VERSION } from "../api/common.ts";
 import { MendixApp, type MendixAppStatus } from "../api/mendix-app.ts";
 import type { TechnicalContact } from "../api/technical-contact.ts";
-import { contactChanges, resolveContacts } from "../domain/contacts.ts";
+import { contactChanges, decideNoContact, resolveContacts } from "../domain/contacts.ts";
 import {
   checkLicenseSecret,
   decideLicense,
@@ -71,6 +71,10 @@ export function registerMendixAppController(
     sender: NotificationSender;
     clock: Clock;
     alertmanager: boolean;
+    /** Email address of the cluster's default contact (rule 1); undefined: none. */
+    defaultContact?: string;
+    /** How long an app must have had no contact before the default contact is told (default 5 minutes). */
+    defaultContactAfterMs?: number;
     concurrency?: number;
     resyncPeriodMs?: number;
   },
@@ -101,8 +105,16 @@ export function registerMendixAppController(
 
   const contactsOf = (namespace: string, names: string[]) => cachedContacts(contacts, namespace, names);
 
+  /** The cluster's default contact, told when an app has none (its notices carry the label defaultContact). */
+  const defaultContact: Recipient | undefined = deps.defaultContact
+    ? { key: "default-contact", displayName: "Default technical contact", email: deps.defaultContact }
+    : undefined;
+  const forDefaultContact = (record: { labels?: Record<string, string> }) =>
+    record.labels?.defaultContact === "true";
+
   /** Who a notification of the app goes to. */
   const addressees = (namespace: string, appName: string, record: { labels?: Record<string, string> }) => {
+    if (forDefaultContact(record)) return [];
     const app = apps.get(namespace, appName);
     // A contact change is told to the one contact it concerns (even a removed one); the rest to all contacts.
     const names = record.labels?.contact
@@ -112,7 +124,7 @@ export function registerMendixAppController(
   };
   const recipientsFor =
     (namespace: string, appName: string, record: { labels?: Record<string, string> }) => async () => {
-      const people: Recipient[] = [];
+      const people: Recipient[] = forDefaultContact(record) && defaultContact ? [defaultContact] : [];
       for (const c of addressees(namespace, appName, record))
         people.push(await contactRecipient(manager, c, deps.alertmanager));
       return people;
@@ -401,9 +413,32 @@ export function registerMendixAppController(
           labels: { contact: c },
         });
       }
+      // Rule 1: none of the app's contacts exists. Marked (ContactAssigned=False, status.contacts.noneSince),
+      // and the cluster's default contact is told once, after a grace period for contacts applied later.
+      const noContact = decideNoContact(
+        existing.length,
+        raw.status?.contacts,
+        now,
+        !!defaultContact,
+        deps.defaultContactAfterMs,
+      );
+      if (noContact.notify && noContact.noneSince) {
+        notifications.push({
+          id: `no-contact/${uid}/${noContact.noneSince}`,
+          kind: "NoTechnicalContact",
+          severity: "Warning",
+          app: appRef,
+          title: `${name} has no technical contact`,
+          body: `The Mendix app ${name} (${spec.hosting}, ${spec.environment}) in namespace ${namespace} has had no technical contact since ${noContact.noneSince}: none of ${referenced.join(", ")} exists as a TechnicalContact there. Nobody receives its license reminders, maintenance notices or alerts. You are told as the cluster's default technical contact; create the TechnicalContact or fix spec.technicalContacts.`,
+          occurredAt: iso(now),
+          labels: { defaultContact: "true" },
+        });
+      }
       // What no configured channel reaches is not recorded (its bookkeeping below still says it is done).
       const toRecord = sender.reachable(notifications, (n) =>
-        addressees(namespace, name, n).map((c) => recipientOf(c, deps.alertmanager)),
+        forDefaultContact(n) && defaultContact
+          ? [defaultContact]
+          : addressees(namespace, name, n).map((c) => recipientOf(c, deps.alertmanager)),
       );
 
       // An Event for a change of contacts; the first assignment is the app's creation, which its
@@ -494,7 +529,11 @@ export function registerMendixAppController(
             primary: contactsResolved.primary,
             missing: contactsResolved.missing.length ? contactsResolved.missing : undefined,
             withoutMxid: contactsResolved.withoutMxid.length ? contactsResolved.withoutMxid : undefined,
-            notified: notifications.length ? existing : current?.contacts?.notified,
+            notified: notifications.some((n) => !forDefaultContact(n))
+              ? existing
+              : current?.contacts?.notified,
+            noneSince: noContact.noneSince,
+            defaultContactNotified: noContact.defaultContactNotified,
           },
           license: {
             state: decision.state,
@@ -572,6 +611,7 @@ export function registerMendixAppController(
       const waits = [nextUtcMidnight(now) - now];
       if (maintenance) waits.push(maintenance.recheckAt - now);
       if (!secretCheck.ok) waits.push(30_000);
+      if (noContact.recheckAtMs !== undefined) waits.push(noContact.recheckAtMs - now);
       return { requeueAfterMs: Math.max(1000, Math.min(...waits)) };
     },
   });

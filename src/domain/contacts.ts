@@ -47,3 +47,40 @@ export function contactChanges(
   const after = new Set(current);
   return { added: current.filter((c) => !before.has(c)), removed: [...before].filter((c) => !after.has(c)) };
 }
+
+/** How long an app may have no existing contact before the default contact is told (GitOps applies in any order); the default of --default-contact-after. */
+export const DEFAULT_CONTACT_GRACE_MS = 5 * 60_000;
+
+export interface NoContactDecision {
+  /** Since when none of the app's contacts exists (ISO); undefined while one does. */
+  noneSince?: string;
+  /** Whether the default contact has been told about this period (recorded with the notice). */
+  defaultContactNotified?: boolean;
+  /** Tell the default contact now. */
+  notify: boolean;
+  /** When to look again (the grace period's end), if a notice may come due. */
+  recheckAtMs?: number;
+}
+
+/**
+ * Rule 1: an app none of whose technical contacts exists is marked, and the cluster's default contact (if
+ * configured) is told once per such period, after a grace period that lets a contact applied a little later
+ * arrive first.
+ */
+export function decideNoContact(
+  existing: number,
+  recorded: { noneSince?: string; defaultContactNotified?: boolean } | undefined,
+  nowMs: number,
+  defaultContactConfigured: boolean,
+  graceMs = DEFAULT_CONTACT_GRACE_MS,
+): NoContactDecision {
+  if (existing > 0) return { notify: false };
+  const recordedSince = recorded?.noneSince ? Date.parse(recorded.noneSince) : Number.NaN;
+  const sinceMs = Number.isNaN(recordedSince) ? nowMs : recordedSince;
+  const noneSince = new Date(sinceMs).toISOString().replace(/\.\d{3}Z$/, "Z");
+  if (recorded?.noneSince && recorded.defaultContactNotified)
+    return { noneSince, defaultContactNotified: true, notify: false };
+  if (!defaultContactConfigured) return { noneSince, notify: false };
+  if (nowMs - sinceMs >= graceMs) return { noneSince, defaultContactNotified: true, notify: true };
+  return { noneSince, notify: false, recheckAtMs: sinceMs + graceMs };
+}

@@ -1,5 +1,5 @@
 import { describe, expect, it } from "vitest";
-import { contactChanges, resolveContacts } from "./contacts.ts";
+import { contactChanges, DEFAULT_CONTACT_GRACE_MS, decideNoContact, resolveContacts } from "./contacts.ts";
 import {
   checkLicenseSecret,
   daysRemaining,
@@ -164,6 +164,44 @@ describe("contacts", () => {
     expect(contactChanges(["alice", "bob"], ["bob", "carol"])).toEqual({
       added: ["carol"],
       removed: ["alice"],
+    });
+  });
+});
+
+describe("an app without a contact (rule 1)", () => {
+  const since = "2026-11-27T15:30:00Z";
+  it("is marked from the first look, and clears once a contact exists", () => {
+    expect(decideNoContact(0, undefined, NOW, true)).toEqual({
+      noneSince: since,
+      notify: false,
+      recheckAtMs: NOW + DEFAULT_CONTACT_GRACE_MS,
+    });
+    expect(decideNoContact(1, { noneSince: since, defaultContactNotified: true }, NOW, true)).toEqual({
+      notify: false,
+    });
+  });
+  it("tells the default contact once, after the grace period", () => {
+    expect(decideNoContact(0, { noneSince: since }, NOW + DEFAULT_CONTACT_GRACE_MS - 1, true).notify).toBe(
+      false,
+    );
+    expect(decideNoContact(0, { noneSince: since }, NOW + DEFAULT_CONTACT_GRACE_MS, true)).toEqual({
+      noneSince: since,
+      defaultContactNotified: true,
+      notify: true,
+    });
+    expect(
+      decideNoContact(
+        0,
+        { noneSince: since, defaultContactNotified: true },
+        NOW + DEFAULT_CONTACT_GRACE_MS * 9,
+        true,
+      ),
+    ).toEqual({ noneSince: since, defaultContactNotified: true, notify: false });
+  });
+  it("only marks when no default contact is configured", () => {
+    expect(decideNoContact(0, { noneSince: since }, NOW + DEFAULT_CONTACT_GRACE_MS * 2, false)).toEqual({
+      noneSince: since,
+      notify: false,
     });
   });
 });

@@ -6,6 +6,7 @@ export const NOTIFICATION_KINDS = [
   "MaintenanceNotice",
   "ContactAssigned",
   "ContactRemoved",
+  "NoTechnicalContact",
   "AlertFiring",
   "AlertEscalated",
   "AlertResolved",

@@ -15,7 +15,14 @@ const inDays = (d: number) => new Date(Date.now() + d * DAY).toISOString().slice
 interface AppStatus {
   observedGeneration?: number;
   conditions?: { type: string; status: string; reason: string; message: string }[];
-  contacts?: { count: number; primary?: string; missing?: string[]; withoutMxid?: string[] };
+  contacts?: {
+    count: number;
+    primary?: string;
+    missing?: string[];
+    withoutMxid?: string[];
+    noneSince?: string;
+    defaultContactNotified?: boolean;
+  };
   license?: {
     state: string;
     daysRemaining?: number;
@@ -160,6 +167,8 @@ describe("MendixApp rules end to end", () => {
       MXOPS_SMTP_TLS: "none",
       MXOPS_NOTIFY_INITIAL_BACKOFF: "100ms",
       MXOPS_METRICS_BIND_ADDRESS: `127.0.0.1:${metricsPort}`,
+      MXOPS_DEFAULT_CONTACT: "platform-team@example.com",
+      MXOPS_DEFAULT_CONTACT_AFTER: "2s",
     });
     return op;
   };
@@ -342,11 +351,23 @@ describe("MendixApp rules end to end", () => {
     expect(condition(s, "Ready")).toMatchObject({ status: "False", reason: "ContactNotFound" });
     expect(s.contacts?.missing).toEqual(["ghost"]);
     await until("a ContactNotFound event", async () => (await eventReasons(n)).includes("ContactNotFound"));
+    // Rule 1: after --default-contact-after (2s here) the cluster's default contact is told, once.
+    const toDefault = () => mailsTo(n, "platform-team@example.com", /^\[Warning\] crm has no technical contact$/);
+    await until("the default contact's notice", async () => toDefault().length === 1);
+    expect(toDefault()[0]?.decoded).toMatch(/none of ghost exists as a TechnicalContact/);
+    const told = await appStatus(n);
+    expect(told.contacts).toMatchObject({ defaultContactNotified: true, noneSince: s.contacts?.noneSince });
+    expect(told.contacts?.noneSince).toMatch(/^\d{4}-\d\d-\d\dT/);
+    await new Promise((r) => setTimeout(r, 3000));
+    expect(toDefault()).toHaveLength(1);
+
     await k(["apply", "-f", "-"], contact(n, "ghost", "ghost@example.com"));
-    await until(
-      "the contact to be found",
-      async () => condition(await appStatus(n), "ContactAssigned")?.status === "True",
-    );
+    const found = await until("the contact to be found", async () => {
+      const st = await appStatus(n);
+      return condition(st, "ContactAssigned")?.status === "True" && st;
+    });
+    expect(found.contacts?.noneSince).toBeUndefined();
+    expect(found.contacts?.defaultContactNotified).toBeUndefined();
   });
 
   it("says exactly what is wrong with a license Secret", async () => {
