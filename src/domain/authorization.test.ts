@@ -1,6 +1,12 @@
 import { describe, expect, it } from "vitest";
 import type { MendixAppSpec } from "../api/mendix-app.ts";
-import { contactsActingAs, isClusterCleanup, reviewAlertPolicy, reviewMendixApp } from "./authorization.ts";
+import {
+  contactsActingAs,
+  isClusterCleanup,
+  reviewAlertPolicy,
+  reviewMendixApp,
+  reviewTechnicalContact,
+} from "./authorization.ts";
 
 const alice = { name: "alice", identities: { users: ["alice@example.com"], groups: ["crm-owners"] } };
 const bob = { name: "bob", identities: { users: ["bob@example.com"] } };
@@ -119,5 +125,28 @@ describe("node permissions and contacts", () => {
         "TechnicalContact alice does not exist (yet); the app stays ContactAssigned=False until it does",
       ],
     });
+  });
+});
+
+describe("changing who acts as a contact", () => {
+  const takeover = { users: ["mallory"] };
+  it("is changed by that person and admins only", () => {
+    expect(reviewTechnicalContact(as("mallory"), [], alice, takeover).message).toBe(
+      "mallory may not change who acts as TechnicalContact alice (user alice@example.com, group crm-owners): only that person, and cluster admins, may",
+    );
+    expect(
+      reviewTechnicalContact(as("alice@example.com"), [], alice, { users: ["alice@corp.example"] }).allowed,
+    ).toBe(true);
+    expect(reviewTechnicalContact(as("x", ["crm-owners"]), [], alice, takeover).allowed).toBe(true);
+    expect(
+      reviewTechnicalContact(as("ops", ["platform-admins"]), ["platform-admins"], alice, takeover).allowed,
+    ).toBe(true);
+  });
+  it("leaves every other change alone, and gives a contact without identities its first from an admin", () => {
+    expect(reviewTechnicalContact(as("mallory"), [], alice, alice.identities).allowed).toBe(true);
+    const none = { name: "carol" };
+    expect(reviewTechnicalContact(as("mallory"), [], none, undefined).allowed).toBe(true);
+    expect(reviewTechnicalContact(as("mallory"), [], none, takeover).allowed).toBe(false);
+    expect(reviewTechnicalContact(as("root", ["system:masters"]), [], none, takeover).allowed).toBe(true);
   });
 });

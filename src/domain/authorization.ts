@@ -35,15 +35,17 @@ export function contactsActingAs(caller: Caller, contacts: ContactIdentity[]): s
     .map((c) => c.name);
 }
 
+/** "alice (user alice@example.com, group crm-owners)". */
+function describeContact(c: ContactIdentity): string {
+  const parts = [
+    ...(c.identities?.users ?? []).map((u) => `user ${u}`),
+    ...(c.identities?.groups ?? []).map((g) => `group ${g}`),
+  ];
+  return `${c.name}${parts.length ? ` (${parts.join(", ")})` : " (no identities set)"}`;
+}
+
 function who(app: string, contacts: ContactIdentity[]): string {
-  const ids = contacts.map((c) => {
-    const parts = [
-      ...(c.identities?.users ?? []).map((u) => `user ${u}`),
-      ...(c.identities?.groups ?? []).map((g) => `group ${g}`),
-    ];
-    return `${c.name}${parts.length ? ` (${parts.join(", ")})` : " (no identities set)"}`;
-  });
-  return `the technical contacts of ${app}: ${ids.join("; ") || "none found"}`;
+  return `the technical contacts of ${app}: ${contacts.map(describeContact).join("; ") || "none found"}`;
 }
 
 /**
@@ -139,4 +141,25 @@ export function reviewMendixApp(
       return deny("change the node permissions", `${who(app, currentContacts)}, and cluster admins,`);
   }
   return { allowed: true, warnings };
+}
+
+/**
+ * Changing who acts as a technical contact (its spec.identities): the person, as the identities say now, and
+ * cluster admins only (rules 7 and 9). Anyone else could make themselves that contact of every app naming it;
+ * a contact with no identities yet gets its first ones from an admin.
+ */
+export function reviewTechnicalContact(
+  caller: Caller,
+  adminGroups: string[],
+  contact: ContactIdentity,
+  newIdentities: TechnicalContactSpec["identities"],
+): Verdict {
+  if (deepEqual(contact.identities ?? {}, newIdentities ?? {})) return { allowed: true, warnings: [] };
+  if (isAdmin(caller, adminGroups) || contactsActingAs(caller, [contact]).length)
+    return { allowed: true, warnings: [] };
+  return {
+    allowed: false,
+    message: `${caller.username} may not change who acts as TechnicalContact ${describeContact(contact)}: only that person, and cluster admins, may`,
+    warnings: [],
+  };
 }

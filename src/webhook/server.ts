@@ -16,6 +16,7 @@ import {
   isClusterCleanup,
   reviewAlertPolicy,
   reviewMendixApp,
+  reviewTechnicalContact,
   type Verdict,
 } from "../domain/authorization.ts";
 import type { KubeClient, KubeObject, ResourceType } from "../runtime/client.ts";
@@ -35,6 +36,7 @@ export const VALIDATING_WEBHOOKS: ResourceType = {
 export const PATHS = {
   alertPolicy: "/validate-mxops-dev-v1alpha1-alertpolicy",
   mendixApp: "/validate-mxops-dev-v1alpha1-mendixapp",
+  technicalContact: "/validate-mxops-dev-v1alpha1-technicalcontact",
 };
 
 interface AdmissionRequest {
@@ -128,6 +130,25 @@ export function review(
     const spec = (wanted?.data ?? stored?.data) as AlertPolicySpec;
     const appRefMissing = spec.appRef !== undefined && !selected.has(spec.appRef.name);
     return reviewAlertPolicy(caller, opts.adminGroups, apps, spec, appRefMissing);
+  }
+  if (req.kind.kind === "TechnicalContact" && req.operation === "UPDATE") {
+    const stored = TechnicalContact.shape.spec.safeParse(req.oldObject?.spec);
+    const wanted = TechnicalContact.shape.spec.safeParse(req.object?.spec);
+    if (!wanted.success) return invalidSpec("TechnicalContact", wanted.error);
+    if (!stored.success)
+      return storedSpecInvalid(
+        caller,
+        opts.adminGroups,
+        "change TechnicalContact",
+        req.name ?? "",
+        stored.error,
+      );
+    return reviewTechnicalContact(
+      caller,
+      opts.adminGroups,
+      { name: req.name ?? "", identities: stored.data.identities },
+      wanted.data.identities,
+    );
   }
   if (req.kind.kind === "MendixApp") {
     const oldSpec = req.oldObject ? MendixApp.shape.spec.safeParse(req.oldObject.spec) : undefined;
@@ -278,7 +299,7 @@ export async function startWebhook(opts: WebhookOptions): Promise<WebhookServer>
     req.on("end", () => {
       if (tooLarge) return;
       const path = req.url?.split("?")[0];
-      if (req.method !== "POST" || (path !== PATHS.alertPolicy && path !== PATHS.mendixApp)) {
+      if (req.method !== "POST" || !Object.values(PATHS).includes(path ?? "")) {
         res.writeHead(404).end();
         return;
       }

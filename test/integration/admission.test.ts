@@ -92,7 +92,7 @@ spec:
 apiVersion: rbac.authorization.k8s.io/v1
 kind: Role
 metadata: {name: mxops-editor, namespace: ${ns}}
-rules: [{apiGroups: [mxops.dev], resources: [alertpolicies, mendixapps], verbs: [get, list, create, update, patch, delete]}]
+rules: [{apiGroups: [mxops.dev], resources: [alertpolicies, mendixapps, technicalcontacts], verbs: [get, list, create, update, patch, delete]}]
 ---
 apiVersion: rbac.authorization.k8s.io/v1
 kind: RoleBinding
@@ -106,7 +106,7 @@ subjects: [{apiGroup: rbac.authorization.k8s.io, kind: Group, name: people}]
       `apiVersion: admissionregistration.k8s.io/v1
 kind: ValidatingWebhookConfiguration
 metadata: {name: ${vwc}}
-webhooks:${hook("alertpolicies", "/validate-mxops-dev-v1alpha1-alertpolicy", "alertpolicies", ["CREATE", "UPDATE", "DELETE"])}${hook("mendixapps", "/validate-mxops-dev-v1alpha1-mendixapp", "mendixapps", ["CREATE", "UPDATE"])}
+webhooks:${hook("alertpolicies", "/validate-mxops-dev-v1alpha1-alertpolicy", "alertpolicies", ["CREATE", "UPDATE", "DELETE"])}${hook("mendixapps", "/validate-mxops-dev-v1alpha1-mendixapp", "mendixapps", ["CREATE", "UPDATE"])}${hook("technicalcontacts", "/validate-mxops-dev-v1alpha1-technicalcontact", "technicalcontacts", ["UPDATE"])}
 `,
     );
     op = startOperator([`--namespaces=${ns}`], {
@@ -210,6 +210,26 @@ webhooks:${hook("alertpolicies", "/validate-mxops-dev-v1alpha1-alertpolicy", "al
     );
     expect(await refusal(alice(), ["apply", "-f", "-"], granting("m2"))).toBe("(allowed)");
     await admin(["delete", "mxapp", "hr", "m2", "-n", ns, "--wait=false"]);
+  });
+
+  it("lets only the person and admins change who acts as a technical contact", async () => {
+    const identities = (users: string[]) => [
+      "patch",
+      "tc",
+      "alice",
+      "-n",
+      ns,
+      "--type=merge",
+      "-p",
+      JSON.stringify({ spec: { identities: { users } } }),
+    ];
+    expect(await refusal(mallory(), identities(["alice@example.com", "mallory@example.com"]))).toMatch(
+      /mallory@example\.com may not change who acts as TechnicalContact alice \(user alice@example\.com\): only that person, and cluster admins, may/,
+    );
+    // Anything else about the contact is RBAC's business; the person may change their own identities.
+    expect(await refusal(mallory(), ["annotate", "tc", "alice", "-n", ns, "team=crm"])).toBe("(allowed)");
+    expect(await refusal(alice(), identities(["alice@example.com", "alice@corp.example"]))).toBe("(allowed)");
+    expect(await refusal(adminKubeconfig(), identities(["alice@example.com"]))).toBe("(allowed)");
   });
 
   it("guards node permissions: contacts may change them, only a contact may grant ManagePermissions", async () => {

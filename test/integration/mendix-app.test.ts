@@ -352,7 +352,8 @@ describe("MendixApp rules end to end", () => {
     expect(s.contacts?.missing).toEqual(["ghost"]);
     await until("a ContactNotFound event", async () => (await eventReasons(n)).includes("ContactNotFound"));
     // Rule 1: after --default-contact-after (2s here) the cluster's default contact is told, once.
-    const toDefault = () => mailsTo(n, "platform-team@example.com", /^\[Warning\] crm has no technical contact$/);
+    const toDefault = () =>
+      mailsTo(n, "platform-team@example.com", /^\[Warning\] crm has no technical contact$/);
     await until("the default contact's notice", async () => toDefault().length === 1);
     expect(toDefault()[0]?.decoded).toMatch(/none of ghost exists as a TechnicalContact/);
     const told = await appStatus(n);
