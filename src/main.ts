@@ -5,7 +5,7 @@ import { KubeConfig } from "@kubernetes/client-node";
 import { type Config, ConfigError, helpText, loadConfig } from "./config.ts";
 import { registerAlertPolicyController } from "./controllers/alert-policy.ts";
 import { registerMendixAppController } from "./controllers/mendix-app.ts";
-import { MENDIX_APPS, TECHNICAL_CONTACTS } from "./controllers/resources.ts";
+import { ALERT_POLICIES, MENDIX_APPS, TECHNICAL_CONTACTS } from "./controllers/resources.ts";
 import { secretValue } from "./controllers/secrets.ts";
 import { registerTechnicalContactController } from "./controllers/technical-contact.ts";
 import { CombinedSource, MetricsApiSource, PrometheusSource } from "./metrics/sources.ts";
@@ -191,6 +191,7 @@ async function main(): Promise<number> {
           adminGroups: config.adminGroups,
           apps: manager.informers.informerFor(MENDIX_APPS),
           contacts: manager.informers.informerFor(TECHNICAL_CONTACTS),
+          policies: manager.informers.informerFor(ALERT_POLICIES),
           client: manager.client,
           log: log.child({ component: "webhook" }),
         })

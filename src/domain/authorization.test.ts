@@ -4,6 +4,7 @@ import {
   contactsActingAs,
   isClusterCleanup,
   reviewAlertPolicy,
+  reviewAppLabels,
   reviewMendixApp,
   reviewTechnicalContact,
 } from "./authorization.ts";
@@ -148,5 +149,18 @@ describe("changing who acts as a contact", () => {
     expect(reviewTechnicalContact(as("mallory"), [], none, undefined).allowed).toBe(true);
     expect(reviewTechnicalContact(as("mallory"), [], none, takeover).allowed).toBe(false);
     expect(reviewTechnicalContact(as("root", ["system:masters"]), [], none, takeover).allowed).toBe(true);
+  });
+});
+
+describe("an app's labels", () => {
+  it("move it in or out of selector policies only by its contacts and admins", () => {
+    expect(reviewAppLabels(as("dave"), [], "crm", [alice], ["by-team"]).message).toBe(
+      "dave may not change the labels of crm that AlertPolicies select it by (by-team): only the technical contacts of crm: alice (user alice@example.com, group crm-owners), and cluster admins, may",
+    );
+    expect(reviewAppLabels(as("alice@example.com"), [], "crm", [alice], ["by-team"]).allowed).toBe(true);
+    expect(reviewAppLabels(as("root", ["system:masters"]), [], "crm", [alice], ["by-team"]).allowed).toBe(
+      true,
+    );
+    expect(reviewAppLabels(as("dave"), [], "crm", [alice], []).allowed).toBe(true);
   });
 });

@@ -163,3 +163,23 @@ export function reviewTechnicalContact(
     warnings: [],
   };
 }
+
+/**
+ * Changing an app's labels so that AlertPolicies pick it up or let it go (`policies`, by selector) changes its
+ * alert settings (rule 7): its current contacts and cluster admins only. Other label changes are RBAC's business.
+ */
+export function reviewAppLabels(
+  caller: Caller,
+  adminGroups: string[],
+  app: string,
+  currentContacts: ContactIdentity[],
+  policies: string[],
+): Verdict {
+  if (!policies.length || isAdmin(caller, adminGroups) || contactsActingAs(caller, currentContacts).length)
+    return { allowed: true, warnings: [] };
+  return {
+    allowed: false,
+    message: `${caller.username} may not change the labels of ${app} that AlertPolicies select it by (${policies.join(", ")}): only ${who(app, currentContacts)}, and cluster admins, may`,
+    warnings: [],
+  };
+}

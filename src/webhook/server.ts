@@ -15,6 +15,7 @@ import {
   isAdmin,
   isClusterCleanup,
   reviewAlertPolicy,
+  reviewAppLabels,
   reviewMendixApp,
   reviewTechnicalContact,
   type Verdict,
@@ -64,6 +65,8 @@ export interface WebhookOptions {
   adminGroups: string[];
   apps: Informer<KubeObject & { spec: unknown }>;
   contacts: Informer<KubeObject & { spec: unknown }>;
+  /** AlertPolicies: an app's labels decide which of them select it. */
+  policies: Informer<KubeObject & { spec: unknown }>;
   client: KubeClient;
   log: Logger;
 }
@@ -86,7 +89,7 @@ function identitiesOf(
 
 export function review(
   req: AdmissionRequest,
-  opts: Pick<WebhookOptions, "adminGroups" | "apps" | "contacts">,
+  opts: Pick<WebhookOptions, "adminGroups" | "apps" | "contacts" | "policies">,
 ): Verdict {
   const caller: Caller = { username: req.userInfo.username ?? "", groups: req.userInfo.groups ?? [] };
   const namespace = req.namespace ?? "";
@@ -172,6 +175,21 @@ export function review(
       namespace,
       newSpec?.data?.technicalContacts.map((c) => c.name) ?? [],
     );
+    if (req.operation === "UPDATE" && oldSpec && newSpec) {
+      const before = req.oldObject?.metadata.labels ?? {};
+      const after = req.object?.metadata.labels ?? {};
+      if (!deepEqual(before, after)) {
+        const moved = opts.policies
+          .list(namespace)
+          .filter((p) => {
+            const selector = AlertPolicy.shape.spec.safeParse(p.spec).data?.appSelector;
+            return selector !== undefined && selects(selector, before) !== selects(selector, after);
+          })
+          .map((p) => p.metadata.name);
+        const verdict = reviewAppLabels(caller, opts.adminGroups, req.name ?? "", current.found, moved);
+        if (!verdict.allowed) return verdict;
+      }
+    }
     return reviewMendixApp(
       caller,
       opts.adminGroups,

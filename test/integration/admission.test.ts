@@ -232,6 +232,21 @@ webhooks:${hook("alertpolicies", "/validate-mxops-dev-v1alpha1-alertpolicy", "al
     expect(await refusal(adminKubeconfig(), identities(["alice@example.com"]))).toBe("(allowed)");
   });
 
+  it("lets only contacts and admins relabel an app in or out of a policy's selector", async () => {
+    await admin(["label", "mxapp", "crm", "-n", ns, "team=crm"]);
+    await admin(
+      ["apply", "-f", "-"],
+      `apiVersion: mxops.dev/v1alpha1\nkind: AlertPolicy\nmetadata: {name: by-team, namespace: ${ns}}\nspec:\n  appSelector: {matchLabels: {team: crm}}\n  rules: [{name: disk, metric: Disk}]\n`,
+    );
+    // Dave's Deploy right lets him patch the app, but not out of its alerts.
+    expect(await refusal(dave(), ["label", "mxapp", "crm", "-n", ns, "team-"])).toMatch(
+      /dave@example\.com may not change the labels of crm that AlertPolicies select it by \(by-team\)/,
+    );
+    expect(await refusal(dave(), ["label", "mxapp", "crm", "-n", ns, "tier=gold"])).toBe("(allowed)");
+    expect(await refusal(alice(), ["label", "mxapp", "crm", "-n", ns, "team-"])).toBe("(allowed)");
+    await admin(["delete", "mxalert", "by-team", "-n", ns]);
+  });
+
   it("guards node permissions: contacts may change them, only a contact may grant ManagePermissions", async () => {
     const patch = (rights: string[]) => [
       "patch",

@@ -4,7 +4,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { connect } from "node:tls";
 import { afterAll, describe, expect, it } from "vitest";
-import { MENDIX_APPS, TECHNICAL_CONTACTS } from "../../src/controllers/resources.ts";
+import { ALERT_POLICIES, MENDIX_APPS, TECHNICAL_CONTACTS } from "../../src/controllers/resources.ts";
 import { KubeClient } from "../../src/runtime/client.ts";
 import { Informer } from "../../src/runtime/informer.ts";
 import { createCertificateAuthority } from "../../src/runtime/pki.ts";
@@ -43,6 +43,7 @@ describe("webhook TLS", () => {
       adminGroups: [],
       apps: new Informer(client, MENDIX_APPS, { log: testLog }),
       contacts: new Informer(client, TECHNICAL_CONTACTS, { log: testLog }),
+      policies: new Informer(client, ALERT_POLICIES, { log: testLog }),
       client,
       log: testLog,
     });
