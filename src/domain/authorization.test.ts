@@ -5,6 +5,7 @@ import {
   isClusterCleanup,
   reviewAlertPolicy,
   reviewAppLabels,
+  reviewContactDeletion,
   reviewMendixApp,
   reviewTechnicalContact,
 } from "./authorization.ts";
@@ -162,5 +163,18 @@ describe("an app's labels", () => {
       true,
     );
     expect(reviewAppLabels(as("dave"), [], "crm", [alice], []).allowed).toBe(true);
+  });
+});
+
+describe("deleting a contact", () => {
+  it("is refused to all but admins when it is some app's last contact", () => {
+    expect(reviewContactDeletion(as("alice@example.com"), [], "alice", ["crm", "hr"]).message).toBe(
+      "alice@example.com may not delete TechnicalContact alice: it is the only technical contact of crm, hr; assign another contact first (every app always has one), or ask a cluster admin",
+    );
+    expect(reviewContactDeletion(as("root", ["system:masters"]), [], "alice", ["crm"]).allowed).toBe(true);
+    expect(reviewContactDeletion(as("mallory"), [], "alice", []).allowed).toBe(true);
+    expect(reviewContactDeletion(as("x"), [], "a", ["1", "2", "3", "4", "5", "6", "7"]).message).toContain(
+      "of 1, 2, 3, 4, 5 and 2 more;",
+    );
   });
 });

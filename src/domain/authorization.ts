@@ -183,3 +183,26 @@ export function reviewAppLabels(
     warnings: [],
   };
 }
+
+/**
+ * Deleting a TechnicalContact that is the last existing contact of some apps (`orphaned`) would leave them
+ * without one (rule 1: refused at admission where possible): cluster admins only, so the apps get another
+ * contact first. Kubernetes' own clean-up is let through by the caller.
+ */
+export function reviewContactDeletion(
+  caller: Caller,
+  adminGroups: string[],
+  contact: string,
+  orphaned: string[],
+): Verdict {
+  if (!orphaned.length || isAdmin(caller, adminGroups)) return { allowed: true, warnings: [] };
+  const apps =
+    orphaned.length > 5
+      ? `${orphaned.slice(0, 5).join(", ")} and ${orphaned.length - 5} more`
+      : orphaned.join(", ");
+  return {
+    allowed: false,
+    message: `${caller.username} may not delete TechnicalContact ${contact}: it is the only technical contact of ${apps}; assign another contact first (every app always has one), or ask a cluster admin`,
+    warnings: [],
+  };
+}

@@ -16,6 +16,7 @@ import {
   isClusterCleanup,
   reviewAlertPolicy,
   reviewAppLabels,
+  reviewContactDeletion,
   reviewMendixApp,
   reviewTechnicalContact,
   type Verdict,
@@ -133,6 +134,23 @@ export function review(
     const spec = (wanted?.data ?? stored?.data) as AlertPolicySpec;
     const appRefMissing = spec.appRef !== undefined && !selected.has(spec.appRef.name);
     return reviewAlertPolicy(caller, opts.adminGroups, apps, spec, appRefMissing);
+  }
+  if (req.kind.kind === "TechnicalContact" && req.operation === "DELETE") {
+    if (isClusterCleanup(caller)) return { allowed: true, warnings: [] };
+    const contact = req.name ?? "";
+    const exists = (name: string) => name !== contact && opts.contacts.get(namespace, name) !== undefined;
+    const orphaned = opts.apps
+      .list(namespace)
+      .filter((a) => {
+        if (a.metadata.deletionTimestamp) return false; // going with it (kubectl delete -f of both)
+        const names = (MendixApp.shape.spec.safeParse(a.spec).data?.technicalContacts ?? []).map(
+          (c) => c.name,
+        );
+        return names.includes(contact) && !names.some(exists);
+      })
+      .map((a) => a.metadata.name)
+      .sort();
+    return reviewContactDeletion(caller, opts.adminGroups, contact, orphaned);
   }
   if (req.kind.kind === "TechnicalContact" && req.operation === "UPDATE") {
     const stored = TechnicalContact.shape.spec.safeParse(req.oldObject?.spec);

@@ -106,7 +106,7 @@ subjects: [{apiGroup: rbac.authorization.k8s.io, kind: Group, name: people}]
       `apiVersion: admissionregistration.k8s.io/v1
 kind: ValidatingWebhookConfiguration
 metadata: {name: ${vwc}}
-webhooks:${hook("alertpolicies", "/validate-mxops-dev-v1alpha1-alertpolicy", "alertpolicies", ["CREATE", "UPDATE", "DELETE"])}${hook("mendixapps", "/validate-mxops-dev-v1alpha1-mendixapp", "mendixapps", ["CREATE", "UPDATE"])}${hook("technicalcontacts", "/validate-mxops-dev-v1alpha1-technicalcontact", "technicalcontacts", ["UPDATE"])}
+webhooks:${hook("alertpolicies", "/validate-mxops-dev-v1alpha1-alertpolicy", "alertpolicies", ["CREATE", "UPDATE", "DELETE"])}${hook("mendixapps", "/validate-mxops-dev-v1alpha1-mendixapp", "mendixapps", ["CREATE", "UPDATE"])}${hook("technicalcontacts", "/validate-mxops-dev-v1alpha1-technicalcontact", "technicalcontacts", ["UPDATE", "DELETE"])}
 `,
     );
     op = startOperator([`--namespaces=${ns}`], {
@@ -230,6 +230,13 @@ webhooks:${hook("alertpolicies", "/validate-mxops-dev-v1alpha1-alertpolicy", "al
     expect(await refusal(mallory(), ["annotate", "tc", "alice", "-n", ns, "team=crm"])).toBe("(allowed)");
     expect(await refusal(alice(), identities(["alice@example.com", "alice@corp.example"]))).toBe("(allowed)");
     expect(await refusal(adminKubeconfig(), identities(["alice@example.com"]))).toBe("(allowed)");
+
+    // Alice is crm's only contact: deleting her would leave crm without one (rule 1).
+    expect(await refusal(alice(), ["delete", "tc", "alice", "-n", ns])).toMatch(
+      /may not delete TechnicalContact alice: it is the only technical contact of crm; assign another contact first/,
+    );
+    // Bob is nobody's contact (yet): his deletion harms no app.
+    expect(await refusal(mallory(), ["delete", "tc", "bob", "-n", ns, "--dry-run=server"])).toBe("(allowed)");
   });
 
   it("lets only contacts and admins relabel an app in or out of a policy's selector", async () => {
