@@ -207,13 +207,16 @@ export function registerAlertPolicyController(
       const ruleKey = (app: string, rule: string, volume?: string) =>
         `${app}\u0000${rule}\u0000${volume ?? ""}`;
       const previousByKey = new Map(previous.map((r) => [ruleKey(r.app, r.rule, r.volume), r]));
-      const knownVolumes = new Map<string, string[]>();
+      // Disk volumes whose alert is firing (or was, before a gap in the data): kept through a gap, each in its
+      // place, so that data coming back resolves or continues that alert. Others need no place of their own.
+      const firingVolumes = new Map<string, string[]>();
       for (const r of previous) {
-        if (r.volume === undefined) continue;
+        if (r.volume === undefined || !(r.state === "Firing" || (r.state === "Unknown" && r.firingSince)))
+          continue;
         const k = ruleKey(r.app, r.rule);
-        const list = knownVolumes.get(k);
+        const list = firingVolumes.get(k);
         if (list) list.push(r.volume);
-        else knownVolumes.set(k, [r.volume]);
+        else firingVolumes.set(k, [r.volume]);
       }
       const rules: RuleStatus[] = [];
       const notifications: Notification[] = [];
@@ -263,9 +266,9 @@ export function registerAlertPolicyController(
             rule.metric === "Disk"
               ? usage?.volumes.length
                 ? usage.volumes.map((v) => ({ volume: v.volume, value: v.ratio * 100 }))
-                : // No volume data: each volume the rule has a state for, without a value (Unknown, which
-                  // keeps a firing alert's place), or one sample for the app when none is known.
-                  (knownVolumes.get(ruleKey(appName, rule.name))?.map((volume) => ({ volume })) ?? [{}])
+                : // No volume data: each firing volume without a value (Unknown, keeping its alert's place),
+                  // or one sample for the app.
+                  (firingVolumes.get(ruleKey(appName, rule.name))?.map((volume) => ({ volume })) ?? [{}])
               : [
                   {
                     value:

@@ -451,6 +451,9 @@ describe("levels and messages", () => {
     expect(
       alertMessage("crm", disk, "data", { event: "Escalated", severity: "Critical", value: 90 }).body,
     ).toBe("Disk usage of crm (volume data) is 90% (critical threshold 85%).");
+    expect(alertMessage("crm", disk, "data", { event: "NoData", severity: "Warning" }).title).toBe(
+      "No Disk data for crm (volume data)",
+    );
     expect(
       alertMessage("crm", cpu, undefined, {
         event: "Resolved",

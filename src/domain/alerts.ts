@@ -251,7 +251,7 @@ export function alertMessage(
       };
     case "NoData":
       return {
-        title: `No ${rule.metric} data for ${app}`,
+        title: `No ${rule.metric} data for ${app}${volume ? ` (volume ${volume})` : ""}`,
         body: `mxops has had no ${rule.metric} usage data for ${app} for over ${NO_DATA_GRACE_MS / 60_000} minutes; its alerts cannot be evaluated.`,
       };
     default: {

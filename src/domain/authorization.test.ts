@@ -1,11 +1,12 @@
 import { describe, expect, it } from "vitest";
 import type { MendixAppSpec } from "../api/mendix-app.ts";
 import {
+  contactDeletionWarnings,
   contactsActingAs,
   isClusterCleanup,
   reviewAlertPolicy,
   reviewAppLabels,
-  reviewContactDeletion,
+  reviewContactCreation,
   reviewMendixApp,
   reviewTechnicalContact,
 } from "./authorization.ts";
@@ -166,15 +167,37 @@ describe("an app's labels", () => {
   });
 });
 
-describe("deleting a contact", () => {
-  it("is refused to all but admins when it is some app's last contact", () => {
-    expect(reviewContactDeletion(as("alice@example.com"), [], "alice", ["crm", "hr"]).message).toBe(
-      "alice@example.com may not delete TechnicalContact alice: it is the only technical contact of crm, hr; assign another contact first (every app always has one), or ask a cluster admin",
+describe("deleting and creating a contact", () => {
+  it("warns when it is some app's last contact, and never refuses", () => {
+    expect(contactDeletionWarnings("alice", ["crm", "hr"])).toEqual([
+      "TechnicalContact alice is the only technical contact of crm, hr, which now have none: assign another contact",
+    ]);
+    expect(contactDeletionWarnings("alice", [])).toEqual([]);
+    expect(contactDeletionWarnings("a", ["1", "2", "3", "4", "5", "6", "7"])[0]).toContain(
+      "of 1, 2, 3, 4, 5 and 2 more,",
     );
-    expect(reviewContactDeletion(as("root", ["system:masters"]), [], "alice", ["crm"]).allowed).toBe(true);
-    expect(reviewContactDeletion(as("mallory"), [], "alice", []).allowed).toBe(true);
-    expect(reviewContactDeletion(as("x"), [], "a", ["1", "2", "3", "4", "5", "6", "7"]).message).toContain(
-      "of 1, 2, 3, 4, 5 and 2 more;",
+  });
+  it("lets only an app's other contacts and admins create, with identities, a contact it names", () => {
+    const takeover = { users: ["mallory"] };
+    // crm names alice and bob; alice was deleted, and mallory creates "alice" as herself.
+    const naming = [{ name: "crm", contacts: [bob] }];
+    expect(reviewContactCreation(as("mallory"), [], "alice", takeover, naming).message).toBe(
+      "mallory may not create TechnicalContact alice with identities: crm names it as technical contact, so they would act for crm; only the technical contacts of crm: bob (user bob@example.com), and cluster admins, may (or create it without identities)",
     );
+    expect(reviewContactCreation(as("bob@example.com"), [], "alice", takeover, naming).allowed).toBe(true);
+    expect(reviewContactCreation(as("root", ["system:masters"]), [], "alice", takeover, naming).allowed).toBe(
+      true,
+    );
+    // The contact an app waits for, with no other contact: admins only.
+    expect(
+      reviewContactCreation(as("mallory"), [], "ghost", takeover, [{ name: "hr", contacts: [] }]).message,
+    ).toMatch(/only cluster admins may \(or create it without identities\)$/);
+    // Without identities, or named by no app: anyone RBAC lets.
+    expect(reviewContactCreation(as("mallory"), [], "alice", { users: [] }, naming).allowed).toBe(true);
+    expect(reviewContactCreation(as("mallory"), [], "carol", takeover, []).allowed).toBe(true);
+  });
+  it("compares identities as sets", () => {
+    const both = { name: "x", identities: { users: ["a", "b"], groups: [] } };
+    expect(reviewTechnicalContact(as("mallory"), [], both, { users: ["b", "a", "a"] }).allowed).toBe(true);
   });
 });

@@ -68,7 +68,7 @@ export function reviewAlertPolicy(
   caller: Caller,
   adminGroups: string[],
   apps: { name: string; contacts: ContactIdentity[] }[],
-  spec: AlertPolicySpec | undefined,
+  spec: Pick<AlertPolicySpec, "appRef"> | undefined,
   appRefMissing = spec?.appRef !== undefined && apps.length === 0,
 ): Verdict {
   if (isAdmin(caller, adminGroups)) return { allowed: true, warnings: [] };
@@ -143,6 +143,18 @@ export function reviewMendixApp(
   return { allowed: true, warnings };
 }
 
+/** Identities as sets: order, duplicates and empty lists do not change who acts as a contact. */
+function normalized(ids: TechnicalContactSpec["identities"]): { users: string[]; groups: string[] } {
+  return {
+    users: [...new Set(ids?.users ?? [])].sort(),
+    groups: [...new Set(ids?.groups ?? [])].sort(),
+  };
+}
+
+function isEmpty(ids: TechnicalContactSpec["identities"]): boolean {
+  return !ids?.users?.length && !ids?.groups?.length;
+}
+
 /**
  * Changing who acts as a technical contact (its spec.identities): the person, as the identities say now, and
  * cluster admins only (rules 7 and 9). Anyone else could make themselves that contact of every app naming it;
@@ -154,7 +166,8 @@ export function reviewTechnicalContact(
   contact: ContactIdentity,
   newIdentities: TechnicalContactSpec["identities"],
 ): Verdict {
-  if (deepEqual(contact.identities ?? {}, newIdentities ?? {})) return { allowed: true, warnings: [] };
+  if (deepEqual(normalized(contact.identities), normalized(newIdentities)))
+    return { allowed: true, warnings: [] };
   if (isAdmin(caller, adminGroups) || contactsActingAs(caller, [contact]).length)
     return { allowed: true, warnings: [] };
   return {
@@ -185,24 +198,40 @@ export function reviewAppLabels(
 }
 
 /**
- * Deleting a TechnicalContact that is the last existing contact of some apps (`orphaned`) would leave them
- * without one (rule 1: refused at admission where possible): cluster admins only, so the apps get another
- * contact first. Kubernetes' own clean-up is let through by the caller.
+ * Deleting a TechnicalContact that is the last existing contact of some apps (`orphaned`) leaves them without
+ * one. Refusing it would block kubectl delete -f of a directory, handovers and GitOps prunes, which delete in
+ * any order; so it is said (rule 1), and the default contact is told if the apps stay without one.
  */
-export function reviewContactDeletion(
-  caller: Caller,
-  adminGroups: string[],
-  contact: string,
-  orphaned: string[],
-): Verdict {
-  if (!orphaned.length || isAdmin(caller, adminGroups)) return { allowed: true, warnings: [] };
+export function contactDeletionWarnings(contact: string, orphaned: string[]): string[] {
+  if (!orphaned.length) return [];
   const apps =
     orphaned.length > 5
       ? `${orphaned.slice(0, 5).join(", ")} and ${orphaned.length - 5} more`
       : orphaned.join(", ");
+  return [
+    `TechnicalContact ${contact} is the only technical contact of ${apps}, which now have none: assign another contact`,
+  ];
+}
+
+/**
+ * Creating a TechnicalContact with identities that apps already name as their contact makes those identities act
+ * for those apps at once (rules 7 and 9): the apps' other existing contacts or cluster admins only. Otherwise
+ * anyone could delete a contact and create it again as themselves, or create the contact an app waits for.
+ */
+export function reviewContactCreation(
+  caller: Caller,
+  adminGroups: string[],
+  contact: string,
+  identities: TechnicalContactSpec["identities"],
+  naming: { name: string; contacts: ContactIdentity[] }[],
+): Verdict {
+  if (isEmpty(identities) || !naming.length || isAdmin(caller, adminGroups))
+    return { allowed: true, warnings: [] };
+  const app = naming.find((a) => contactsActingAs(caller, a.contacts).length === 0);
+  if (!app) return { allowed: true, warnings: [] };
   return {
     allowed: false,
-    message: `${caller.username} may not delete TechnicalContact ${contact}: it is the only technical contact of ${apps}; assign another contact first (every app always has one), or ask a cluster admin`,
+    message: `${caller.username} may not create TechnicalContact ${contact} with identities: ${app.name} names it as technical contact, so they would act for ${app.name}; only ${app.contacts.length ? `${who(app.name, app.contacts)}, and cluster admins,` : "cluster admins"} may (or create it without identities)`,
     warnings: [],
   };
 }

@@ -4,19 +4,20 @@ import { readFileSync, unwatchFile, watchFile } from "node:fs";
 import { createServer, type Server } from "node:https";
 import { join } from "node:path";
 import type { ZodError } from "zod";
-import { AlertPolicy, type AlertPolicySpec } from "../api/alert-policy.ts";
+import { AlertPolicy, AlertPolicySpec } from "../api/alert-policy.ts";
 import { MendixApp } from "../api/mendix-app.ts";
-import { TechnicalContact } from "../api/technical-contact.ts";
+import { TechnicalContact, TechnicalContactSpec } from "../api/technical-contact.ts";
 import { SECRETS } from "../controllers/secrets.ts";
 import { selects } from "../domain/alerts.ts";
 import {
   type Caller,
   type ContactIdentity,
+  contactDeletionWarnings,
   isAdmin,
   isClusterCleanup,
   reviewAlertPolicy,
   reviewAppLabels,
-  reviewContactDeletion,
+  reviewContactCreation,
   reviewMendixApp,
   reviewTechnicalContact,
   type Verdict,
@@ -98,26 +99,20 @@ export function review(
     // Kubernetes' own clean-up (a namespace being deleted, an owner gone) deletes as a controller, not as a
     // person: refused, it would leave the namespace Terminating for good.
     if (req.operation === "DELETE" && isClusterCleanup(caller)) return { allowed: true, warnings: [] };
+    // Only the spec is the alert settings: labels, annotations, finalizers (a GitOps tool's tracking marks,
+    // the garbage collector orphaning) change nobody's alerts.
+    if (req.operation === "UPDATE" && deepEqual(req.oldObject?.spec, req.object?.spec))
+      return { allowed: true, warnings: [] };
     const wanted =
       req.operation === "DELETE" ? undefined : AlertPolicy.shape.spec.safeParse(req.object?.spec);
-    const stored =
-      req.operation === "CREATE" ? undefined : AlertPolicy.shape.spec.safeParse(req.oldObject?.spec);
     // What the CRD's schema lets through but the operator cannot read (e.g. a date-time it does not accept) is
     // refused: allowed, it would bypass the checks below and stop the policy's evaluation.
     if (wanted && !wanted.success) return invalidSpec("AlertPolicy", wanted.error);
-    if (stored && !stored.success)
-      return storedSpecInvalid(
-        caller,
-        opts.adminGroups,
-        req.operation === "DELETE" ? "delete AlertPolicy" : "change AlertPolicy",
-        req.name ?? "",
-        stored.error,
-      );
-    // Only the spec is the alert settings: labels, annotations, finalizers (a GitOps tool's tracking marks,
-    // the garbage collector orphaning) change nobody's alerts.
-    if (stored?.data && wanted?.data && deepEqual(stored.data, wanted.data))
-      return { allowed: true, warnings: [] };
-    const selectedBy = (spec: AlertPolicySpec) =>
+    // The stored spec only for what it covers: one the operator cannot read otherwise can still be fixed.
+    const stored = req.operation === "CREATE" ? undefined : PolicyTarget.safeParse(req.oldObject?.spec);
+    if (req.operation === "DELETE" && stored && !stored.success)
+      return storedSpecInvalid(caller, opts.adminGroups, "delete AlertPolicy", req.name ?? "", stored.error);
+    const selectedBy = (spec: Pick<AlertPolicySpec, "appRef" | "appSelector">) =>
       spec.appRef
         ? [opts.apps.get(namespace, spec.appRef.name)].filter((a): a is KubeObject & { spec: unknown } => !!a)
         : opts.apps.list(namespace).filter((a) => selects(spec.appSelector, a.metadata.labels));
@@ -127,48 +122,53 @@ export function review(
       if (spec) for (const a of selectedBy(spec)) selected.set(a.metadata.name, a);
     // Deleting a policy that covers no app (its app is gone) changes nobody's alerts.
     if (req.operation === "DELETE" && selected.size === 0) return { allowed: true, warnings: [] };
-    const apps = [...selected.values()].map((a) => {
-      const names = (MendixApp.shape.spec.safeParse(a.spec).data?.technicalContacts ?? []).map((c) => c.name);
-      return { name: a.metadata.name, contacts: identitiesOf(opts.contacts, namespace, names).found };
-    });
-    const spec = (wanted?.data ?? stored?.data) as AlertPolicySpec;
-    const appRefMissing = spec.appRef !== undefined && !selected.has(spec.appRef.name);
-    return reviewAlertPolicy(caller, opts.adminGroups, apps, spec, appRefMissing);
+    const apps = [...selected.values()].map((a) => ({
+      name: a.metadata.name,
+      contacts: identitiesOf(opts.contacts, namespace, contactNames(a)).found,
+    }));
+    const target = wanted?.data ?? stored?.data;
+    const appRefMissing = target?.appRef !== undefined && !selected.has(target.appRef.name);
+    return reviewAlertPolicy(caller, opts.adminGroups, apps, target, appRefMissing);
   }
-  if (req.kind.kind === "TechnicalContact" && req.operation === "DELETE") {
-    if (isClusterCleanup(caller)) return { allowed: true, warnings: [] };
+  if (req.kind.kind === "TechnicalContact") {
     const contact = req.name ?? "";
-    const exists = (name: string) => name !== contact && opts.contacts.get(namespace, name) !== undefined;
-    const orphaned = opts.apps
-      .list(namespace)
-      .filter((a) => {
-        if (a.metadata.deletionTimestamp) return false; // going with it (kubectl delete -f of both)
-        const names = (MendixApp.shape.spec.safeParse(a.spec).data?.technicalContacts ?? []).map(
-          (c) => c.name,
-        );
-        return names.includes(contact) && !names.some(exists);
-      })
-      .map((a) => a.metadata.name)
-      .sort();
-    return reviewContactDeletion(caller, opts.adminGroups, contact, orphaned);
-  }
-  if (req.kind.kind === "TechnicalContact" && req.operation === "UPDATE") {
-    const stored = TechnicalContact.shape.spec.safeParse(req.oldObject?.spec);
-    const wanted = TechnicalContact.shape.spec.safeParse(req.object?.spec);
-    if (!wanted.success) return invalidSpec("TechnicalContact", wanted.error);
-    if (!stored.success)
-      return storedSpecInvalid(
-        caller,
-        opts.adminGroups,
-        "change TechnicalContact",
-        req.name ?? "",
-        stored.error,
-      );
+    /** The apps (not being deleted) naming this contact, each with its other contacts that exist. */
+    const naming = () =>
+      opts.apps
+        .list(namespace)
+        .filter((a) => !a.metadata.deletionTimestamp && contactNames(a).includes(contact))
+        .map((a) => ({
+          name: a.metadata.name,
+          contacts: identitiesOf(
+            opts.contacts,
+            namespace,
+            contactNames(a).filter((n) => n !== contact),
+          ).found,
+        }))
+        .sort((a, b) => a.name.localeCompare(b.name));
+    if (req.operation === "DELETE") {
+      if (isClusterCleanup(caller)) return { allowed: true, warnings: [] };
+      // Rule 1 where it can be told without blocking anyone: kubectl delete -f of a directory, a handover
+      // and a GitOps prune delete contacts in any order, so the last contact's deletion is a warning.
+      const orphaned = naming()
+        .filter((a) => a.contacts.length === 0)
+        .map((a) => a.name);
+      return { allowed: true, warnings: contactDeletionWarnings(contact, orphaned) };
+    }
+    const wanted = ContactIdentities.safeParse(
+      (req.object?.spec as { identities?: unknown } | undefined)?.identities,
+    );
+    if (!wanted.success) return invalidSpec("TechnicalContact", wanted.error, "spec.identities");
+    if (req.operation === "CREATE")
+      return reviewContactCreation(caller, opts.adminGroups, contact, wanted.data, naming());
+    const stored = ContactIdentities.safeParse(
+      (req.oldObject?.spec as { identities?: unknown } | undefined)?.identities,
+    );
     return reviewTechnicalContact(
       caller,
       opts.adminGroups,
-      { name: req.name ?? "", identities: stored.data.identities },
-      wanted.data.identities,
+      { name: contact, identities: stored.success ? stored.data : undefined },
+      wanted.data,
     );
   }
   if (req.kind.kind === "MendixApp") {
@@ -222,13 +222,22 @@ export function review(
 }
 
 /** "spec.<path>: <rule>" of the first problem, so a refusal names the field and the rule. */
-function firstIssue(error: ZodError): string {
+function firstIssue(error: ZodError, at = "spec"): string {
   const issue = error.issues[0];
-  return issue ? `spec.${issue.path.join(".")}: ${issue.message}` : "spec: invalid";
+  return issue ? `${[at, ...issue.path].join(".")}: ${issue.message}` : `${at}: invalid`;
 }
 
-function invalidSpec(kind: string, error: ZodError): Verdict {
-  return { allowed: false, message: `invalid ${kind} ${firstIssue(error)}`, warnings: [] };
+function invalidSpec(kind: string, error: ZodError, at?: string): Verdict {
+  return { allowed: false, message: `invalid ${kind} ${firstIssue(error, at)}`, warnings: [] };
+}
+
+/** What a policy covers, read alone: a stored spec the operator cannot read otherwise still says it. */
+const PolicyTarget = AlertPolicySpec.pick({ appRef: true, appSelector: true }).loose();
+/** Who acts as a contact, read alone: the rest of its spec (an email, a channel) is not the webhook's business. */
+const ContactIdentities = TechnicalContactSpec.shape.identities;
+
+function contactNames(app: KubeObject & { spec: unknown }): string[] {
+  return (MendixApp.shape.spec.safeParse(app.spec).data?.technicalContacts ?? []).map((c) => c.name);
 }
 
 /** A stored object the operator cannot read: who may change it cannot be checked, so only admins may. */

@@ -30,6 +30,16 @@ describe("admission and node permissions", () => {
       return (e as Error).message;
     }
   };
+  /** "<exit code> <stderr>" of a kubectl command: how its admission warnings are seen. */
+  const exitAndStderr = (kc: string, args: string[]) =>
+    new Promise<string>((resolve) => {
+      const child = spawn("kubectl", ["--kubeconfig", kc, ...args]);
+      let err = "";
+      child.stderr.on("data", (d: Buffer) => {
+        err += d.toString();
+      });
+      child.on("close", (code) => resolve(`${code} ${err}`));
+    });
   const mergePatch = (json: string) => ["patch", "mxapp", "crm", "-n", ns, "--type=merge", "-p", json];
   const canI = async (kc: string, verb: string, what: string) =>
     (await refusal(kc, ["auth", "can-i", verb, what, "-n", ns])).includes("(allowed)");
@@ -106,7 +116,7 @@ subjects: [{apiGroup: rbac.authorization.k8s.io, kind: Group, name: people}]
       `apiVersion: admissionregistration.k8s.io/v1
 kind: ValidatingWebhookConfiguration
 metadata: {name: ${vwc}}
-webhooks:${hook("alertpolicies", "/validate-mxops-dev-v1alpha1-alertpolicy", "alertpolicies", ["CREATE", "UPDATE", "DELETE"])}${hook("mendixapps", "/validate-mxops-dev-v1alpha1-mendixapp", "mendixapps", ["CREATE", "UPDATE"])}${hook("technicalcontacts", "/validate-mxops-dev-v1alpha1-technicalcontact", "technicalcontacts", ["UPDATE", "DELETE"])}
+webhooks:${hook("alertpolicies", "/validate-mxops-dev-v1alpha1-alertpolicy", "alertpolicies", ["CREATE", "UPDATE", "DELETE"])}${hook("mendixapps", "/validate-mxops-dev-v1alpha1-mendixapp", "mendixapps", ["CREATE", "UPDATE"])}${hook("technicalcontacts", "/validate-mxops-dev-v1alpha1-technicalcontact", "technicalcontacts", ["CREATE", "UPDATE", "DELETE"])}
 `,
     );
     op = startOperator([`--namespaces=${ns}`], {
@@ -231,12 +241,25 @@ webhooks:${hook("alertpolicies", "/validate-mxops-dev-v1alpha1-alertpolicy", "al
     expect(await refusal(alice(), identities(["alice@example.com", "alice@corp.example"]))).toBe("(allowed)");
     expect(await refusal(adminKubeconfig(), identities(["alice@example.com"]))).toBe("(allowed)");
 
-    // Alice is crm's only contact: deleting her would leave crm without one (rule 1).
-    expect(await refusal(alice(), ["delete", "tc", "alice", "-n", ns])).toMatch(
-      /may not delete TechnicalContact alice: it is the only technical contact of crm; assign another contact first/,
+    // Alice is crm's only contact: deleting her leaves crm without one (rule 1), which is said, not refused
+    // (kubectl delete -f of a directory and GitOps prunes delete in any order).
+    expect(await exitAndStderr(alice(), ["delete", "tc", "alice", "-n", ns, "--dry-run=server"])).toMatch(
+      /^0 Warning: TechnicalContact alice is the only technical contact of crm, which now have none/,
     );
-    // Bob is nobody's contact (yet): his deletion harms no app.
-    expect(await refusal(mallory(), ["delete", "tc", "bob", "-n", ns, "--dry-run=server"])).toBe("(allowed)");
+    // Deleting alice and creating her again as someone else is a takeover: only crm's other contacts (none)
+    // and admins may create, with identities, a contact crm names.
+    const asMallory = `apiVersion: mxops.dev/v1alpha1\nkind: TechnicalContact\nmetadata: {name: alice, namespace: ${ns}}\nspec: {displayName: Alice, email: alice@example.com, identities: {users: [mallory@example.com]}}\n`;
+    expect(await refusal(mallory(), ["create", "--dry-run=server", "-f", "-"], asMallory)).toMatch(
+      /mallory@example\.com may not create TechnicalContact alice with identities: crm names it as technical contact/,
+    );
+    // A contact no app names yet is anyone's to create.
+    expect(
+      await refusal(
+        mallory(),
+        ["create", "--dry-run=server", "-f", "-"],
+        asMallory.replace("name: alice,", "name: zed,"),
+      ),
+    ).toBe("(allowed)");
   });
 
   it("lets only contacts and admins relabel an app in or out of a policy's selector", async () => {
@@ -339,25 +362,16 @@ webhooks:${hook("alertpolicies", "/validate-mxops-dev-v1alpha1-alertpolicy", "al
     );
 
     // A contact that does not exist yet (GitOps applies in any order) is a warning, not a refusal.
-    const warned = await new Promise<string>((resolve) => {
-      const child = spawn("kubectl", [
-        "--kubeconfig",
-        adminKubeconfig(),
-        "patch",
-        "mxapp",
-        "crm",
-        "-n",
-        ns,
-        "--type=merge",
-        "-p",
-        '{"spec":{"technicalContacts":[{"name":"bob"},{"name":"ghost2"}]}}',
-      ]);
-      let err = "";
-      child.stderr.on("data", (d: Buffer) => {
-        err += d.toString();
-      });
-      child.on("close", (code) => resolve(`${code} ${err}`));
-    });
+    const warned = await exitAndStderr(adminKubeconfig(), [
+      "patch",
+      "mxapp",
+      "crm",
+      "-n",
+      ns,
+      "--type=merge",
+      "-p",
+      '{"spec":{"technicalContacts":[{"name":"bob"},{"name":"ghost2"}]}}',
+    ]);
     expect(warned).toMatch(/^0 Warning: TechnicalContact ghost2 does not exist \(yet\)/);
   });
 

@@ -1,0 +1,120 @@
+// The webhook's decisions on whole admission requests, over caches held in memory (no API server needed: the
+// integration tests send the same requests through a real kube-apiserver).
+import { describe, expect, it } from "vitest";
+import type { KubeObject } from "../runtime/client.ts";
+import type { Informer } from "../runtime/informer.ts";
+import { review } from "./server.ts";
+
+type Obj = KubeObject & { spec: unknown };
+
+/** The two methods of an Informer the webhook reads, over a fixed list of objects. */
+function cache(objects: Obj[]): Informer<Obj> {
+  return {
+    get: (namespace: string, name: string) =>
+      objects.find((o) => o.metadata.namespace === namespace && o.metadata.name === name),
+    list: (namespace?: string) => objects.filter((o) => !namespace || o.metadata.namespace === namespace),
+  } as unknown as Informer<Obj>;
+}
+
+const NS = "apps";
+const obj = (name: string, spec: unknown, labels?: Record<string, string>): Obj => ({
+  metadata: { name, namespace: NS, ...(labels ? { labels } : {}) },
+  spec,
+});
+const opts = {
+  adminGroups: [],
+  apps: cache([obj("crm", { hosting: "OnPremises", technicalContacts: [{ name: "alice" }] })]),
+  contacts: cache([
+    obj("alice", { displayName: "Alice", email: "alice@example.com", identities: { users: ["alice"] } }),
+  ]),
+  policies: cache([]),
+};
+const as = (username: string, groups: string[] = []) => ({ username, groups });
+const request = (
+  kind: string,
+  operation: "CREATE" | "UPDATE" | "DELETE",
+  userInfo: { username: string; groups: string[] },
+  object?: Obj,
+  oldObject?: Obj,
+) => ({
+  uid: "1",
+  kind: { kind },
+  namespace: NS,
+  name: (object ?? oldObject)?.metadata.name,
+  operation,
+  userInfo,
+  object,
+  oldObject,
+});
+
+describe("the webhook on AlertPolicies", () => {
+  const policy = { appRef: { name: "crm" }, rules: [{ name: "cpu", metric: "CPU" }] };
+  // Stored before the operator refused it: a silencedUntil the operator cannot read.
+  const unreadable = obj("p", { ...policy, silencedUntil: "soon" });
+
+  it("lets the app's contact fix a stored spec the operator cannot read, and nobody else", () => {
+    const fixed = obj("p", policy);
+    expect(review(request("AlertPolicy", "UPDATE", as("alice"), fixed, unreadable), opts)).toMatchObject({
+      allowed: true,
+    });
+    expect(review(request("AlertPolicy", "UPDATE", as("mallory"), fixed, unreadable), opts).message).toMatch(
+      /^mallory may not change the alert settings of crm/,
+    );
+  });
+
+  it("lets labels change and Kubernetes' clean-up delete, whoever asks", () => {
+    const labelled = { ...unreadable, metadata: { ...unreadable.metadata, labels: { tracked: "yes" } } };
+    expect(review(request("AlertPolicy", "UPDATE", as("mallory"), labelled, unreadable), opts).allowed).toBe(
+      true,
+    );
+    const controller = as("system:serviceaccount:kube-system:namespace-controller");
+    expect(review(request("AlertPolicy", "DELETE", controller, undefined, unreadable), opts).allowed).toBe(
+      true,
+    );
+    expect(
+      review(request("AlertPolicy", "DELETE", as("mallory"), undefined, obj("p", policy)), opts).allowed,
+    ).toBe(false);
+  });
+});
+
+describe("the webhook on TechnicalContacts", () => {
+  // An email the CRD's format accepts and the operator does not: not the webhook's business.
+  const stored = obj("alice", {
+    displayName: "Alice",
+    email: "ops@mailhost",
+    identities: { users: ["alice"] },
+  });
+
+  it("looks only at the identities, so any other fix is RBAC's business", () => {
+    const fixed = obj("alice", {
+      displayName: "Alice",
+      email: "ops@example.com",
+      identities: { users: ["alice"] },
+    });
+    expect(review(request("TechnicalContact", "UPDATE", as("mallory"), fixed, stored), opts).allowed).toBe(
+      true,
+    );
+    const takeover = obj("alice", {
+      displayName: "Alice",
+      email: "ops@mailhost",
+      identities: { users: ["mallory"] },
+    });
+    expect(
+      review(request("TechnicalContact", "UPDATE", as("mallory"), takeover, stored), opts).message,
+    ).toMatch(/^mallory may not change who acts as TechnicalContact alice/);
+    const bad = obj("alice", { displayName: "Alice", email: "ops@mailhost", identities: { users: [""] } });
+    expect(review(request("TechnicalContact", "UPDATE", as("alice"), bad, stored), opts).message).toMatch(
+      /^invalid TechnicalContact spec\.identities\.users\.0: /,
+    );
+  });
+
+  it("warns, and does not refuse, when the last contact of an app is deleted", () => {
+    const verdict = review(request("TechnicalContact", "DELETE", as("alice"), undefined, stored), opts);
+    expect(verdict).toEqual({
+      allowed: true,
+      warnings: [
+        "TechnicalContact alice is the only technical contact of crm, which now have none: assign another contact",
+      ],
+    });
+  });
+});
