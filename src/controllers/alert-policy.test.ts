@@ -1,5 +1,5 @@
 import { describe, expect, it } from "vitest";
-import { untilDue } from "./alert-policy.ts";
+import { diskSamples, untilDue } from "./alert-policy.ts";
 
 describe("untilDue", () => {
   const interval = 30_000;
@@ -21,5 +21,17 @@ describe("untilDue", () => {
     );
     expect(Math.max(...buckets.map((x) => x.length))).toBeLessThanOrEqual(30);
     expect(new Set(phases).size).toBeGreaterThan(90);
+  });
+});
+
+describe("diskSamples", () => {
+  it("keeps a firing volume the source stops reporting, and nothing else", () => {
+    expect(diskSamples([{ volume: "data", ratio: 0.5 }], ["logs"])).toEqual([
+      { volume: "data", value: 50 },
+      { volume: "logs" },
+    ]);
+    expect(diskSamples([{ volume: "logs", ratio: 0.9 }], ["logs"])).toEqual([{ volume: "logs", value: 90 }]);
+    expect(diskSamples([], ["logs"])).toEqual([{ volume: "logs" }]);
+    expect(diskSamples([], [])).toEqual([{}]);
   });
 });

@@ -264,11 +264,7 @@ export function registerAlertPolicyController(
           const rule = effectiveRule(ruleSpec);
           const samples: { volume?: string; value?: number }[] =
             rule.metric === "Disk"
-              ? usage?.volumes.length
-                ? usage.volumes.map((v) => ({ volume: v.volume, value: v.ratio * 100 }))
-                : // No volume data: each firing volume without a value (Unknown, keeping its alert's place),
-                  // or one sample for the app.
-                  (firingVolumes.get(ruleKey(appName, rule.name))?.map((volume) => ({ volume })) ?? [{}])
+              ? diskSamples(usage?.volumes ?? [], firingVolumes.get(ruleKey(appName, rule.name)) ?? [])
               : [
                   {
                     value:
@@ -462,4 +458,21 @@ export function untilDue(key: string, nowMs: number, intervalMs: number): number
   const phase = (h >>> 0) % intervalMs;
   const since = (((nowMs - phase) % intervalMs) + intervalMs) % intervalMs;
   return intervalMs - since;
+}
+
+/**
+ * A Disk rule's samples: each volume the source reports, and each firing volume it does not (without a value:
+ * Unknown, which keeps its alert's place, so data coming back resolves or continues it); with neither, one
+ * sample for the app.
+ */
+export function diskSamples(
+  reported: { volume: string; ratio: number }[],
+  firing: string[],
+): { volume?: string; value?: number }[] {
+  const samples: { volume?: string; value?: number }[] = reported.map((v) => ({
+    volume: v.volume,
+    value: v.ratio * 100,
+  }));
+  for (const volume of firing) if (!reported.some((v) => v.volume === volume)) samples.push({ volume });
+  return samples.length ? samples : [{}];
 }

@@ -108,6 +108,27 @@ describe("the webhook on TechnicalContacts", () => {
     );
   });
 
+  it("counts a contact whose email the operator rejects as the person it is", () => {
+    const withBob = {
+      ...opts,
+      apps: cache([
+        obj("crm", { hosting: "OnPremises", technicalContacts: [{ name: "alice" }, { name: "bob" }] }),
+      ]),
+      contacts: cache([
+        obj("bob", { displayName: "Bob", email: "ops@mailhost", identities: { users: ["bob"] } }),
+      ]),
+    };
+    const alice = obj("alice", {
+      displayName: "Alice",
+      email: "a@example.com",
+      identities: { users: ["x"] },
+    });
+    expect(review(request("TechnicalContact", "CREATE", as("bob"), alice), withBob).allowed).toBe(true);
+    expect(review(request("TechnicalContact", "CREATE", as("mallory"), alice), withBob).message).toMatch(
+      /only the technical contacts of crm: bob \(user bob\)/,
+    );
+  });
+
   it("warns, and does not refuse, when the last contact of an app is deleted", () => {
     const verdict = review(request("TechnicalContact", "DELETE", as("alice"), undefined, stored), opts);
     expect(verdict).toEqual({

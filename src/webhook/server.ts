@@ -5,8 +5,8 @@ import { createServer, type Server } from "node:https";
 import { join } from "node:path";
 import type { ZodError } from "zod";
 import { AlertPolicy, AlertPolicySpec } from "../api/alert-policy.ts";
-import { MendixApp } from "../api/mendix-app.ts";
-import { TechnicalContact, TechnicalContactSpec } from "../api/technical-contact.ts";
+import { MendixApp, MendixAppSpec } from "../api/mendix-app.ts";
+import { TechnicalContactSpec } from "../api/technical-contact.ts";
 import { SECRETS } from "../controllers/secrets.ts";
 import { selects } from "../domain/alerts.ts";
 import {
@@ -82,9 +82,13 @@ function identitiesOf(
   const missing: string[] = [];
   for (const name of names) {
     const raw = contacts.get(namespace, name);
-    const parsed = raw ? TechnicalContact.shape.spec.safeParse(raw.spec) : undefined;
-    if (parsed?.success) found.push({ name, identities: parsed.data.identities });
-    else missing.push(name);
+    if (!raw) {
+      missing.push(name);
+      continue;
+    }
+    // Only the identities: a contact whose email the operator rejects is still that person.
+    const ids = ContactIdentities.safeParse((raw.spec as { identities?: unknown } | undefined)?.identities);
+    found.push({ name, identities: ids.success ? ids.data : undefined });
   }
   return { found, missing };
 }
@@ -110,8 +114,14 @@ export function review(
     if (wanted && !wanted.success) return invalidSpec("AlertPolicy", wanted.error);
     // The stored spec only for what it covers: one the operator cannot read otherwise can still be fixed.
     const stored = req.operation === "CREATE" ? undefined : PolicyTarget.safeParse(req.oldObject?.spec);
-    if (req.operation === "DELETE" && stored && !stored.success)
-      return storedSpecInvalid(caller, opts.adminGroups, "delete AlertPolicy", req.name ?? "", stored.error);
+    if (stored && !stored.success)
+      return storedSpecInvalid(
+        caller,
+        opts.adminGroups,
+        req.operation === "DELETE" ? "delete AlertPolicy" : "change AlertPolicy",
+        req.name ?? "",
+        stored.error,
+      );
     const selectedBy = (spec: Pick<AlertPolicySpec, "appRef" | "appSelector">) =>
       spec.appRef
         ? [opts.apps.get(namespace, spec.appRef.name)].filter((a): a is KubeObject & { spec: unknown } => !!a)
@@ -236,8 +246,11 @@ const PolicyTarget = AlertPolicySpec.pick({ appRef: true, appSelector: true }).l
 /** Who acts as a contact, read alone: the rest of its spec (an email, a channel) is not the webhook's business. */
 const ContactIdentities = TechnicalContactSpec.shape.identities;
 
+/** What an app's contacts are, read alone: the rest of a stored spec may be one the operator cannot read. */
+const AppContacts = MendixAppSpec.pick({ technicalContacts: true }).loose();
+
 function contactNames(app: KubeObject & { spec: unknown }): string[] {
-  return (MendixApp.shape.spec.safeParse(app.spec).data?.technicalContacts ?? []).map((c) => c.name);
+  return (AppContacts.safeParse(app.spec).data?.technicalContacts ?? []).map((c) => c.name);
 }
 
 /** A stored object the operator cannot read: who may change it cannot be checked, so only admins may. */
