@@ -114,14 +114,7 @@ export function review(
     if (wanted && !wanted.success) return invalidSpec("AlertPolicy", wanted.error);
     // The stored spec only for what it covers: one the operator cannot read otherwise can still be fixed.
     const stored = req.operation === "CREATE" ? undefined : PolicyTarget.safeParse(req.oldObject?.spec);
-    if (stored && !stored.success)
-      return storedSpecInvalid(
-        caller,
-        opts.adminGroups,
-        req.operation === "DELETE" ? "delete AlertPolicy" : "change AlertPolicy",
-        req.name ?? "",
-        stored.error,
-      );
+    if (stored && !stored.success) return storedSpecInvalid(caller, opts.adminGroups, req, stored.error);
     const selectedBy = (spec: Pick<AlertPolicySpec, "appRef" | "appSelector">) =>
       spec.appRef
         ? [opts.apps.get(namespace, spec.appRef.name)].filter((a): a is KubeObject & { spec: unknown } => !!a)
@@ -185,14 +178,7 @@ export function review(
     const oldSpec = req.oldObject ? MendixApp.shape.spec.safeParse(req.oldObject.spec) : undefined;
     const newSpec = req.object ? MendixApp.shape.spec.safeParse(req.object.spec) : undefined;
     if (newSpec && !newSpec.success) return invalidSpec("MendixApp", newSpec.error);
-    if (oldSpec && !oldSpec.success)
-      return storedSpecInvalid(
-        caller,
-        opts.adminGroups,
-        req.operation === "DELETE" ? "delete MendixApp" : "change MendixApp",
-        req.name ?? "",
-        oldSpec.error,
-      );
+    if (oldSpec && !oldSpec.success) return storedSpecInvalid(caller, opts.adminGroups, req, oldSpec.error);
     const current = identitiesOf(
       opts.contacts,
       namespace,
@@ -257,14 +243,14 @@ function contactNames(app: KubeObject & { spec: unknown }): string[] {
 function storedSpecInvalid(
   caller: Caller,
   adminGroups: string[],
-  what: string,
-  name: string,
+  req: AdmissionRequest,
   error: ZodError,
 ): Verdict {
   if (isAdmin(caller, adminGroups)) return { allowed: true, warnings: [] };
+  const what = `${req.operation === "DELETE" ? "delete" : "change"} ${req.kind.kind}`;
   return {
     allowed: false,
-    message: `${caller.username} may not ${what} ${name}: its stored spec is invalid (${firstIssue(error)}), so whose it is cannot be checked; only members of ${adminGroups.join(", ") || "the admin groups"} may`,
+    message: `${caller.username} may not ${what} ${req.name ?? ""}: its stored spec is invalid (${firstIssue(error)}), so whose it is cannot be checked; only members of ${adminGroups.join(", ") || "the admin groups"} may`,
     warnings: [],
   };
 }

@@ -96,6 +96,19 @@ spec:
     expiresAt: "${o.expiresAt ?? inDays(200)}"
 ${o.extra ?? ""}`;
 
+/** Sets crm's license expiry to `days` from today, as a user would (a merge patch). */
+const setExpiry = (ns: string, days: number) =>
+  k([
+    "patch",
+    "mxapp",
+    "crm",
+    "-n",
+    ns,
+    "--type=merge",
+    "-p",
+    JSON.stringify({ spec: { license: { expiresAt: inDays(days) } } }),
+  ]);
+
 async function appStatus(ns: string, name = "crm"): Promise<AppStatus> {
   return (
     (JSON.parse(await k(["get", "mxapp", name, "-n", ns, "-o", "json"])) as { status?: AppStatus }).status ??
@@ -272,16 +285,7 @@ describe("MendixApp rules end to end", () => {
     );
 
     // Expired: trial mode again, and loud about it; the env stays (no restart; a renewed Secret applies).
-    await k([
-      "patch",
-      "mxapp",
-      "crm",
-      "-n",
-      n,
-      "--type=merge",
-      "-p",
-      JSON.stringify({ spec: { license: { expiresAt: inDays(-2) } } }),
-    ]);
+    await setExpiry(n, -2);
     const expired = await until("the expired license", async () => {
       const st = await appStatus(n);
       return st.license?.state === "Expired" && condition(st, "Ready")?.status === "False" && st;
@@ -423,16 +427,7 @@ describe("MendixApp rules end to end", () => {
     expect(mailsTo(n, "alice@example.com", /License of crm expires/)).toHaveLength(1);
 
     // Into the next boundary (15 days): one more reminder each.
-    await k([
-      "patch",
-      "mxapp",
-      "crm",
-      "-n",
-      n,
-      "--type=merge",
-      "-p",
-      JSON.stringify({ spec: { license: { expiresAt: inDays(10) } } }),
-    ]);
+    await setExpiry(n, 10);
     await until(
       "the 15-day reminder",
       async () => mailsTo(n, "bob@example.com", /License of crm expires in 10 day/).length === 1,
@@ -441,16 +436,7 @@ describe("MendixApp rules end to end", () => {
     expect((await appStatus(n)).license?.remindersSent).toEqual([90, 30, 15]);
 
     // Renewed (a new expiry date): a new license, whose reminders go out again from the first.
-    await k([
-      "patch",
-      "mxapp",
-      "crm",
-      "-n",
-      n,
-      "--type=merge",
-      "-p",
-      JSON.stringify({ spec: { license: { expiresAt: inDays(60) } } }),
-    ]);
+    await setExpiry(n, 60);
     await until(
       "the renewed license's 90-day reminder",
       async () => mailsTo(n, "alice@example.com", /License of crm expires in 60 day/).length === 1,
