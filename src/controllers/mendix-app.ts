@@ -2,7 +2,7 @@
 // reminders, maintenance notices, start/stop, contact changes, and clean-up on deletion. Thin: decisions come
 // from src/domain, this file reads the world and performs them.
 import { API_VERSION } from "../api/common.ts";
-import { MendixApp, type MendixAppStatus } from "../api/mendix-app.ts";
+import { MendixApp, MendixAppSpec, type MendixAppStatus } from "../api/mendix-app.ts";
 import type { TechnicalContact } from "../api/technical-contact.ts";
 import { contactChanges, decideNoContact, resolveContacts } from "../domain/contacts.ts";
 import {
@@ -57,6 +57,9 @@ type AppObject = KubeObject & { spec: MendixApp["spec"]; status?: MendixAppStatu
 type ContactObject = KubeObject & { spec: TechnicalContact["spec"] };
 
 const iso = (ms: number) => new Date(ms).toISOString().replace(/\.\d{3}Z$/, "Z");
+
+/** Just the workload of an app, read alone: its deletion must not wait on the rest of a spec it cannot read. */
+const AppWorkload = MendixAppSpec.pick({ workloadRef: true }).loose();
 
 /** True when the only change from `a` to `b` is `finalizer` added to the finalizers. */
 export function onlyFinalizerAdded(a: KubeObject, b: KubeObject, finalizer: string): boolean {
@@ -177,6 +180,40 @@ export function registerMendixAppController(
     return false;
   };
 
+  /** The app is being deleted: its license env is taken off the workload (left running), then the finalizer. */
+  const finishDeletion = async (
+    raw: AppObject,
+    workloadRef: { kind: "Deployment" | "StatefulSet"; name: string } | undefined,
+    log: { info(msg: string): void },
+  ): Promise<void> => {
+    const namespace = raw.metadata.namespace ?? "";
+    const name = raw.metadata.name;
+    const wrt = workloadRef ? workloadType(workloadRef.kind) : undefined;
+    const workload = workloadRef ? workloads[workloadRef.kind].get(namespace, workloadRef.name) : undefined;
+    if (workload && wrt) {
+      if (hasLicenseEnv(workload)) await own(workload, () => removeLicenseEnv(manager.client, wrt, workload));
+      const remembered = replicasBeforeStop(workload);
+      if (workload.spec?.replicas === 0 && remembered)
+        await own(workload, () => startWorkload(manager.client, wrt, workload, remembered));
+    }
+    if (raw.metadata.finalizers?.includes(FINALIZER)) {
+      const finalizers = raw.metadata.finalizers.filter((f) => f !== FINALIZER);
+      await manager.client
+        .patch(
+          MENDIX_APPS,
+          namespace,
+          name,
+          { metadata: { finalizers, resourceVersion: raw.metadata.resourceVersion } },
+          "merge",
+        )
+        .catch((e: unknown) => {
+          if (!isNotFound(e)) throw e;
+        });
+    }
+    metrics.remove(namespace, name);
+    log.info("app deleted; workload left running without the license env");
+  };
+
   controller = manager.addController<AppObject>({
     name: "mendixapp",
     primary: apps,
@@ -216,6 +253,12 @@ export function registerMendixAppController(
       const { status: _status, ...unparsed } = raw;
       const parsed = MendixApp.safeParse({ ...unparsed, apiVersion: raw.apiVersion ?? API_VERSION });
       if (!parsed.success) {
+        // Deleted all the same (its spec may predate a stricter schema): the finalizer must not hold it forever.
+        if (raw.metadata.deletionTimestamp) {
+          await finishDeletion(raw, AppWorkload.safeParse(raw.spec).data?.workloadRef, log);
+          return;
+        }
+        metrics.remove(namespace, name); // its state is unknown until the spec is fixed
         await reportInvalidSpec(manager, MENDIX_APPS, raw, parsed.error, new Date(now));
         return;
       }
@@ -229,29 +272,7 @@ export function registerMendixAppController(
 
       // Deletion: take back what we added to the workload, leave it running, then let the app go.
       if (raw.metadata.deletionTimestamp) {
-        if (workload && wrt) {
-          if (hasLicenseEnv(workload))
-            await own(workload, () => removeLicenseEnv(manager.client, wrt, workload));
-          const remembered = replicasBeforeStop(workload);
-          if (workload.spec?.replicas === 0 && remembered)
-            await own(workload, () => startWorkload(manager.client, wrt, workload, remembered));
-        }
-        if (raw.metadata.finalizers?.includes(FINALIZER)) {
-          const finalizers = raw.metadata.finalizers.filter((f) => f !== FINALIZER);
-          await manager.client
-            .patch(
-              MENDIX_APPS,
-              namespace,
-              name,
-              { metadata: { finalizers, resourceVersion: raw.metadata.resourceVersion } },
-              "merge",
-            )
-            .catch((e: unknown) => {
-              if (!isNotFound(e)) throw e;
-            });
-        }
-        metrics.remove(namespace, name);
-        log.info("app deleted; workload left running without the license env");
+        await finishDeletion(raw, spec.workloadRef, log);
         return;
       }
       // The latest copy of the app: the cache's, or what our own write returned (so the status write
@@ -379,11 +400,15 @@ export function registerMendixAppController(
           : undefined;
       if (maintenance?.noticeDue && spec.maintenance) {
         notifications.push({
-          id: `maintenance/${uid}/${iso(maintenance.nextWindowStart)}`,
+          id: `maintenance/${uid}/${iso(maintenance.noticeFor ?? maintenance.nextWindowStart)}`,
           kind: "MaintenanceNotice",
           severity: "Ok",
           app: appRef,
-          ...maintenanceText(name, maintenance.nextWindowStart, spec.maintenance.duration),
+          ...maintenanceText(
+            name,
+            maintenance.noticeFor ?? maintenance.nextWindowStart,
+            spec.maintenance.duration,
+          ),
           occurredAt: iso(now),
         });
       }
@@ -551,7 +576,7 @@ export function registerMendixAppController(
             ? {
                 nextWindowStart: iso(maintenance.nextWindowStart),
                 lastNoticeFor: maintenance.noticeDue
-                  ? iso(maintenance.nextWindowStart)
+                  ? iso(maintenance.noticeFor ?? maintenance.nextWindowStart)
                   : current?.maintenance?.lastNoticeFor,
               }
             : undefined,

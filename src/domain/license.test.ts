@@ -225,4 +225,31 @@ describe("maintenance window", () => {
     expect(decideMaintenance(w, start, NOW).noticeDue).toBe(false);
     expect(decideMaintenance(w, undefined, start + 3_600_000).noticeDue).toBe(false); // already running
   });
+
+  it("is due on time when the notice reaches beyond the next window (up to two weeks)", () => {
+    const long = { ...w, noticeHours: 336 };
+    const start = Date.parse("2026-11-29T02:00:00Z"); // the window in progress at 03:00
+    const inWindow = start + 3_600_000;
+    // Two weeks before the window of 12-13 is 11-29 02:00, inside this window: due now, not at its end.
+    const twoWeeksOn = start + 14 * 24 * 3_600_000;
+    expect(decideMaintenance(long, start + 7 * 24 * 3_600_000, inWindow)).toMatchObject({
+      noticeDue: true,
+      noticeFor: twoWeeksOn,
+      nextWindowStart: start,
+    });
+    // Once sent, the nearer window (whose notice went out a week earlier) is not told again.
+    expect(decideMaintenance(long, twoWeeksOn, inWindow + 24 * 3_600_000).noticeDue).toBe(false);
+    // 200 hours: the window after next is due once its time comes, during this week.
+    const mid = { ...w, noticeHours: 200 };
+    const nextWeek = start + 7 * 24 * 3_600_000;
+    // (This week's window was told already.)
+    expect(decideMaintenance(mid, start, nextWeek - 201 * 3_600_000)).toMatchObject({
+      noticeDue: false,
+      recheckAt: nextWeek - 200 * 3_600_000,
+    });
+    expect(decideMaintenance(mid, start, nextWeek - 200 * 3_600_000)).toMatchObject({
+      noticeDue: true,
+      noticeFor: nextWeek,
+    });
+  });
 });

@@ -27,10 +27,13 @@ export function currentOrNextWindow(w: MaintenanceWindow, nowMs: number): { star
 }
 
 export interface MaintenanceDecision {
+  /** The window in progress, or else the next one. */
   nextWindowStart: number;
-  /** Send the notice for this window now. */
+  /** Send the notice for the window starting at noticeFor now. */
   noticeDue: boolean;
-  /** When to look again: the notice time, or the end of the coming window. */
+  /** The window whose notice time has come (the latest such one not yet started), if any. */
+  noticeFor?: number;
+  /** When to look again: the next notice time, or the end of the window in progress. */
   recheckAt: number;
 }
 
@@ -40,9 +43,21 @@ export function decideMaintenance(
   nowMs: number,
 ): MaintenanceDecision {
   const { start, end } = currentOrNextWindow(w, nowMs);
-  const noticeAt = start - w.noticeHours * HOUR_MS;
-  const noticeDue = nowMs >= noticeAt && nowMs < start && lastNoticeFor !== start;
-  return { nextWindowStart: start, noticeDue, recheckAt: nowMs < noticeAt ? noticeAt : end };
+  const notice = w.noticeHours * HOUR_MS;
+  // noticeHours reaches up to two weeks, beyond the next window: the notice due is that of the latest window
+  // not yet started whose notice time has come (an earlier one's was due, and sent, before it).
+  const upcoming = [0, 1, 2].map((k) => start + k * WEEK_MS).filter((s) => s > nowMs);
+  const noticeFor = upcoming.filter((s) => s - notice <= nowMs).at(-1);
+  const nextNotice = upcoming.map((s) => s - notice).find((t) => t > nowMs);
+  return {
+    nextWindowStart: start,
+    noticeDue: noticeFor !== undefined && lastNoticeFor !== noticeFor,
+    ...(noticeFor !== undefined ? { noticeFor } : {}),
+    recheckAt: Math.min(
+      nextNotice ?? Number.POSITIVE_INFINITY,
+      start <= nowMs ? end : Number.POSITIVE_INFINITY,
+    ),
+  };
 }
 
 export function maintenanceText(

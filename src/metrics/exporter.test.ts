@@ -45,4 +45,24 @@ describe("UsageExporter", () => {
     text = await metricsText(registry);
     expect(text).not.toMatch(/app="crm"/);
   });
+
+  it("keeps every _ratio in 0..1 when usage exceeds the limits (a sidecar, a rollout that lowered them)", async () => {
+    const registry = new Registry();
+    const over: AppFindings = {
+      usage: {
+        pods: 2,
+        cpuCores: 2.2,
+        cpuRatio: 1.1,
+        memoryRatio: 1.05,
+        volumes: [{ volume: "logs", usedBytes: 110, capacityBytes: 100, ratio: 1.1 }],
+      },
+      rules: [],
+    };
+    new UsageExporter(registry).setPolicy("shop", "cpu", new Map([["crm", over]]));
+    const text = await metricsText(registry);
+    expect(text).toContain('mxops_app_cpu_usage_ratio{namespace="shop",app="crm"} 1\n');
+    expect(text).toContain('mxops_app_memory_usage_ratio{namespace="shop",app="crm"} 1\n');
+    expect(text).toContain('mxops_app_disk_usage_ratio{namespace="shop",app="crm",volume="logs"} 1\n');
+    expect(text).toContain('mxops_app_cpu_usage_cores{namespace="shop",app="crm"} 2.2\n');
+  });
 });

@@ -59,12 +59,12 @@ const USAGE: RecordGauge<UsageRow>[] = [
   {
     name: "mxops_app_cpu_usage_ratio",
     help: "CPU in use as a ratio (0..1) of the pods' CPU limits.",
-    series: ({ usage: u }, emit) => u.cpuRatio !== undefined && emit("", u.cpuRatio),
+    series: ({ usage: u }, emit) => u.cpuRatio !== undefined && emit("", unit(u.cpuRatio)),
   },
   {
     name: "mxops_app_memory_usage_ratio",
     help: "Memory in use as a ratio (0..1) of the pods' memory limits.",
-    series: ({ usage: u }, emit) => u.memoryRatio !== undefined && emit("", u.memoryRatio),
+    series: ({ usage: u }, emit) => u.memoryRatio !== undefined && emit("", unit(u.memoryRatio)),
   },
   {
     name: "mxops_app_disk_used_bytes",
@@ -79,9 +79,17 @@ const USAGE: RecordGauge<UsageRow>[] = [
   {
     name: "mxops_app_disk_usage_ratio",
     help: "Used ratio (0..1) of a volume of the app.",
-    series: perVolume((v) => v.ratio),
+    series: perVolume((v) => unit(v.ratio)),
   },
 ];
+
+/**
+ * A `_ratio` clamped to 0..1, as the metrics' contract says: usage can exceed the template's limits (a sidecar
+ * injected into the pods, old pods of a rollout that lowered them). Alerts read the raw ratio.
+ */
+function unit(ratio: number): number {
+  return Math.min(1, Math.max(0, ratio));
+}
 
 const ALERT_STATE: RecordGauge<RuleRow> = {
   name: "mxops_alert_state",

@@ -78,8 +78,9 @@ export class PrometheusSource implements UsageSource {
         `sum by (pod) (rate(container_cpu_usage_seconds_total{namespace="${ns}",container!=""}[5m]))`,
       ),
       this.query(`sum by (pod) (container_memory_working_set_bytes{namespace="${ns}",container!=""})`),
-      this.query(`sum by (persistentvolumeclaim) (kubelet_volume_stats_used_bytes{namespace="${ns}"})`),
-      this.query(`sum by (persistentvolumeclaim) (kubelet_volume_stats_capacity_bytes{namespace="${ns}"})`),
+      // max, not sum: a claim mounted on several nodes (ReadWriteMany) is reported by each node's kubelet.
+      this.query(`max by (persistentvolumeclaim) (kubelet_volume_stats_used_bytes{namespace="${ns}"})`),
+      this.query(`max by (persistentvolumeclaim) (kubelet_volume_stats_capacity_bytes{namespace="${ns}"})`),
     ]);
     const pods = new Map<string, PodSample>();
     const pod = (name: string, ts: number) => {

@@ -521,7 +521,8 @@ webhooks:${hook("alertpolicies", "/validate-mxops-dev-v1alpha1-alertpolicy", "al
 
   it("marks the objects it cannot use with a status saying why, and the valid app next to them becomes Ready", async () => {
     // AlertPolicies and MendixApps the operator cannot read are refused by its webhook (security.test.ts);
-    // TechnicalContacts have no webhook, so those are the objects that can exist unusable.
+    // TechnicalContacts are checked by the webhook for their identities only, so those are the objects that can
+    // exist unusable.
     const fromFuzzer = cases
       .filter((c) => c.operatorCannotParse && c.object && c.kind === "TechnicalContact")
       .slice(0, 3);
