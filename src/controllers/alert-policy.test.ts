@@ -33,5 +33,7 @@ describe("diskSamples", () => {
     expect(diskSamples([{ volume: "logs", ratio: 0.9 }], ["logs"])).toEqual([{ volume: "logs", value: 90 }]);
     expect(diskSamples([], ["logs"])).toEqual([{ volume: "logs" }]);
     expect(diskSamples([], [])).toEqual([{}]);
+    // A volume both firing and without data is one sample.
+    expect(diskSamples([], ["logs", "logs"])).toEqual([{ volume: "logs" }]);
   });
 });

@@ -35,7 +35,7 @@ type PolicyObject = KubeObject & { spec: AlertPolicy["spec"]; status?: AlertPoli
 type AppObject = KubeObject & { spec: MendixApp["spec"]; status?: MendixApp["status"] };
 interface WorkloadObject extends KubeObject {
   spec?: {
-    selector?: { matchLabels?: Record<string, string> };
+    selector?: { matchLabels?: Record<string, string>; matchExpressions?: WorkloadShape["matchExpressions"] };
     template?: {
       spec?: {
         containers?: { resources?: { limits?: { cpu?: string; memory?: string } } }[];
@@ -63,6 +63,7 @@ export function workloadShape(kind: "Deployment" | "StatefulSet", w: WorkloadObj
     kind,
     name: w.metadata.name,
     matchLabels: w.spec?.selector?.matchLabels ?? {},
+    matchExpressions: w.spec?.selector?.matchExpressions,
     cpuLimitCores: sum((c) => c.resources?.limits?.cpu),
     memoryLimitBytes: sum((c) => c.resources?.limits?.memory),
     claims:
@@ -264,7 +265,10 @@ export function registerAlertPolicyController(
           const rule = effectiveRule(ruleSpec);
           const samples: { volume?: string; value?: number }[] =
             rule.metric === "Disk"
-              ? diskSamples(usage?.volumes ?? [], firingVolumes.get(ruleKey(appName, rule.name)) ?? [])
+              ? diskSamples(usage?.volumes ?? [], [
+                  ...(firingVolumes.get(ruleKey(appName, rule.name)) ?? []),
+                  ...(usage?.volumesWithoutData ?? []),
+                ])
               : [
                   {
                     value:
@@ -461,9 +465,9 @@ export function untilDue(key: string, nowMs: number, intervalMs: number): number
 }
 
 /**
- * A Disk rule's samples: each volume the source reports, and each firing volume it does not (without a value:
- * Unknown, which keeps its alert's place, so data coming back resolves or continues it); with neither, one
- * sample for the app.
+ * A Disk rule's samples: each volume the source reports, and each it does not that is firing or that the
+ * workload mounts (without a value: Unknown, which keeps a firing alert's place, so data coming back resolves or
+ * continues it); with neither, one sample for the app.
  */
 export function diskSamples(
   reported: { volume: string; ratio: number }[],
@@ -473,6 +477,7 @@ export function diskSamples(
     volume: v.volume,
     value: v.ratio * 100,
   }));
-  for (const volume of firing) if (!reported.some((v) => v.volume === volume)) samples.push({ volume });
+  for (const volume of new Set(firing))
+    if (!reported.some((v) => v.volume === volume)) samples.push({ volume });
   return samples.length ? samples : [{}];
 }

@@ -86,7 +86,7 @@ export class PrometheusSource implements UsageSource {
     const pod = (name: string, ts: number) => {
       let p = pods.get(name);
       if (!p) {
-        p = { pod: name, cpuCores: 0, memoryBytes: 0, timestamp: ts };
+        p = { pod: name, timestamp: ts };
         pods.set(name, p);
       }
       return p;

@@ -1,6 +1,6 @@
 import { describe, expect, it } from "vitest";
 import { parseQuantity } from "./quantity.ts";
-import { aggregateUsage, type WorkloadShape } from "./usage.ts";
+import { aggregateUsage, type PodSample, type WorkloadShape } from "./usage.ts";
 
 describe("parseQuantity", () => {
   it.each([
@@ -30,6 +30,53 @@ describe("aggregateUsage", () => {
     memoryLimitBytes: 1000,
     claims: ["crm-data"],
   };
+  it("matches the selector's expressions as Kubernetes does (an overlapping worker excluded)", () => {
+    const pods: PodSample[] = [
+      { pod: "crm-1", labels: { app: "crm" }, cpuCores: 1, memoryBytes: 500, timestamp: 1 },
+      {
+        pod: "worker-1",
+        labels: { app: "crm", component: "worker" },
+        cpuCores: 2,
+        memoryBytes: 900,
+        timestamp: 1,
+      },
+    ];
+    const notWorker: WorkloadShape = {
+      ...deploy,
+      matchExpressions: [{ key: "component", operator: "DoesNotExist" }],
+    };
+    expect(aggregateUsage(notWorker, { pods })).toMatchObject({ pods: 1, cpuCores: 1 });
+    const expressionsOnly: WorkloadShape = {
+      ...deploy,
+      matchLabels: {},
+      matchExpressions: [{ key: "app", operator: "In", values: ["crm"] }],
+    };
+    expect(aggregateUsage(expressionsOnly, { pods })).toMatchObject({ pods: 2, cpuCores: 3 });
+  });
+  it("averages each ratio over the pods with a value, never taking a missing one as 0", () => {
+    const u = aggregateUsage(deploy, {
+      pods: [
+        { pod: "crm-1", labels: { app: "crm" }, cpuCores: 1, memoryBytes: 900, timestamp: 1 },
+        { pod: "crm-2", labels: { app: "crm" }, memoryBytes: 900, timestamp: 1 }, // too young for a rate
+        { pod: "crm-0", labels: { app: "crm" }, cpuCores: 1, timestamp: 1 }, // gone, still in the rate window
+      ],
+    });
+    expect(u).toMatchObject({ pods: 3, cpuCores: 2, cpuRatio: 0.5, memoryRatio: 0.9 });
+    expect(
+      aggregateUsage(deploy, { pods: [{ pod: "crm-1", labels: { app: "crm" }, timestamp: 1 }] }),
+    ).toEqual({
+      pods: 1,
+      volumes: [],
+      sampledAt: 1,
+    });
+  });
+  it("says which mounted claims the disk source left out, so they are Unknown", () => {
+    const twoClaims: WorkloadShape = { ...deploy, claims: ["crm-data", "crm-files"] };
+    const volumes = [{ claim: "crm-data", usedBytes: 1, capacityBytes: 2, timestamp: 1 }];
+    expect(aggregateUsage(twoClaims, { pods: [], volumes }).volumesWithoutData).toEqual(["crm-files"]);
+    // No disk source at all: nothing to say per claim.
+    expect(aggregateUsage(twoClaims, { pods: [] }).volumesWithoutData).toBeUndefined();
+  });
   it("sums the workload's pods as ratios of their limits", () => {
     const u = aggregateUsage(deploy, {
       pods: [

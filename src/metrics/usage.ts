@@ -1,10 +1,15 @@
 // Usage of an app's pods, aggregated from per-pod samples: CPU and memory as ratios of limits, disk per volume.
+import type { AlertPolicySpec } from "../api/alert-policy.ts";
+import { selects } from "../domain/alerts.ts";
+
+type LabelSelector = NonNullable<AlertPolicySpec["appSelector"]>;
 
 export interface PodSample {
   pod: string;
   labels?: Record<string, string>;
-  cpuCores: number;
-  memoryBytes: number;
+  /** Undefined when the source has no value for the pod (never taken as 0: no data is Unknown). */
+  cpuCores?: number;
+  memoryBytes?: number;
   timestamp: number;
 }
 
@@ -25,6 +30,8 @@ export interface WorkloadShape {
   kind: "Deployment" | "StatefulSet";
   name: string;
   matchLabels: Record<string, string>;
+  /** The selector's expressions (In, NotIn, Exists, DoesNotExist), matched as Kubernetes does. */
+  matchExpressions?: LabelSelector["matchExpressions"];
   /** Sums over the pod template's containers; undefined when a container has no limit. */
   cpuLimitCores?: number;
   memoryLimitBytes?: number;
@@ -38,6 +45,8 @@ export interface AppUsage {
   cpuRatio?: number;
   memoryRatio?: number;
   volumes: { volume: string; usedBytes: number; capacityBytes: number; ratio: number }[];
+  /** Volumes the workload mounts that the disk source answered for without them (Unknown, never left out). */
+  volumesWithoutData?: string[];
   /** Oldest sample used (ms). */
   sampledAt?: number;
 }
@@ -86,14 +95,22 @@ const labelKeys = (p: PodSample) => Object.entries(p.labels ?? {}).map(([k, v]) 
 
 function podsOf(w: WorkloadShape, ns: NamespaceUsage): PodSample[] {
   const selector = Object.entries(w.matchLabels);
+  const expressions = w.matchExpressions ?? [];
   let byLabels: PodSample[] = [];
-  if (selector.length) {
-    // The pods carrying the selector's rarest pair, then the rest of the selector.
+  if (selector.length || expressions.length) {
+    // The pods carrying the selector's rarest pair (with expressions only: those an In names, or every labelled pod),
+    // then the whole selector, expressions included.
     const index = indexed(byLabel, ns, labelKeys);
-    const candidates = selector
-      .map(([k, v]) => index.get(labelKey(k, v)) ?? [])
-      .reduce((a, b) => (b.length < a.length ? b : a));
-    byLabels = candidates.filter((p) => selector.every(([k, v]) => p.labels?.[k] === v));
+    const within = expressions.find((e) => e.operator === "In");
+    const candidates = selector.length
+      ? selector
+          .map(([k, v]) => index.get(labelKey(k, v)) ?? [])
+          .reduce((a, b) => (b.length < a.length ? b : a))
+      : within
+        ? (within.values ?? []).flatMap((v) => index.get(labelKey(within.key, v)) ?? [])
+        : ns.pods.filter((p) => p.labels);
+    const full = { matchLabels: w.matchLabels, matchExpressions: expressions };
+    byLabels = candidates.filter((p) => p.labels && selects(full, p.labels));
   }
   return [...byLabels, ...(indexed(byOwnerName, ns, ownerKeys).get(`${w.kind}/${w.name}`) ?? [])];
 }
@@ -115,15 +132,22 @@ export function aggregateUsage(w: WorkloadShape, ns: NamespaceUsage): AppUsage {
   const pods = podsOf(w, ns);
   const times = pods.map((p) => p.timestamp);
   const usage: AppUsage = { pods: pods.length, volumes: [] };
-  if (pods.length) {
-    usage.cpuCores = pods.reduce((n, p) => n + p.cpuCores, 0);
-    if (w.cpuLimitCores) usage.cpuRatio = usage.cpuCores / (w.cpuLimitCores * pods.length);
-    if (w.memoryLimitBytes)
-      usage.memoryRatio = pods.reduce((n, p) => n + p.memoryBytes, 0) / (w.memoryLimitBytes * pods.length);
+  // Over the pods the source has a value for: a pod missing from one query (too young for a rate, gone but
+  // still in a rate window) is not a pod at 0.
+  const withCpu = pods.filter((p) => p.cpuCores !== undefined);
+  if (withCpu.length) {
+    usage.cpuCores = withCpu.reduce((n, p) => n + (p.cpuCores ?? 0), 0);
+    if (w.cpuLimitCores) usage.cpuRatio = usage.cpuCores / (w.cpuLimitCores * withCpu.length);
   }
+  const withMemory = pods.filter((p) => p.memoryBytes !== undefined);
+  if (withMemory.length && w.memoryLimitBytes)
+    usage.memoryRatio =
+      withMemory.reduce((n, p) => n + (p.memoryBytes ?? 0), 0) / (w.memoryLimitBytes * withMemory.length);
+  const reported = new Set<string>();
   for (const v of ns.volumes ?? []) {
     const volume = volumeOf(w, v.claim);
     if (!volume || v.capacityBytes <= 0) continue;
+    reported.add(v.claim);
     usage.volumes.push({
       volume,
       usedBytes: v.usedBytes,
@@ -131,6 +155,12 @@ export function aggregateUsage(w: WorkloadShape, ns: NamespaceUsage): AppUsage {
       ratio: v.usedBytes / v.capacityBytes,
     });
     times.push(v.timestamp);
+  }
+  // A Deployment's claims are known by name: one the disk source answered without is Unknown, not left out
+  // (a StatefulSet's claims per replica are not known from its templates).
+  if (ns.volumes && w.kind === "Deployment") {
+    const missing = w.claims.filter((c) => !reported.has(c));
+    if (missing.length) usage.volumesWithoutData = missing;
   }
   if (times.length) usage.sampledAt = Math.min(...times);
   return usage;
