@@ -53,6 +53,36 @@ describe("Deliverer", () => {
     expect(outcomes.map((o) => o.ok)).toEqual([true, true]);
   });
 
+  it("retries recording a delivered target, never by sending the message again", async () => {
+    let sends = 0;
+    const counting: Channel = {
+      name: "email",
+      reaches: () => true,
+      send: async () => {
+        sends++;
+      },
+    };
+    const webhook = gatedChannel("webhook"); // a second target, so the first is recorded on its own
+    const d = new Deliverer({
+      channels: [counting, webhook.channel],
+      registry: new Registry(),
+      log: silentLogger(),
+      sleep: async () => undefined,
+    });
+    let writes = 0;
+    const run = d.deliver(notification, [alice], new Set(), async () => {
+      writes++;
+      if (writes < 3) throw new Error("429 Too Many Requests"); // the status write fails twice
+    });
+    await tick();
+    await tick();
+    [...webhook.gates.values()][0]?.();
+    const outcomes = await run;
+    expect(sends).toBe(1);
+    expect(writes).toBe(3);
+    expect(outcomes.map((o) => o.ok)).toEqual([true, true]);
+  });
+
   it("writes nothing per target for a single target: the completion records it", async () => {
     const email = gatedChannel("email");
     const d = new Deliverer({ channels: [email.channel], registry: new Registry(), log: silentLogger() });

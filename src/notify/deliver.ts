@@ -211,8 +211,6 @@ export class Deliverer {
         this.metrics.attempts.inc({ channel: channel.name, result: "success" });
         this.metrics.notifications.inc({ channel: channel.name, kind: n.kind, result: "sent" });
         log.info({ attempt }, "notification delivered");
-        await onDelivered(target);
-        return { ...base, ok: true, attempts: attempt };
       } catch (err) {
         this.metrics.duration.observe({ channel: channel.name }, (performance.now() - started) / 1000);
         const e = err instanceof DeliveryError ? err : new DeliveryError((err as Error).message, true);
@@ -226,7 +224,30 @@ export class Deliverer {
         const wait = Math.max(backoff.next(), e.retryAfterMs ?? 0);
         log.info({ attempt, err: e.message, retryInMs: wait }, "notification attempt failed; retrying");
         await this.sleep(wait);
+        continue;
       }
+      // Sent. Recording it (a status write) may fail (a 429 in an alert storm, a timeout): that is retried on
+      // its own, never by sending the message again.
+      const marking = new Backoff({
+        initialMs: this.policy.initialBackoffMs,
+        maxMs: this.policy.maxBackoffMs,
+      });
+      for (let mark = 1; ; mark++) {
+        try {
+          await onDelivered(target);
+          break;
+        } catch (err) {
+          if (mark >= this.policy.maxAttempts) {
+            log.warn(
+              { err: (err as Error).message },
+              "notification delivered, but recording it failed; it stays pending in the status",
+            );
+            break;
+          }
+          await this.sleep(marking.next());
+        }
+      }
+      return { ...base, ok: true, attempts: attempt };
     }
   }
 
