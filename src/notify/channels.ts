@@ -208,6 +208,11 @@ interface AmAlert {
   generatorURL?: string;
 }
 
+/** The kinds that are an alert's state (firing, changed, resolved): kept active and re-sent until resolved. */
+const ALERT_STATE_KINDS = new Set<Notification["kind"]>(["AlertFiring", "AlertEscalated", "AlertResolved"]);
+/** How long a notice (anything else) stays firing in Alertmanager: long enough for its group_wait. */
+const NOTICE_LIFETIME_MS = 3_600_000;
+
 /**
  * Posts alerts to Alertmanager's /api/v2/alerts. Alertmanager resolves alerts it has not heard of for
  * resolve_timeout, so firing alerts are re-sent every `resendIntervalMs` until they resolve (endsAt set).
@@ -242,11 +247,30 @@ export class AlertmanagerChannel implements Channel {
    * whole label set, so a change of severity resolves the old alert and fires the new one in the same post.
    */
   async send(n: Notification, _r: Recipient, _deliveryId: string): Promise<void> {
+    const annotations = { summary: n.title, description: n.body };
+    if (!ALERT_STATE_KINDS.has(n.kind)) {
+      // A notice, not an alert's state (a reminder, a maintenance notice, a NoData notice, a test): one alert
+      // that fires now and ends by itself, so Alertmanager notifies once and nothing is kept to resolve later.
+      // Posted resolved, as Ok notices were, Alertmanager would never have told anyone.
+      const labels = {
+        ...alertLabels(n),
+        ...(n.kind === "AlertNoData" ? { alertname: `${alertLabels(n).alertname}NoData` } : {}),
+        severity: n.severity === "Ok" || n.severity === "Recovery" ? "info" : n.severity.toLowerCase(),
+      };
+      const endsAt = new Date(Date.parse(n.occurredAt) + NOTICE_LIFETIME_MS).toISOString();
+      await post(
+        this.url,
+        JSON.stringify([{ labels, annotations, startsAt: n.occurredAt, endsAt }]),
+        {},
+        this.timeoutMs,
+        "alertmanager",
+      );
+      return;
+    }
     const identity = alertLabels(n);
     const key = JSON.stringify(Object.entries(identity).sort());
     const previous = this.active.get(key);
     const resolved = n.severity === "Recovery" || n.severity === "Ok";
-    const annotations = { summary: n.title, description: n.body };
     const batch: AmAlert[] = [];
     if (resolved) {
       this.active.delete(key);

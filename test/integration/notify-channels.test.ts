@@ -309,4 +309,28 @@ describe("Alertmanager", () => {
     ]);
     expect(channel.activeCount()).toBe(0);
   });
+
+  it("posts notices (reminders, NoData, tests) as alerts that fire once and end by themselves", async () => {
+    const am = await startHttpReceiver();
+    cleanups.push(() => am.close());
+    const channel = new AlertmanagerChannel({ url: am.url, resendIntervalMs: 0 });
+    cleanups.push(() => channel.close());
+    const { d } = deliverer([channel]);
+    const r: Recipient = { key: "contact:alice", displayName: "Alice", alertmanager: true };
+    const notice = (kind: Notification["kind"], severity: Notification["severity"], id: string) =>
+      d.deliver({ ...alert, id, kind, severity, threadId: undefined }, [r], new Set(), async () => {});
+    await notice("LicenseReminder", "Warning", "reminder");
+    await notice("AlertNoData", "Warning", "nodata");
+    await notice("Test", "Ok", "test");
+    const alerts = am.received.map(
+      (p) =>
+        (JSON.parse(p.body) as { labels: Record<string, string>; startsAt: string; endsAt?: string }[])[0],
+    );
+    expect(alerts.map((a) => [a?.labels.alertname, a?.labels.severity, a?.startsAt, a?.endsAt])).toEqual([
+      ["MendixAppCPU", "warning", "2026-11-27T10:00:00Z", "2026-11-27T11:00:00.000Z"],
+      ["MendixAppCPUNoData", "warning", "2026-11-27T10:00:00Z", "2026-11-27T11:00:00.000Z"],
+      ["MendixAppCPU", "info", "2026-11-27T10:00:00Z", "2026-11-27T11:00:00.000Z"],
+    ]);
+    expect(channel.activeCount()).toBe(0); // nothing kept to re-send or resolve
+  });
 });
