@@ -207,6 +207,20 @@ export class NotificationSender {
 
   /** One digest per channel and recipient whose cap has room again, carrying every target held for them. */
   async sendDigests(): Promise<void> {
+    // One round at a time: a round retrying a digest for minutes must not be joined by the next, which would
+    // send the same held items again.
+    if (this.digesting) return;
+    this.digesting = true;
+    try {
+      await this.digestRound();
+    } finally {
+      this.digesting = false;
+    }
+  }
+
+  private digesting = false;
+
+  private async digestRound(): Promise<void> {
     for (const [key, book] of [...this.held]) {
       if (book.items.size === 0) {
         this.held.delete(key);
@@ -293,6 +307,9 @@ export class NotificationSender {
           )) ?? latest;
       },
     );
+    // A target held before and delivered now (its record resumed once the cap had room) is no digest's any more.
+    for (const o of outcomes.filter((x) => x.ok && !x.held))
+      this.held.get(`${o.channel}:${o.recipient}`)?.items.delete(o.target);
     for (const o of outcomes.filter((x) => x.held)) {
       const recipient = recipients.find((r) => r.key === o.recipient);
       if (!recipient) continue;
