@@ -109,6 +109,14 @@ describe("aggregateUsage", () => {
     });
     expect([u.pods, u.cpuCores]).toEqual([1, 2]);
   });
+  it("matches a Deployment's pods by name when the source has no labels, not a Job's or DaemonSet's", () => {
+    const pods: PodSample[] = [
+      { pod: "crm-5d9f8b6c5d-x2k4p", cpuCores: 1, memoryBytes: 1, timestamp: 1 },
+      { pod: "crm-migrate-x7k2p", cpuCores: 4, memoryBytes: 1, timestamp: 1 }, // Job crm-migrate
+      { pod: "crm-agent-q8z4n", cpuCores: 4, memoryBytes: 1, timestamp: 1 }, // DaemonSet crm-agent
+    ];
+    expect(aggregateUsage({ ...deploy, matchLabels: {} }, { pods })).toMatchObject({ pods: 1, cpuCores: 1 });
+  });
   it("matches pods and claims by name when the source has no labels (StatefulSet)", () => {
     const sts: WorkloadShape = {
       kind: "StatefulSet",

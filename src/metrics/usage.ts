@@ -81,7 +81,11 @@ const byOwnerName = new WeakMap<NamespaceUsage, PodIndex>();
 function ownerKeys(p: PodSample): Set<string> {
   const owners = new Set<string>();
   if (p.labels) return owners;
-  const deployment = /^(.+)-[a-z0-9]+-[a-z0-9]{5}$/.exec(p.pod);
+  // The ReplicaSet's pod-template-hash and the pod's suffix use Kubernetes' safe alphabet (no vowels, no 0, 1,
+  // 3): a Job's or DaemonSet's pod (`crm-migrate-x7k2p`) is not taken for Deployment crm's.
+  const deployment = /^(.+)-[bcdfghjklmnpqrstvwxz2456789]{1,10}-[bcdfghjklmnpqrstvwxz2456789]{5}$/.exec(
+    p.pod,
+  );
   if (deployment?.[1]) owners.add(`Deployment/${deployment[1]}`);
   const statefulSet = /^(.+)-\d+$/.exec(p.pod);
   if (statefulSet?.[1]) owners.add(`StatefulSet/${statefulSet[1]}`);
