@@ -487,9 +487,6 @@ export function registerMendixAppController(
       await syncGrants(manager, raw, desiredGrants(name, spec, contactIdentities), rbac);
 
       // Status.
-      // An expired license stays injected (taking it out would restart the pods, and a renewed Secret is picked
-      // up in place), but the app runs in trial mode again: not Licensed, not Ready, and a Warning Event.
-      const licensed = decision.activate && decision.state !== "Expired";
       const conditionsFor = (current: Condition[] | undefined): Condition[] => {
         const at = new Date(now);
         let c = setCondition(
@@ -501,7 +498,7 @@ export function registerMendixAppController(
           c,
           {
             type: "Licensed",
-            status: licensed ? "True" : "False",
+            status: decision.notLicensed ? "False" : "True",
             reason: decision.reason,
             message: decision.message,
             observedGeneration: generation,
@@ -510,11 +507,8 @@ export function registerMendixAppController(
         );
         const notReady = contactsResolved.missing.length
           ? { reason: "ContactNotFound", message: contactsResolved.condition.message }
-          : !licensed
-            ? {
-                reason: decision.state === "Expired" ? "LicenseExpired" : decision.reason,
-                message: decision.message,
-              }
+          : decision.notLicensed
+            ? { reason: decision.notLicensed, message: decision.message }
             : workloadMissing
               ? {
                   reason: "WorkloadNotFound",
@@ -593,25 +587,8 @@ export function registerMendixAppController(
           written.written ? (written.object as unknown as OwnerObject) : undefined,
         );
       }
-      if (decision.state !== previousLicenseState) {
-        if (
-          decision.state === "PendingMxID" ||
-          decision.state === "Unlicensed" ||
-          decision.state === "Expired"
-        ) {
-          manager.events.event(
-            raw,
-            "Warning",
-            decision.state === "PendingMxID"
-              ? "LicensePendingMxID"
-              : decision.state === "Expired"
-                ? "LicenseExpired"
-                : decision.reason,
-            "CheckLicense",
-            decision.message,
-          );
-        }
-      }
+      if (decision.warning && decision.state !== previousLicenseState)
+        manager.events.event(raw, "Warning", decision.warning, "CheckLicense", decision.message);
       if (contactsResolved.missing.length) {
         manager.events.event(
           raw,

@@ -86,6 +86,14 @@ export interface LicenseDecision {
   state: LicenseState;
   /** Inject LICENSE_ID/LICENSE_KEY into the workload. */
   activate: boolean;
+  /**
+   * Why the app is not licensed (the reason of its Ready=False; trial mode), undefined while it is. An expired
+   * license stays injected (taking it out would restart the pods, and a renewed Secret applies in place) but is
+   * not licensed.
+   */
+  notLicensed?: string;
+  /** The reason of the Warning Event told once when the app enters this state, if it is one to warn about. */
+  warning?: string;
   daysRemaining?: number;
   reason: string;
   message: string;
@@ -111,6 +119,8 @@ export function decideLicense(input: LicenseInput): LicenseDecision {
       ...base,
       state: "Unlicensed",
       activate: false,
+      notLicensed: "NoLicense",
+      warning: "NoLicense",
       reason: "NoLicense",
       message: `spec.license is not set. ${trial}`,
     };
@@ -120,6 +130,8 @@ export function decideLicense(input: LicenseInput): LicenseDecision {
       ...base,
       state: "Unlicensed",
       activate: false,
+      notLicensed: input.secret.reason,
+      warning: input.secret.reason,
       reason: input.secret.reason,
       message: `${input.secret.message}. ${trial}`,
     };
@@ -131,6 +143,8 @@ export function decideLicense(input: LicenseInput): LicenseDecision {
       ...base,
       state: "PendingMxID",
       activate: false,
+      notLicensed: "PendingMxID",
+      warning: "LicensePendingMxID",
       reason: "PendingMxID",
       message:
         `The license is not activated: ${who} has no MxID. Set spec.mxid on it (the person's Mendix account id); ` +
@@ -155,6 +169,8 @@ export function decideLicense(input: LicenseInput): LicenseDecision {
       ...base,
       state: "Expired",
       activate: true,
+      notLicensed: "LicenseExpired",
+      warning: "LicenseExpired",
       daysRemaining: days,
       reason: "Expired",
       message: `The license expired on ${input.license.expiresAt}. ${renew} ${trial}`,
