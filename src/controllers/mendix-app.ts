@@ -398,17 +398,14 @@ export function registerMendixAppController(
         spec.hosting === "MendixCloud" && spec.maintenance
           ? decideMaintenance(spec.maintenance, lastNoticeFor, now)
           : undefined;
-      if (maintenance?.noticeDue && spec.maintenance) {
+      const noticeFor = maintenance?.noticeFor;
+      if (noticeFor !== undefined && spec.maintenance) {
         notifications.push({
-          id: `maintenance/${uid}/${iso(maintenance.noticeFor ?? maintenance.nextWindowStart)}`,
+          id: `maintenance/${uid}/${iso(noticeFor)}`,
           kind: "MaintenanceNotice",
           severity: "Ok",
           app: appRef,
-          ...maintenanceText(
-            name,
-            maintenance.noticeFor ?? maintenance.nextWindowStart,
-            spec.maintenance.duration,
-          ),
+          ...maintenanceText(name, noticeFor, spec.maintenance.duration),
           occurredAt: iso(now),
         });
       }
@@ -569,9 +566,7 @@ export function registerMendixAppController(
           maintenance: maintenance
             ? {
                 nextWindowStart: iso(maintenance.nextWindowStart),
-                lastNoticeFor: maintenance.noticeDue
-                  ? iso(maintenance.noticeFor ?? maintenance.nextWindowStart)
-                  : current?.maintenance?.lastNoticeFor,
+                lastNoticeFor: noticeFor !== undefined ? iso(noticeFor) : current?.maintenance?.lastNoticeFor,
               }
             : undefined,
         };

@@ -29,9 +29,9 @@ export function currentOrNextWindow(w: MaintenanceWindow, nowMs: number): { star
 export interface MaintenanceDecision {
   /** The window in progress, or else the next one. */
   nextWindowStart: number;
-  /** Send the notice for the window starting at noticeFor now. */
+  /** Send a notice now: noticeFor is set. */
   noticeDue: boolean;
-  /** The window whose notice time has come (the latest such one not yet started), if any. */
+  /** The window to tell about now: the latest not yet started whose notice time has come, unless told already. */
   noticeFor?: number;
   /** When to look again: the next notice time, or the end of the window in progress. */
   recheckAt: number;
@@ -47,11 +47,12 @@ export function decideMaintenance(
   // noticeHours reaches up to two weeks, beyond the next window: the notice due is that of the latest window
   // not yet started whose notice time has come (an earlier one's was due, and sent, before it).
   const upcoming = [0, 1, 2].map((k) => start + k * WEEK_MS).filter((s) => s > nowMs);
-  const noticeFor = upcoming.filter((s) => s - notice <= nowMs).at(-1);
+  const due = upcoming.filter((s) => s - notice <= nowMs).at(-1);
+  const noticeFor = due !== lastNoticeFor ? due : undefined;
   const nextNotice = upcoming.map((s) => s - notice).find((t) => t > nowMs);
   return {
     nextWindowStart: start,
-    noticeDue: noticeFor !== undefined && lastNoticeFor !== noticeFor,
+    noticeDue: noticeFor !== undefined,
     ...(noticeFor !== undefined ? { noticeFor } : {}),
     recheckAt: Math.min(
       nextNotice ?? Number.POSITIVE_INFINITY,
