@@ -61,21 +61,22 @@ export function isClusterCleanup(caller: Caller): boolean {
 }
 
 /**
- * Creating, changing or deleting an AlertPolicy: the contacts of every app it covers (before and after a
- * change) and cluster admins only. `appRefMissing`: its appRef names an app that does not exist.
+ * Creating, changing or deleting an AlertPolicy: the contacts of every app it covers (`apps`, the existing ones
+ * it covered before and covers after a change) and cluster admins only; one whose appRef names an app that does
+ * not exist (not among `apps`), admins only.
  */
 export function reviewAlertPolicy(
   caller: Caller,
   adminGroups: string[],
   apps: { name: string; contacts: ContactIdentity[] }[],
   spec: Pick<AlertPolicySpec, "appRef"> | undefined,
-  appRefMissing = spec?.appRef !== undefined && apps.length === 0,
 ): Verdict {
   if (isAdmin(caller, adminGroups)) return { allowed: true, warnings: [] };
-  if (spec?.appRef && appRefMissing) {
+  const appRef = spec?.appRef;
+  if (appRef && !apps.some((a) => a.name === appRef.name)) {
     return {
       allowed: false,
-      message: `MendixApp ${spec.appRef.name} does not exist: only cluster admins may set alerts for it`,
+      message: `MendixApp ${appRef.name} does not exist: only cluster admins may set alerts for it`,
       warnings: [],
     };
   }

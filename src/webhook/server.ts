@@ -87,8 +87,7 @@ function identitiesOf(
       continue;
     }
     // Only the identities: a contact whose email the operator rejects is still that person.
-    const ids = ContactIdentities.safeParse((raw.spec as { identities?: unknown } | undefined)?.identities);
-    found.push({ name, identities: ids.success ? ids.data : undefined });
+    found.push({ name, identities: identitiesIn(raw).data });
   }
   return { found, missing };
 }
@@ -129,9 +128,7 @@ export function review(
       name: a.metadata.name,
       contacts: identitiesOf(opts.contacts, namespace, contactNames(a)).found,
     }));
-    const target = wanted?.data ?? stored?.data;
-    const appRefMissing = target?.appRef !== undefined && !selected.has(target.appRef.name);
-    return reviewAlertPolicy(caller, opts.adminGroups, apps, target, appRefMissing);
+    return reviewAlertPolicy(caller, opts.adminGroups, apps, wanted?.data ?? stored?.data);
   }
   if (req.kind.kind === "TechnicalContact") {
     const contact = req.name ?? "";
@@ -158,19 +155,15 @@ export function review(
         .map((a) => a.name);
       return { allowed: true, warnings: contactDeletionWarnings(contact, orphaned) };
     }
-    const wanted = ContactIdentities.safeParse(
-      (req.object?.spec as { identities?: unknown } | undefined)?.identities,
-    );
+    const wanted = identitiesIn(req.object);
     if (!wanted.success) return invalidSpec("TechnicalContact", wanted.error, "spec.identities");
     if (req.operation === "CREATE")
       return reviewContactCreation(caller, opts.adminGroups, contact, wanted.data, naming());
-    const stored = ContactIdentities.safeParse(
-      (req.oldObject?.spec as { identities?: unknown } | undefined)?.identities,
-    );
+    const stored = identitiesIn(req.oldObject).data;
     return reviewTechnicalContact(
       caller,
       opts.adminGroups,
-      { name: contact, identities: stored.success ? stored.data : undefined },
+      { name: contact, identities: stored },
       wanted.data,
     );
   }
@@ -196,7 +189,7 @@ export function review(
         const moved = opts.policies
           .list(namespace)
           .filter((p) => {
-            const selector = AlertPolicy.shape.spec.safeParse(p.spec).data?.appSelector;
+            const selector = PolicyTarget.safeParse(p.spec).data?.appSelector;
             return selector !== undefined && selects(selector, before) !== selects(selector, after);
           })
           .map((p) => p.metadata.name);
@@ -231,6 +224,10 @@ function invalidSpec(kind: string, error: ZodError, at?: string): Verdict {
 const PolicyTarget = AlertPolicySpec.pick({ appRef: true, appSelector: true }).loose();
 /** Who acts as a contact, read alone: the rest of its spec (an email, a channel) is not the webhook's business. */
 const ContactIdentities = TechnicalContactSpec.shape.identities;
+
+function identitiesIn(contact: { spec?: unknown } | undefined) {
+  return ContactIdentities.safeParse((contact?.spec as { identities?: unknown } | undefined)?.identities);
+}
 
 /** What an app's contacts are, read alone: the rest of a stored spec may be one the operator cannot read. */
 const AppContacts = MendixAppSpec.pick({ technicalContacts: true }).loose();
