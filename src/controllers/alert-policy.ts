@@ -22,6 +22,7 @@ import type { Notification, Recipient } from "../notify/message.ts";
 import type { NotificationSender, Owner, OwnerObject } from "../notify/sender.ts";
 import type { KubeObject } from "../runtime/client.ts";
 import type { Clock } from "../runtime/clock.ts";
+import { isoSeconds as iso } from "../runtime/clock.ts";
 import { specOrLabelsChanged } from "../runtime/controller.ts";
 import { type Informer, objectKey } from "../runtime/informer.ts";
 import type { Manager } from "../runtime/manager.ts";
@@ -48,8 +49,6 @@ interface WorkloadObject extends KubeObject {
 
 /** Which severity a rule shows when it has several volumes: the worst. */
 const RANK = { Ok: 0, Unknown: 1, Warning: 2, Critical: 3 } as const;
-
-const iso = (ms: number) => new Date(ms).toISOString().replace(/\.\d{3}Z$/, "Z");
 
 export function workloadShape(kind: "Deployment" | "StatefulSet", w: WorkloadObject): WorkloadShape {
   const containers = w.spec?.template?.spec?.containers ?? [];

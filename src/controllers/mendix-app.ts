@@ -19,6 +19,7 @@ import { recordIntents } from "../notify/outbox.ts";
 import type { NotificationSender, Owner, OwnerObject } from "../notify/sender.ts";
 import { isNotFound, type KubeObject } from "../runtime/client.ts";
 import type { Clock } from "../runtime/clock.ts";
+import { isoSeconds as iso } from "../runtime/clock.ts";
 import { specOrMetadataChanged } from "../runtime/controller.ts";
 import type { Informer } from "../runtime/informer.ts";
 import type { Manager } from "../runtime/manager.ts";
@@ -55,8 +56,6 @@ export const FINALIZER = "mxops.dev/workload-cleanup";
 
 type AppObject = KubeObject & { spec: MendixApp["spec"]; status?: MendixAppStatus };
 type ContactObject = KubeObject & { spec: TechnicalContact["spec"] };
-
-const iso = (ms: number) => new Date(ms).toISOString().replace(/\.\d{3}Z$/, "Z");
 
 /** Just the workload of an app, read alone: its deletion must not wait on the rest of a spec it cannot read. */
 const AppWorkload = MendixAppSpec.pick({ workloadRef: true }).loose();

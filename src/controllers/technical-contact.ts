@@ -6,6 +6,7 @@ import type { Notification, Recipient } from "../notify/message.ts";
 import type { NotificationSender, Owner, SubmitOptions } from "../notify/sender.ts";
 import type { KubeObject } from "../runtime/client.ts";
 import type { Clock } from "../runtime/clock.ts";
+import { isoSeconds } from "../runtime/clock.ts";
 import type { Informer } from "../runtime/informer.ts";
 import type { Manager } from "../runtime/manager.ts";
 import { patchStatusIfChanged, setCondition } from "../runtime/status.ts";
@@ -18,8 +19,6 @@ export { TECHNICAL_CONTACTS } from "./resources.ts";
 export const SEND_TEST_ANNOTATION = "mxops.dev/send-test";
 
 type ContactObject = TechnicalContact & { status?: TechnicalContact["status"] };
-
-const isoSeconds = (ms: number) => new Date(ms).toISOString().replace(/\.\d{3}Z$/, "Z");
 
 const parsedContacts = new WeakMap<object, TechnicalContact | undefined>();
 

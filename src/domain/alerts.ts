@@ -3,6 +3,7 @@
 // Pure: the previous state comes from AlertPolicy.status, so restarts never reset a timer.
 import type { AlertPolicySpec, AlertRule, RuleStatus, Severity } from "../api/alert-policy.ts";
 import { parseDuration } from "../api/common.ts";
+import { isoSeconds as iso } from "../runtime/clock.ts";
 
 export const DEFAULT_THRESHOLDS = {
   CPU: { warning: 75, critical: 85, forMs: 5 * 60_000, clearMargin: 5 },
@@ -66,7 +67,6 @@ export interface StepInput {
   predictedFull?: boolean;
 }
 
-const iso = (ms: number) => new Date(ms).toISOString().replace(/\.\d{3}Z$/, "Z");
 const ms = (s?: string) => (s ? Date.parse(s) : Number.NaN);
 
 /** The severity `value` calls for, keeping the current one until usage falls clearMargin below its threshold. */

@@ -1,4 +1,5 @@
 // Contact rules: every referenced TechnicalContact must exist; the first is primary; changes are announced.
+import { isoSeconds } from "../runtime/clock.ts";
 
 export interface ContactFacts {
   name: string;
@@ -77,7 +78,7 @@ export function decideNoContact(
   if (existing > 0) return { notify: false };
   const recordedSince = recorded?.noneSince ? Date.parse(recorded.noneSince) : Number.NaN;
   const sinceMs = Number.isNaN(recordedSince) ? nowMs : recordedSince;
-  const noneSince = new Date(sinceMs).toISOString().replace(/\.\d{3}Z$/, "Z");
+  const noneSince = isoSeconds(sinceMs);
   if (recorded?.noneSince && recorded.defaultContactNotified)
     return { noneSince, defaultContactNotified: true, notify: false };
   if (!defaultContactConfigured) return { noneSince, notify: false };

@@ -1,5 +1,6 @@
 // The outbox kept in an owner's status: pure operations on notification records.
 import { MAX_NOTIFICATION_RECORDS, type NotificationRecord } from "../api/common.ts";
+import { isoSeconds as iso } from "../runtime/clock.ts";
 import type { TargetOutcome } from "./deliver.ts";
 import type { Notification, NotificationKind } from "./message.ts";
 
@@ -15,7 +16,6 @@ export function outboxRoom(records: NotificationRecord[] | undefined): number {
   const completed = (records ?? []).length - pending;
   return Math.max(0, MAX_NOTIFICATION_RECORDS - pending - Math.min(completed, KEEP_COMPLETED));
 }
-const iso = (d: Date) => d.toISOString().replace(/\.\d{3}Z$/, "Z");
 
 /** Adds Pending records for notifications not recorded yet (same id = same notification); prunes old completed ones. */
 export function recordIntents(

@@ -6,7 +6,7 @@ import { createHash } from "node:crypto";
 import type { Registry } from "prom-client";
 import type { NotificationRecord } from "../api/common.ts";
 import { isConflict, type KubeClient, type KubeObject, type ResourceType } from "../runtime/client.ts";
-import { type Clock, systemClock } from "../runtime/clock.ts";
+import { type Clock, isoSeconds, systemClock } from "../runtime/clock.ts";
 import type { EventRecorder } from "../runtime/events.ts";
 import type { Logger } from "../runtime/log.ts";
 import { type Condition, deepEqual, mergePatch, setCondition } from "../runtime/status.ts";
@@ -240,7 +240,7 @@ export class NotificationSender {
           `These notifications exceeded your hourly limit and are summarised here (critical alerts are never held back):`,
           ...items.map((i) => `- ${i.occurredAt} ${i.title} [${i.recordId}]`),
         ].join("\n"),
-        occurredAt: new Date(this.clock.now()).toISOString().replace(/\.\d{3}Z$/, "Z"),
+        occurredAt: isoSeconds(this.clock.now()),
       };
       const outcome = await this.deliverer.deliverOn(book.channel, digest, book.recipient);
       if (!outcome.ok) continue; // stays held; the next round tries again

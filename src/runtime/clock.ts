@@ -9,6 +9,9 @@ export interface Clock {
   after(ms: number, fn: () => void): Timer;
 }
 
+/** A time as RFC 3339 in whole seconds, as Kubernetes writes times ("2026-11-27T10:00:00Z"). */
+export const isoSeconds = (t: number | Date): string => new Date(t).toISOString().replace(/\.\d{3}Z$/, "Z");
+
 export const systemClock: Clock = {
   now: () => Date.now(),
   after(ms, fn) {

@@ -1,5 +1,6 @@
 // Status conditions and status writes that happen only when something changed.
 import { isConflict, type KubeClient, type KubeObject, type ResourceType } from "./client.ts";
+import { isoSeconds } from "./clock.ts";
 
 export interface Condition {
   type: string;
@@ -25,9 +26,7 @@ export function setCondition(
   const i = list.findIndex((c) => c.type === input.type);
   const existing = i >= 0 ? list[i] : undefined;
   const lastTransitionTime =
-    existing && existing.status === input.status
-      ? existing.lastTransitionTime
-      : now.toISOString().replace(/\.\d{3}Z$/, "Z");
+    existing && existing.status === input.status ? existing.lastTransitionTime : isoSeconds(now);
   const next: Condition = { ...input, lastTransitionTime };
   if (i >= 0) list[i] = next;
   else list.push(next);
