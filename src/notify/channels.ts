@@ -248,13 +248,14 @@ export class AlertmanagerChannel implements Channel {
    */
   async send(n: Notification, _r: Recipient, _deliveryId: string): Promise<void> {
     const annotations = { summary: n.title, description: n.body };
+    const identity = alertLabels(n);
     if (!ALERT_STATE_KINDS.has(n.kind)) {
       // A notice, not an alert's state (a reminder, a maintenance notice, a NoData notice, a test): one alert
       // that fires now and ends by itself, so Alertmanager notifies once and nothing is kept to resolve later.
       // Posted resolved, as Ok notices were, Alertmanager would never have told anyone.
       const labels = {
-        ...alertLabels(n),
-        ...(n.kind === "AlertNoData" ? { alertname: `${alertLabels(n).alertname}NoData` } : {}),
+        ...identity,
+        ...(n.kind === "AlertNoData" ? { alertname: `${identity.alertname}NoData` } : {}),
         severity: n.severity === "Ok" || n.severity === "Recovery" ? "info" : n.severity.toLowerCase(),
       };
       const endsAt = new Date(Date.parse(n.occurredAt) + NOTICE_LIFETIME_MS).toISOString();
@@ -267,7 +268,6 @@ export class AlertmanagerChannel implements Channel {
       );
       return;
     }
-    const identity = alertLabels(n);
     const key = JSON.stringify(Object.entries(identity).sort());
     const previous = this.active.get(key);
     const resolved = n.severity === "Recovery" || n.severity === "Ok";
