@@ -470,13 +470,13 @@ export function untilDue(key: string, nowMs: number, intervalMs: number): number
  */
 export function diskSamples(
   reported: { volume: string; ratio: number }[],
-  firing: string[],
+  expected: string[],
 ): { volume?: string; value?: number }[] {
   const samples: { volume?: string; value?: number }[] = reported.map((v) => ({
     volume: v.volume,
     value: v.ratio * 100,
   }));
-  for (const volume of new Set(firing))
+  for (const volume of new Set(expected))
     if (!reported.some((v) => v.volume === volume)) samples.push({ volume });
   return samples.length ? samples : [{}];
 }
