@@ -362,16 +362,10 @@ webhooks:${hook("alertpolicies", "/validate-mxops-dev-v1alpha1-alertpolicy", "al
     );
 
     // A contact that does not exist yet (GitOps applies in any order) is a warning, not a refusal.
-    const warned = await exitAndStderr(adminKubeconfig(), [
-      "patch",
-      "mxapp",
-      "crm",
-      "-n",
-      ns,
-      "--type=merge",
-      "-p",
-      '{"spec":{"technicalContacts":[{"name":"bob"},{"name":"ghost2"}]}}',
-    ]);
+    const warned = await exitAndStderr(
+      adminKubeconfig(),
+      mergePatch('{"spec":{"technicalContacts":[{"name":"bob"},{"name":"ghost2"}]}}'),
+    );
     expect(warned).toMatch(/^0 Warning: TechnicalContact ghost2 does not exist \(yet\)/);
   });
 
