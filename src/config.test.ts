@@ -51,6 +51,25 @@ describe("loadConfig", () => {
     expect(bad).toThrow(/MXOPS_LOG_LEVEL .*"loud"/);
   });
 
+  it("refuses durations under a setting's minimum, and leader timings that let two leaders run", () => {
+    expect(() => loadConfig(["--evaluation-interval=0s"], {})).toThrow(
+      /--evaluation-interval .*"0s": must be at least 1s/,
+    );
+    expect(() => loadConfig(["--lease-duration=500ms"], {})).toThrow(/must be at least 1s/);
+    expect(() => loadConfig(["--renew-deadline=15s"], {})).toThrow(
+      /--lease-duration \(MXOPS_LEASE_DURATION\) must be longer than --renew-deadline/,
+    );
+    expect(() => loadConfig(["--retry-period=9s"], {})).toThrow(/must be longer than 1.2 x --retry-period/);
+    expect(() => loadConfig([], { MXOPS_NOTIFY_MAX_BACKOFF: "100ms" })).toThrow(
+      /--notify-max-backoff .* must not be shorter than --notify-initial-backoff/,
+    );
+    expect(loadConfig(["--lease-duration=30s", "--renew-deadline=20s", "--retry-period=5s"], {})).toMatchObject({
+      leaseDuration: 30_000,
+      renewDeadline: 20_000,
+      retryPeriod: 5_000,
+    });
+  });
+
   it("rejects unknown flags and stray arguments", () => {
     expect(() => loadConfig(["--metrics-port=1"], {})).toThrow(/unknown flag --metrics-port/);
     expect(() => loadConfig(["run"], {})).toThrow(/unexpected argument "run"/);

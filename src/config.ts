@@ -11,14 +11,23 @@ interface Setting {
   parse: z.ZodType;
 }
 
-const duration = z.string().transform((s, ctx) => {
-  const ms = parseDuration(s);
-  if (ms === undefined) {
-    ctx.addIssue({ code: "custom", message: "must be a duration such as 30s, 5m, 1h30m" });
-    return z.NEVER;
-  }
-  return ms;
-});
+/** A duration of at least `min` (e.g. "1s"); the message names the minimum. */
+const durationAtLeast = (min: string) => {
+  const minMs = parseDuration(min) ?? 0;
+  return z.string().transform((s, ctx) => {
+    const ms = parseDuration(s);
+    if (ms === undefined) {
+      ctx.addIssue({ code: "custom", message: "must be a duration such as 30s, 5m, 1h30m" });
+      return z.NEVER;
+    }
+    if (ms < minMs) {
+      ctx.addIssue({ code: "custom", message: `must be at least ${min}` });
+      return z.NEVER;
+    }
+    return ms;
+  });
+};
+const duration = durationAtLeast("0s");
 const bool = z
   .string()
   .toLowerCase()
@@ -144,21 +153,21 @@ export const SETTINGS = {
     env: "MXOPS_LEASE_DURATION",
     default: "15s",
     description: "How long followers wait before taking over a Lease that is not renewed.",
-    parse: duration,
+    parse: durationAtLeast("1s"),
   },
   renewDeadline: {
     flag: "renew-deadline",
     env: "MXOPS_RENEW_DEADLINE",
     default: "10s",
     description: "How long the leader retries renewing before it gives leadership up.",
-    parse: duration,
+    parse: durationAtLeast("100ms"),
   },
   retryPeriod: {
     flag: "retry-period",
     env: "MXOPS_RETRY_PERIOD",
     default: "2s",
     description: "How often leader election is attempted or renewed.",
-    parse: duration,
+    parse: durationAtLeast("100ms"),
   },
   maxConcurrentReconciles: {
     flag: "max-concurrent-reconciles",
@@ -196,7 +205,7 @@ export const SETTINGS = {
     env: "MXOPS_EVALUATION_INTERVAL",
     default: "30s",
     description: "How often every AlertPolicy is evaluated.",
-    parse: duration,
+    parse: durationAtLeast("1s"),
   },
   gracefulShutdownTimeout: {
     flag: "graceful-shutdown-timeout",
@@ -285,14 +294,14 @@ export const SETTINGS = {
     env: "MXOPS_NOTIFY_INITIAL_BACKOFF",
     default: "1s",
     description: "First retry delay; doubles (jittered) up to --notify-max-backoff. Retry-After is honoured.",
-    parse: duration,
+    parse: durationAtLeast("10ms"),
   },
   notifyMaxBackoff: {
     flag: "notify-max-backoff",
     env: "MXOPS_NOTIFY_MAX_BACKOFF",
     default: "2m",
     description: "Longest retry delay.",
-    parse: duration,
+    parse: durationAtLeast("10ms"),
   },
   notifyHourlyCap: {
     flag: "notify-hourly-cap",
@@ -307,7 +316,7 @@ export const SETTINGS = {
     env: "MXOPS_NOTIFY_CAP_WINDOW",
     default: "1h",
     description: "The window of --notify-hourly-cap.",
-    parse: duration,
+    parse: durationAtLeast("1s"),
   },
   logLevel: {
     flag: "log-level",
@@ -374,8 +383,27 @@ export function loadConfig(argv: string[], env: Record<string, string | undefine
       );
     }
   }
+  if (!problems.length) problems.push(...crossChecks(config as Config));
   if (problems.length) throw new ConfigError(`invalid configuration:\n  ${problems.join("\n  ")}`);
   return config as Config;
+}
+
+/** Rules between settings (client-go's leader election checks the same three). */
+function crossChecks(c: Config): string[] {
+  const problems: string[] = [];
+  if (c.leaseDuration <= c.renewDeadline)
+    problems.push(
+      "--lease-duration (MXOPS_LEASE_DURATION) must be longer than --renew-deadline (MXOPS_RENEW_DEADLINE): a leader cut off from the API server must give up before a follower may take over",
+    );
+  if (c.renewDeadline <= 1.2 * c.retryPeriod)
+    problems.push(
+      "--renew-deadline (MXOPS_RENEW_DEADLINE) must be longer than 1.2 x --retry-period (MXOPS_RETRY_PERIOD), so that a renewal can be retried before the deadline",
+    );
+  if (c.notifyMaxBackoff < c.notifyInitialBackoff)
+    problems.push(
+      "--notify-max-backoff (MXOPS_NOTIFY_MAX_BACKOFF) must not be shorter than --notify-initial-backoff (MXOPS_NOTIFY_INITIAL_BACKOFF)",
+    );
+  return problems;
 }
 
 export function helpText(): string {

@@ -151,6 +151,8 @@ async function main(): Promise<number> {
   });
 
   let stopping: Promise<void> | undefined;
+  // Declared before the signal handlers: a SIGTERM while the webhook starts must not meet it uninitialised.
+  let webhook: Awaited<ReturnType<typeof startWebhook>> | undefined;
   const shutdown = (signal: string) => {
     if (stopping) return;
     log.info({ signal }, "shutting down");
@@ -175,7 +177,7 @@ async function main(): Promise<number> {
     "starting mxops",
   );
   // Every replica serves the webhook (from its warm caches), leader or not.
-  const webhook =
+  webhook =
     config.webhookPort > 0
       ? await startWebhook({
           port: config.webhookPort,

@@ -6,10 +6,13 @@ import { writeMetrics } from "./metrics.ts";
 
 export type Check = () => boolean | Promise<boolean>;
 
-/** "host:port" or ":port" -> listen arguments; port 0 picks a free port. */
-export function parseAddress(addr: string): { host: string; port: number } {
+/**
+ * "host:port" or ":port" -> listen arguments; port 0 picks a free port. No host: every address, IPv6 and IPv4
+ * (node listens on "::" where the kernel has IPv6, else on 0.0.0.0), as Go's ":8080" does.
+ */
+export function parseAddress(addr: string): { host: string | undefined; port: number } {
   const i = addr.lastIndexOf(":");
-  const host = i > 0 ? addr.slice(0, i).replace(/^\[|\]$/g, "") : "0.0.0.0";
+  const host = i > 0 ? addr.slice(0, i).replace(/^\[|\]$/g, "") : undefined;
   const port = Number(i >= 0 ? addr.slice(i + 1) : addr);
   if (!Number.isInteger(port) || port < 0 || port > 65535)
     throw new Error(`invalid address "${addr}": expected host:port`);

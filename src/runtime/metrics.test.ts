@@ -21,9 +21,10 @@ function fleet(registry: Registry, n: number) {
 
 async function get(
   port: number,
+  host = "127.0.0.1",
 ): Promise<{ status: number; headers: Record<string, unknown>; chunks: number; body: string }> {
   return await new Promise((resolve, reject) => {
-    request({ host: "127.0.0.1", port, path: "/metrics" }, (res) => {
+    request({ host, port, path: "/metrics" }, (res) => {
       let body = "";
       let chunks = 0;
       res.setEncoding("utf8");
@@ -82,6 +83,18 @@ describe("metrics exposition", () => {
       const failed = await get(port);
       expect(failed.status).toBe(500);
       expect(failed.body).toContain("collecting metrics failed: no value");
+    } finally {
+      await closeServer(server);
+    }
+  });
+
+  it("listens on IPv6 and IPv4 when the address names only a port, as kubebuilder's :8080 does", async () => {
+    const registry = new Registry();
+    new Gauge({ name: "mxops_test_up", help: "a registry metric", registers: [registry] }).set(1);
+    const { server, port } = await serveMetrics(":0", registry);
+    try {
+      expect((await get(port, "127.0.0.1")).body).toContain("mxops_test_up 1\n");
+      expect((await get(port, "::1")).body).toContain("mxops_test_up 1\n");
     } finally {
       await closeServer(server);
     }

@@ -384,7 +384,8 @@ export async function startWebhook(opts: WebhookOptions): Promise<WebhookServer>
   });
   await new Promise<void>((resolve, reject) => {
     server.once("error", reject);
-    server.listen(opts.port, opts.host ?? "0.0.0.0", () => resolve());
+    // No host: every address, IPv6 and IPv4 (see parseAddress).
+    server.listen(opts.port, opts.host, () => resolve());
   });
   const address = server.address();
   const port = typeof address === "object" && address ? address.port : opts.port;
