@@ -114,8 +114,9 @@ export const SETTINGS = {
   webhookConfigurationName: {
     flag: "webhook-configuration-name",
     env: "MXOPS_WEBHOOK_CONFIGURATION_NAME",
-    default: "mxops-validating-webhook",
-    description: "ValidatingWebhookConfiguration that gets the generated certificate's CA bundle.",
+    default: "",
+    description:
+      "ValidatingWebhookConfiguration that gets the generated certificate's CA bundle; empty: none (so that an operator run outside the cluster never rewrites the installed one). The manifests and the chart set it.",
     parse: z.string(),
   },
   adminGroups: {
