@@ -63,7 +63,9 @@ describe("loadConfig", () => {
     expect(() => loadConfig([], { MXOPS_NOTIFY_MAX_BACKOFF: "100ms" })).toThrow(
       /--notify-max-backoff .* must not be shorter than --notify-initial-backoff/,
     );
-    expect(loadConfig(["--lease-duration=30s", "--renew-deadline=20s", "--retry-period=5s"], {})).toMatchObject({
+    expect(
+      loadConfig(["--lease-duration=30s", "--renew-deadline=20s", "--retry-period=5s"], {}),
+    ).toMatchObject({
       leaseDuration: 30_000,
       renewDeadline: 20_000,
       retryPeriod: 5_000,

@@ -125,6 +125,58 @@ function authority(
   };
 }
 
+/** The PEM blocks of a bundle ("ca.crt" may hold the current CA and the one before it). */
+export function pemCertificates(bundle: string): string[] {
+  return bundle.match(/-----BEGIN CERTIFICATE-----[\s\S]+?-----END CERTIFICATE-----/g) ?? [];
+}
+
+/** When a PEM certificate expires (ms since the epoch); undefined when it is not one. */
+export function certificateNotAfter(pem: string): number | undefined {
+  try {
+    return forge.pki.certificateFromPem(pem).validity.notAfter.getTime();
+  } catch {
+    return undefined;
+  }
+}
+
+/**
+ * Why a serving certificate must be replaced, or undefined while it may still be served: it must parse, be signed
+ * by a CA of the bundle, name every host name, and have more than a third of its life left (cert-manager's
+ * default renewal point), so that it is renewed months before it expires.
+ */
+export function servingCertificateProblem(
+  certPem: string,
+  caBundlePem: string,
+  hostNames: string[],
+  now = Date.now(),
+): string | undefined {
+  let leaf: forge.pki.Certificate;
+  try {
+    leaf = forge.pki.certificateFromPem(certPem);
+  } catch {
+    return "tls.crt holds no certificate";
+  }
+  const signed = pemCertificates(caBundlePem).some((pem) => {
+    try {
+      return forge.pki.certificateFromPem(pem).verify(leaf);
+    } catch {
+      return false; // not its issuer
+    }
+  });
+  if (!signed) return "tls.crt is not signed by a CA in ca.crt";
+  const alt = leaf.getExtension("subjectAltName") as
+    | { altNames?: { type: number; value?: string }[] }
+    | undefined;
+  const names = new Set((alt?.altNames ?? []).filter((a) => a.type === 2).map((a) => a.value));
+  const missing = hostNames.filter((h) => !names.has(h));
+  if (missing.length) return `tls.crt does not name ${missing.join(", ")}`;
+  const from = leaf.validity.notBefore.getTime();
+  const to = leaf.validity.notAfter.getTime();
+  if (now >= to - (to - from) / 3)
+    return `tls.crt expires at ${new Date(to).toISOString()} and has less than a third of its life left`;
+  return undefined;
+}
+
 /** An RSA key pair in PEM, e.g. for a kube-apiserver's service-account token signing. */
 export function generateSigningKeyPair(): { publicKeyPem: string; privateKeyPem: string } {
   const { publicKey, privateKey } = generateKeyPairSync("rsa", { modulusLength: 2048 });

@@ -22,10 +22,17 @@ import {
   reviewTechnicalContact,
   type Verdict,
 } from "../domain/authorization.ts";
-import type { KubeClient, KubeObject, ResourceType } from "../runtime/client.ts";
+import { isConflict, type KubeClient, type KubeObject, type ResourceType } from "../runtime/client.ts";
 import type { Informer } from "../runtime/informer.ts";
 import type { Logger } from "../runtime/log.ts";
-import { createCertificateAuthority } from "../runtime/pki.ts";
+import {
+  type CertificateAuthority,
+  certificateNotAfter,
+  createCertificateAuthority,
+  loadCertificateAuthority,
+  pemCertificates,
+  servingCertificateProblem,
+} from "../runtime/pki.ts";
 import { deepEqual } from "../runtime/status.ts";
 
 export const VALIDATING_WEBHOOKS: ResourceType = {
@@ -71,6 +78,8 @@ export interface WebhookOptions {
   policies: Informer<KubeObject & { spec: unknown }>;
   client: KubeClient;
   log: Logger;
+  /** How often a generated certificate is checked for renewal (default 10 minutes). */
+  renewCheckMs?: number;
 }
 
 function identitiesOf(
@@ -254,47 +263,99 @@ function storedSpecInvalid(
 
 const MAX_REVIEW_BYTES = 8 * 2 ** 20;
 
-function generate(hostNames: string[]): { cert: string; key: string; caPem: string } {
-  const ca = createCertificateAuthority("mxops-webhook-ca");
-  const serving = ca.issueServing(hostNames[0] ?? "mxops-webhook", hostNames, ["127.0.0.1"]);
-  return { cert: serving.certPem, key: serving.keyPem, caPem: ca.certPem };
+/** A generated serving certificate's life; it is renewed with a third of it left (about four months). */
+const LEAF_DAYS = 365;
+const DAY_MS = 24 * 60 * 60 * 1000;
+
+interface ServingPems {
+  cert: string;
+  key: string;
+  /** The CA bundle the API server is given: the signing CA first, then the one before it while it is valid. */
+  caPem: string;
+  /** The signing CA's key, kept so that renewals reuse the CA and leave the caBundle as it is. */
+  caKey?: string;
+}
+
+/**
+ * A serving certificate for `hostNames`: from the CA of `previous` when its key is known and it outlives a new
+ * certificate, else from a new CA (the previous CA stays in the bundle until it expires, so replicas still
+ * serving a certificate it signed are trusted until they pick up the new one).
+ */
+function issueServing(hostNames: string[], previous?: ServingPems, now = Date.now()): ServingPems {
+  const [previousCa] = pemCertificates(previous?.caPem ?? "");
+  const previousCaEnd = previousCa ? (certificateNotAfter(previousCa) ?? 0) : 0;
+  let ca: CertificateAuthority | undefined;
+  let caPem = "";
+  if (previousCa && previous?.caKey && previousCaEnd > now + (LEAF_DAYS + 30) * DAY_MS) {
+    try {
+      ca = loadCertificateAuthority(previousCa, previous.caKey);
+      caPem = previous.caPem;
+    } catch {
+      ca = undefined; // an unreadable key: start over with a new CA
+    }
+  }
+  if (!ca) {
+    ca = createCertificateAuthority("mxops-webhook-ca");
+    caPem = previousCa && previousCaEnd > now ? `${ca.certPem.trim()}\n${previousCa}\n` : ca.certPem;
+  }
+  const serving = ca.issueServing(hostNames[0] ?? "mxops-webhook", hostNames, ["127.0.0.1"], LEAF_DAYS);
+  return { cert: serving.certPem, key: serving.keyPem, caPem, caKey: ca.keyPem };
 }
 
 /**
  * Replicas must present certificates from one CA (the configuration holds a single caBundle): the first
- * replica stores what it generated in a Secret, the others (and later restarts) use that.
+ * replica stores what it generated in a Secret, the others (and later restarts) use that. Whoever finds it
+ * unusable (expiring, other host names, not from its CA) renews it in place; the others read the result.
  */
 async function sharedCertificate(
   client: KubeClient,
   ref: { namespace: string; name: string },
   hostNames: string[],
   log: Logger,
-): Promise<{ cert: string; key: string; caPem: string }> {
-  type TlsSecret = KubeObject & { data?: Record<string, string> };
-  const decode = (s: TlsSecret) => {
-    const d = (k: string) => Buffer.from(s.data?.[k] ?? "", "base64").toString("utf8");
-    return { cert: d("tls.crt"), key: d("tls.key"), caPem: d("ca.crt") };
-  };
-  const existing = await client.get<TlsSecret>(SECRETS, ref.namespace, ref.name);
-  if (existing?.data?.["tls.crt"]) return decode(existing);
-  const fresh = generate(hostNames);
+): Promise<ServingPems> {
+  type TlsSecret = KubeObject & { type?: string; data?: Record<string, string> };
   const enc = (v: string) => Buffer.from(v).toString("base64");
-  try {
-    await client.create<TlsSecret>(SECRETS, {
-      metadata: {
-        name: ref.name,
-        namespace: ref.namespace,
-        labels: { "app.kubernetes.io/managed-by": "mxops" },
-      },
-      type: "kubernetes.io/tls",
-      data: { "tls.crt": enc(fresh.cert), "tls.key": enc(fresh.key), "ca.crt": enc(fresh.caPem) },
-    });
-    log.info({ secret: `${ref.namespace}/${ref.name}` }, "generated the webhook certificate");
-    return fresh;
-  } catch (err) {
-    const again = await client.get<TlsSecret>(SECRETS, ref.namespace, ref.name); // another replica won the race
-    if (again?.data?.["tls.crt"]) return decode(again);
-    throw err;
+  for (let attempt = 1; ; attempt++) {
+    const existing = await client.get<TlsSecret>(SECRETS, ref.namespace, ref.name);
+    const d = (k: string) => Buffer.from(existing?.data?.[k] ?? "", "base64").toString("utf8");
+    const current: ServingPems | undefined = existing
+      ? { cert: d("tls.crt"), key: d("tls.key"), caPem: d("ca.crt"), caKey: d("ca.key") || undefined }
+      : undefined;
+    const problem = current
+      ? current.key
+        ? servingCertificateProblem(current.cert, current.caPem, hostNames)
+        : "tls.key is empty"
+      : undefined;
+    if (current && !problem) return current;
+    const fresh = issueServing(hostNames, current);
+    const data = {
+      ...existing?.data,
+      "tls.crt": enc(fresh.cert),
+      "tls.key": enc(fresh.key),
+      "ca.crt": enc(fresh.caPem),
+      "ca.key": enc(fresh.caKey ?? ""),
+    };
+    try {
+      if (existing) await client.replace<TlsSecret>(SECRETS, { ...existing, data });
+      else
+        await client.create<TlsSecret>(SECRETS, {
+          metadata: {
+            name: ref.name,
+            namespace: ref.namespace,
+            labels: { "app.kubernetes.io/managed-by": "mxops" },
+          },
+          type: "kubernetes.io/tls",
+          data,
+        });
+      log.info(
+        { secret: `${ref.namespace}/${ref.name}`, ...(problem ? { reason: problem } : {}) },
+        existing ? "renewed the webhook certificate" : "generated the webhook certificate",
+      );
+      return fresh;
+    } catch (err) {
+      // Another replica wrote it first (409): read and use what it wrote.
+      if (!isConflict(err) || attempt >= 3) throw err;
+    }
   }
 }
 
@@ -309,13 +370,24 @@ export async function startWebhook(opts: WebhookOptions): Promise<WebhookServer>
   let cert: string;
   let key: string;
   let caPem: string | undefined;
+  // A generated certificate (shared through a Secret, or this process's own) is checked again every few
+  // minutes and renewed months before it expires; a mounted one is cert-manager's to renew (watched below).
+  let generated: ServingPems | undefined;
+  const generate = async (previous?: ServingPems): Promise<ServingPems | undefined> => {
+    if (opts.certDir) return undefined;
+    if (opts.certSecret)
+      return await sharedCertificate(opts.client, opts.certSecret, opts.hostNames, opts.log);
+    if (previous && !servingCertificateProblem(previous.cert, previous.caPem, opts.hostNames))
+      return previous;
+    if (previous) opts.log.info("renewed the webhook certificate");
+    return issueServing(opts.hostNames, previous);
+  };
   if (opts.certDir) {
     cert = readFileSync(join(opts.certDir, "tls.crt"), "utf8");
     key = readFileSync(join(opts.certDir, "tls.key"), "utf8");
-  } else if (opts.certSecret) {
-    ({ cert, key, caPem } = await sharedCertificate(opts.client, opts.certSecret, opts.hostNames, opts.log));
   } else {
-    ({ cert, key, caPem } = generate(opts.hostNames));
+    generated = await generate();
+    ({ cert, key, caPem } = generated as ServingPems);
   }
   const server = createServer({ cert, key, minVersion: "TLSv1.2" }, (req, res) => {
     // An AdmissionReview is at most what the API server accepts as a request (3 MiB) plus the old object;
@@ -412,11 +484,48 @@ export async function startWebhook(opts: WebhookOptions): Promise<WebhookServer>
   if (caPem && opts.configurationName)
     await injectCaBundle(opts.client, opts.configurationName, caPem, opts.log);
 
+  let checking = false;
+  const renewal = generated
+    ? setInterval(
+        () => {
+          if (checking) return;
+          checking = true;
+          void (async () => {
+            const next = await generate(generated);
+            if (!next || next === generated) return;
+            // The API server trusts the new CA before this replica serves what it signed.
+            if (next.caPem !== caPem && opts.configurationName)
+              await injectCaBundle(opts.client, opts.configurationName, next.caPem, opts.log);
+            if (next.cert !== generated?.cert) {
+              server.setSecureContext({ cert: next.cert, key: next.key, minVersion: "TLSv1.2" });
+              opts.log.info("webhook certificate reloaded");
+            }
+            generated = next;
+            caPem = next.caPem;
+          })()
+            .catch((err: unknown) =>
+              opts.log.error(
+                { err: (err as Error).message },
+                "could not check or renew the webhook certificate; serving the current one",
+              ),
+            )
+            .finally(() => {
+              checking = false;
+            });
+        },
+        opts.renewCheckMs ?? 10 * 60_000,
+      )
+    : undefined;
+  renewal?.unref();
+
   return {
     server,
     port,
-    caPem,
+    get caPem() {
+      return caPem;
+    },
     close: async () => {
+      if (renewal) clearInterval(renewal);
       if (certFile) unwatchFile(certFile);
       server.closeAllConnections();
       await new Promise<void>((r) => server.close(() => r()));

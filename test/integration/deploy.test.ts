@@ -57,14 +57,19 @@ describe("deploy/ (kustomize)", () => {
     );
   });
 
-  it("asks for no wildcard, reads Secrets only by name, creates them only in its own namespace", () => {
+  it("asks for no wildcard, reads Secrets only by name, creates them only in its own namespace and updates only the webhook's", () => {
     for (const d of docs.filter((d) => d.kind === "ClusterRole" || d.kind === "Role")) {
       for (const r of d.rules ?? []) {
         expect(r.verbs).not.toContain("*");
         expect(r.resources).not.toContain("*");
         expect(r.apiGroups).not.toContain("*");
-        if (r.resources.includes("secrets"))
-          expect(r.verbs.sort()).toEqual(d.kind === "Role" ? ["create"] : ["get"]);
+        if (r.resources.includes("secrets")) {
+          if (r.verbs.includes("update")) {
+            expect(d.kind).toBe("Role");
+            expect(r.verbs).toEqual(["update"]);
+            expect(r.resourceNames).toEqual(["mxops-webhook-tls"]);
+          } else expect(r.verbs.sort()).toEqual(d.kind === "Role" ? ["create"] : ["get"]);
+        }
         expect(r.verbs).not.toContain("escalate");
         expect(r.verbs).not.toContain("bind");
       }
