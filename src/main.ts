@@ -156,12 +156,17 @@ async function main(): Promise<number> {
   const shutdown = (signal: string) => {
     if (stopping) return;
     log.info({ signal }, "shutting down");
-    // Deliveries still retrying stay Pending in status: the next leader resumes them with the same keys.
-    stopping = manager.stop().then(async () => {
-      await webhook?.close();
-      sender.stop();
-      deliverer.close();
-    });
+    // Deliveries stop before the Lease is released (the next leader must not resume a record this one is still
+    // retrying); those still retrying stay Pending in status, and the next leader resumes them with the same keys.
+    stopping = manager
+      .stop(() => {
+        sender.stop();
+        deliverer.stop();
+      })
+      .then(async () => {
+        await webhook?.close();
+        deliverer.close();
+      });
   };
   process.on("SIGTERM", () => shutdown("SIGTERM"));
   process.on("SIGINT", () => shutdown("SIGINT"));

@@ -83,6 +83,31 @@ describe("Deliverer", () => {
     expect(outcomes.map((o) => o.ok)).toEqual([true, true]);
   });
 
+  it("after stop() starts no attempt: a retry waiting on its backoff ends without sending", async () => {
+    let sends = 0;
+    const failing: Channel = {
+      name: "email",
+      reaches: () => true,
+      send: async () => {
+        sends++;
+        throw new Error("451 try again later");
+      },
+    };
+    // The real backoff wait (30-60 s, past the test's timeout), which stop() must cut short.
+    const d = new Deliverer({
+      channels: [failing],
+      registry: new Registry(),
+      log: silentLogger(),
+      policy: { maxAttempts: 8, initialBackoffMs: 60_000, maxBackoffMs: 60_000 },
+    });
+    const run = d.deliver(notification, [alice], new Set(), async () => undefined);
+    await tick();
+    expect(sends).toBe(1);
+    d.stop();
+    await expect(run).rejects.toThrow(/stopping; the delivery resumes later/);
+    expect(sends).toBe(1);
+  });
+
   it("writes nothing per target for a single target: the completion records it", async () => {
     const email = gatedChannel("email");
     const d = new Deliverer({ channels: [email.channel], registry: new Registry(), log: silentLogger() });

@@ -93,6 +93,8 @@ export class Deliverer {
   private readonly metrics: NotifyMetrics;
   private readonly log: Logger;
   private readonly sleep: (ms: number) => Promise<void>;
+  /** Aborted by stop(): no attempt starts after it, and backoff waits end at once. */
+  private readonly stopping = new AbortController();
   private readonly cap: RecipientCap | undefined;
   private readonly clock: () => number;
 
@@ -103,7 +105,7 @@ export class Deliverer {
     this.policy = opts.policy ?? DEFAULT_RETRY_POLICY;
     this.metrics = notifyMetrics(opts.registry);
     this.log = opts.log;
-    this.sleep = opts.sleep ?? ((ms) => defaultSleep(ms));
+    this.sleep = opts.sleep ?? ((ms) => defaultSleep(ms, this.stopping.signal));
   }
 
   channelNames(): ChannelName[] {
@@ -204,6 +206,10 @@ export class Deliverer {
       recipient: recipient.key,
     });
     for (let attempt = 1; ; attempt++) {
+      // Stopped (shutdown, before the Lease is released): the record stays Pending and the next leader
+      // resumes it under the same keys, rather than both sending it.
+      if (this.stopping.signal.aborted)
+        throw new Error("the operator is stopping; the delivery resumes later");
       const started = performance.now();
       try {
         await channel.send(n, recipient, target);
@@ -251,7 +257,13 @@ export class Deliverer {
     }
   }
 
+  /** No new attempts from now on (retries waiting on a backoff end without sending). */
+  stop(): void {
+    this.stopping.abort();
+  }
+
   close(): void {
+    this.stop();
     for (const c of this.channels) c.close?.();
   }
 }

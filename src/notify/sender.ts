@@ -193,7 +193,16 @@ export class NotificationSender {
 
   /** Checks every `everyMs` whether held targets can go out as a digest. */
   startDigests(everyMs: number): void {
-    this.digestTimer = setInterval(() => void this.sendDigests(), everyMs);
+    this.digestTimer = setInterval(
+      () =>
+        void this.sendDigests().catch((err: unknown) =>
+          this.log.warn(
+            { err: (err as Error).message },
+            "digest round interrupted; the held items stay held",
+          ),
+        ),
+      everyMs,
+    );
     this.digestTimer.unref();
   }
 

@@ -376,11 +376,12 @@ export class KubeClient {
     rt: ResourceType,
     namespace: string | undefined,
     name: string,
-    opts: { resourceVersion?: string } = {},
+    opts: { resourceVersion?: string; signal?: AbortSignal } = {},
   ): Promise<T | undefined> {
     try {
       return await this.request<T>("GET", resourcePath(rt, namespace, name), {
         query: { resourceVersion: opts.resourceVersion },
+        signal: opts.signal,
       });
     } catch (e) {
       if (isNotFound(e)) return undefined;
@@ -406,20 +407,27 @@ export class KubeClient {
   async create<T extends KubeObject>(
     rt: ResourceType,
     obj: T,
-    opts: { fieldManager?: string } = {},
+    opts: { fieldManager?: string; signal?: AbortSignal } = {},
   ): Promise<T> {
     return await this.request<T>("POST", resourcePath(rt, obj.metadata.namespace), {
       body: { apiVersion: apiVersionOf(rt), kind: rt.kind, ...obj },
       query: { fieldManager: opts.fieldManager },
+      signal: opts.signal,
     });
   }
 
-  async replace<T extends KubeObject>(rt: ResourceType, obj: T, subresource?: string): Promise<T> {
+  async replace<T extends KubeObject>(
+    rt: ResourceType,
+    obj: T,
+    subresource?: string,
+    opts: { signal?: AbortSignal } = {},
+  ): Promise<T> {
     return await this.request<T>(
       "PUT",
       resourcePath(rt, obj.metadata.namespace, obj.metadata.name, subresource),
       {
         body: { apiVersion: apiVersionOf(rt), kind: rt.kind, ...obj },
+        signal: opts.signal,
       },
     );
   }

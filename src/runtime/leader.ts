@@ -103,9 +103,14 @@ export class LeaderElector {
     while (!signal.aborted) {
       await sleep(retryPeriodMs, signal);
       if (signal.aborted) break;
-      if (await this.tryAcquireOrRenew()) {
+      // Every round must be done by the renew deadline, as client-go's renew context is: a request stuck on a
+      // half-open connection must not keep this replica leading after a follower may have taken over (it
+      // waits a lease duration, longer than the deadline, from the last renewal it saw).
+      const left = lastRenew + renewDeadlineMs - clock.now();
+      const round = left > 0 ? AbortSignal.any([signal, AbortSignal.timeout(left)]) : undefined;
+      if (round && (await this.tryAcquireOrRenew(round))) {
         lastRenew = clock.now();
-      } else if (clock.now() - lastRenew > renewDeadlineMs) {
+      } else if (!signal.aborted && clock.now() - lastRenew >= renewDeadlineMs) {
         this.leading = false;
         this.setGauge(0);
         log.error({ renewDeadlineMs }, "failed to renew the leader Lease in time; leadership lost");
@@ -121,7 +126,7 @@ export class LeaderElector {
   }
 
   /** One round: create the Lease, renew our own, or take over an expired one. */
-  async tryAcquireOrRenew(): Promise<boolean> {
+  async tryAcquireOrRenew(signal?: AbortSignal): Promise<boolean> {
     const { client, namespace, name, identity, leaseDurationMs, clock, log } = this.opts;
     const now = clock.now();
     const ours: LeaseSpec = {
@@ -132,9 +137,9 @@ export class LeaderElector {
       leaseTransitions: 0,
     };
     try {
-      const lease = await client.get<Lease>(LEASES, namespace, name);
+      const lease = await client.get<Lease>(LEASES, namespace, name, { signal });
       if (!lease) {
-        await client.create<Lease>(LEASES, { metadata: { name, namespace }, spec: ours });
+        await client.create<Lease>(LEASES, { metadata: { name, namespace }, spec: ours }, { signal });
         this.observed = { record: JSON.stringify(ours), at: now };
         return true;
       }
@@ -153,12 +158,14 @@ export class LeaderElector {
               leaseTransitions: spec.leaseTransitions ?? 0,
             }
           : { ...ours, leaseTransitions: (spec.leaseTransitions ?? 0) + 1 };
-      await client.replace<Lease>(LEASES, { ...lease, spec: next });
+      await client.replace<Lease>(LEASES, { ...lease, spec: next }, undefined, { signal });
       this.observed = { record: JSON.stringify(next), at: now };
       return true;
     } catch (err) {
-      if (!isConflict(err) && !isAlreadyExists(err))
+      if (!isConflict(err) && !isAlreadyExists(err) && !signal?.aborted)
         log.warn({ err: (err as Error).message }, "leader election round failed");
+      else if (this.leading && (signal?.reason as Error | undefined)?.name === "TimeoutError")
+        log.warn("renewing the leader Lease took until the renew deadline; the request was cancelled");
       return false;
     }
   }

@@ -139,9 +139,11 @@ export class Manager {
           () => undefined,
         ),
       () => {
-        void Promise.all(this.controllers.map((c) => c.stop(this.opts.gracefulShutdownMs))).then(() =>
-          this.onLeadershipLost(),
-        );
+        // Another replica may lead from now on: no graceful wait (controller-runtime skips it too). In-flight
+        // reconciles are aborted and the process exits; whatever they left half done is level-based and
+        // redone by the new leader, and pending notifications are resumed by it under the same keys.
+        for (const c of this.controllers) void c.stop(0);
+        this.onLeadershipLost();
       },
     );
     await synced;
@@ -158,12 +160,16 @@ export class Manager {
     this.log.info({ controllers: this.controllers.map((c) => c.name) }, "controllers started");
   }
 
-  /** Stops taking work, lets in-flight reconciles finish (within the grace period), releases the Lease. */
-  async stop(): Promise<void> {
+  /**
+   * Stops taking work, lets in-flight reconciles finish (within the grace period), runs `beforeRelease` (work
+   * only the leader may do, such as deliveries, stops there), then releases the Lease.
+   */
+  async stop(beforeRelease?: () => void | Promise<void>): Promise<void> {
     if (this.stopped) return;
     this.stopped = true;
     const grace = this.opts.gracefulShutdownMs ?? 30_000;
     await Promise.all(this.controllers.map((c) => c.stop(grace)));
+    await beforeRelease?.();
     this.electionAbort.abort();
     await this.election;
     await this.events.flush();

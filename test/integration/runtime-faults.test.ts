@@ -2,6 +2,7 @@
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { KubeClient } from "../../src/runtime/client.ts";
 import { Informer } from "../../src/runtime/informer.ts";
+import { LeaderElector } from "../../src/runtime/leader.ts";
 import { newRegistry } from "../../src/runtime/metrics.ts";
 import { type ControlPlane, kubectl, startControlPlane } from "../controlplane/controlplane.ts";
 import { type FreezableProxy, startProxy } from "../controlplane/proxy.ts";
@@ -144,6 +145,50 @@ describe.runIf(local)("watch caches under API server faults", () => {
     expect(waited).toBeLessThan(10_000);
     // Nothing at all came over that connection for the whole timeout: it is dropped; a new one answers.
     expect((await get(5000)).metadata.name).toBe("default");
+  });
+
+  it("a leader whose renewal hangs on a half-open connection gives up by the renew deadline", async () => {
+    const client = new KubeClient(loadKubeConfig(cp.kubeconfig, `https://127.0.0.1:${proxy.port}`));
+    const elector = new LeaderElector({
+      client,
+      namespace: "default",
+      name: `hung-renewal-${Date.now()}`,
+      identity: "a",
+      leaseDurationMs: 3000,
+      renewDeadlineMs: 2000,
+      retryPeriodMs: 500,
+      log: testLog,
+    });
+    const abort = new AbortController();
+    let started = false;
+    let stoppedAt = 0;
+    const run = elector.run(
+      abort.signal,
+      () => {
+        started = true;
+      },
+      () => {
+        stoppedAt = performance.now();
+      },
+    );
+    try {
+      await eventually(async () => started || undefined, { what: "leadership", timeoutMs: 10_000 });
+      await new Promise((r) => setTimeout(r, 700)); // a renewal or two over the open connection
+      proxy.freezeExisting(); // the renewals' requests go out and nothing comes back (client timeout: 30 s)
+      const frozenAt = performance.now();
+      await eventually(async () => stoppedAt || undefined, {
+        what: "leadership given up",
+        timeoutMs: 20_000,
+      });
+      // By the renew deadline after the last renewal (at most one retry period before the freeze), plus the
+      // loop's own granularity: not the request timeout. A follower would take over after the 3 s lease.
+      expect(stoppedAt - frozenAt).toBeLessThan(3000);
+      expect(elector.isLeader()).toBe(false);
+      await run;
+    } finally {
+      abort.abort();
+      proxy.thaw();
+    }
   });
 
   it("reconnects a quiet watch without dropping the connection other requests are using", async () => {
