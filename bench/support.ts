@@ -237,9 +237,10 @@ export const BENCH_STATUS_TIME = "2026-11-28T00:00:00Z";
 
 /**
  * The status the operator writes for a new bench app (contact c0, a valid license, email off: no outbox
- * record), its messages from the rules that write them.
+ * record), its messages from the rules that write them; the workload's name is one of the same length as the
+ * benchmark's app names, as the status is built once for every app.
  */
-export function benchOperatorStatus() {
+export function benchOperatorStatus(workloadName = "app-00000") {
   const at = BENCH_STATUS_TIME;
   const contacts = resolveContacts(["c0"], () => ({ mxid: "mx-c0" }));
   const license = decideLicense({
@@ -274,6 +275,6 @@ export function benchOperatorStatus() {
       expandVia: license.expandVia,
       message: license.message,
     },
-    workload: { licenseInjected: true },
+    workload: { kind: "Deployment", name: workloadName, licenseInjected: true },
   };
 }

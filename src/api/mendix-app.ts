@@ -258,6 +258,11 @@ export const MendixAppStatus = z
       .describe("The license lifecycle."),
     workload: z
       .object({
+        kind: z
+          .enum(["Deployment", "StatefulSet"])
+          .optional()
+          .describe("The workload this status describes (spec.workloadRef when it was written)."),
+        name: z.string().max(253).optional().describe("Its name."),
         licenseInjected: z
           .boolean()
           .optional()

@@ -180,13 +180,11 @@ export function registerMendixAppController(
   };
 
   /** The app is being deleted: its license env is taken off the workload (left running), then the finalizer. */
-  const finishDeletion = async (
-    raw: AppObject,
+  /** Takes back what the app added to a workload (the license env, a stop) and leaves it running. */
+  const releaseWorkload = async (
+    namespace: string,
     workloadRef: { kind: "Deployment" | "StatefulSet"; name: string } | undefined,
-    log: { info(msg: string): void },
   ): Promise<void> => {
-    const namespace = raw.metadata.namespace ?? "";
-    const name = raw.metadata.name;
     const wrt = workloadRef ? workloadType(workloadRef.kind) : undefined;
     const workload = workloadRef ? workloads[workloadRef.kind].get(namespace, workloadRef.name) : undefined;
     if (workload && wrt) {
@@ -195,6 +193,16 @@ export function registerMendixAppController(
       if (workload.spec?.replicas === 0 && remembered)
         await own(workload, () => startWorkload(manager.client, wrt, workload, remembered));
     }
+  };
+
+  const finishDeletion = async (
+    raw: AppObject,
+    workloadRef: { kind: "Deployment" | "StatefulSet"; name: string } | undefined,
+    log: { info(msg: string): void },
+  ): Promise<void> => {
+    const namespace = raw.metadata.namespace ?? "";
+    const name = raw.metadata.name;
+    await releaseWorkload(namespace, workloadRef);
     if (raw.metadata.finalizers?.includes(FINALIZER)) {
       const finalizers = raw.metadata.finalizers.filter((f) => f !== FINALIZER);
       await manager.client
@@ -328,6 +336,29 @@ export function registerMendixAppController(
         remindersSent: remindersSentFor(raw.status?.license, spec.license?.expiresAt),
         nowMs: now,
       });
+
+      // A workload the app no longer names (spec.workloadRef changed or removed) gets back what the app added,
+      // unless another app names it now.
+      const before = raw.status?.workload;
+      if (
+        before?.kind &&
+        before.name &&
+        (before.kind !== spec.workloadRef?.kind || before.name !== spec.workloadRef.name) &&
+        !apps
+          .list(namespace)
+          .some(
+            (a) =>
+              a.metadata.name !== name &&
+              AppWorkload.safeParse(a.spec).data?.workloadRef?.kind === before.kind &&
+              AppWorkload.safeParse(a.spec).data?.workloadRef?.name === before.name,
+          )
+      ) {
+        await releaseWorkload(namespace, { kind: before.kind, name: before.name });
+        log.info(
+          { workload: `${before.kind}/${before.name}` },
+          "the app names another workload; the license env and a stop were taken back from this one",
+        );
+      }
 
       // Workload: license env and replicas.
       let injected = false;
@@ -560,7 +591,12 @@ export function registerMendixAppController(
             message: decision.message,
           },
           workload: spec.workloadRef
-            ? { licenseInjected: injected, rememberedReplicas: remembered }
+            ? {
+                kind: spec.workloadRef.kind,
+                name: spec.workloadRef.name,
+                licenseInjected: injected,
+                rememberedReplicas: remembered,
+              }
             : undefined,
           maintenance: maintenance
             ? {

@@ -119,6 +119,26 @@ describe("node permissions and contacts", () => {
     expect(review(as("bob@example.com"), spec(), handover).allowed).toBe(false);
     expect(review(as("root", ["system:masters"]), spec(), handover).allowed).toBe(true);
   });
+  it("lets only contacts and admins point the app at another workload or license Secret", () => {
+    const before = spec({
+      workloadRef: { kind: "Deployment", name: "crm" },
+      license: { secretRef: { name: "crm-license" } },
+    });
+    const retarget = { ...before, workloadRef: { kind: "StatefulSet" as const, name: "portal" } };
+    expect(review(as("dave"), before, retarget).message).toMatch(
+      /^dave may not change the workload \(spec.workloadRef\) of crm: only the technical contacts of crm: alice/,
+    );
+    expect(review(as("dave"), before, { ...before, workloadRef: undefined }).allowed).toBe(false);
+    const otherLicense = { ...before, license: { secretRef: { name: "portal-license" } } };
+    expect(review(as("dave"), before, otherLicense).message).toMatch(
+      /may not change the license Secret \(spec.license.secretRef\) of crm/,
+    );
+    expect(review(as("alice@example.com"), before, retarget).allowed).toBe(true);
+    expect(review(as("root", ["system:masters"]), before, otherLicense).allowed).toBe(true);
+    // The license's other fields (its expiry date after a renewal) are RBAC's business.
+    const renewed = { ...before, license: { secretRef: { name: "crm-license" }, expiresAt: "2031-01-01" } };
+    expect(review(as("dave"), before, renewed).allowed).toBe(true);
+  });
   it("leaves other changes alone and warns about contacts that do not exist yet", () => {
     expect(review(as("anyone"), spec(), spec({ state: "Stopped" })).allowed).toBe(true);
     const v = reviewMendixApp(as("ci-bot"), [], "crm", undefined, spec(), [], ["alice"]);

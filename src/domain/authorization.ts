@@ -95,7 +95,10 @@ const grantsOf = (perms: MendixAppSpec["permissions"], right: NodePermission) =>
     (perms ?? []).filter((p) => p.rights.includes(right)).map((p) => `${p.subject.kind}:${p.subject.name}`),
   );
 
-/** Changing a MendixApp's permissions or technical contacts: the current contacts and cluster admins only. */
+/**
+ * Changing a MendixApp's technical contacts, node permissions, workload or license Secret: the current contacts
+ * and cluster admins only.
+ */
 export function reviewMendixApp(
   caller: Caller,
   adminGroups: string[],
@@ -130,6 +133,19 @@ export function reviewMendixApp(
   if (!deepEqual(oldSpec.technicalContacts, newSpec.technicalContacts) && !admin && actingAs.length === 0) {
     return deny("change the technical contacts", `${who(app, currentContacts)}, and cluster admins,`);
   }
+  // Which workload gets the license and is scaled, and which license Secret it gets: node permissions such as
+  // Deploy let their holders patch the app (to start and stop it), and the Roles they get name that workload,
+  // so retargeting it would hand them another workload (and its pod template) or another app's license.
+  if (!deepEqual(oldSpec.workloadRef, newSpec.workloadRef) && !admin && actingAs.length === 0)
+    return deny(
+      "change the workload (spec.workloadRef)",
+      `${who(app, currentContacts)}, and cluster admins,`,
+    );
+  if (!deepEqual(oldSpec.license?.secretRef, newSpec.license?.secretRef) && !admin && actingAs.length === 0)
+    return deny(
+      "change the license Secret (spec.license.secretRef)",
+      `${who(app, currentContacts)}, and cluster admins,`,
+    );
   if (!deepEqual(oldSpec.permissions ?? [], newSpec.permissions ?? [])) {
     const before = grantsOf(oldSpec.permissions, "ManagePermissions");
     const newlyManaging = [...grantsOf(newSpec.permissions, "ManagePermissions")].filter(

@@ -206,6 +206,23 @@ export function review(
         if (!verdict.allowed) return verdict;
       }
     }
+    // One workload, one app: two apps naming it would fight over its license env and its replicas.
+    const ref = newSpec?.data?.workloadRef;
+    if (ref && !deepEqual(ref, oldSpec?.data?.workloadRef)) {
+      const other = opts.apps
+        .list(namespace)
+        .find(
+          (a) =>
+            a.metadata.name !== req.name &&
+            deepEqual(AppWorkloadRef.safeParse(a.spec).data?.workloadRef, ref),
+        );
+      if (other)
+        return {
+          allowed: false,
+          message: `spec.workloadRef: ${ref.kind} ${ref.name} is already the workload of MendixApp ${other.metadata.name}; an app's workload is its own`,
+          warnings: [],
+        };
+    }
     return reviewMendixApp(
       caller,
       opts.adminGroups,
@@ -229,6 +246,8 @@ function invalidSpec(kind: string, error: ZodError, at?: string): Verdict {
   return { allowed: false, message: `invalid ${kind} ${firstIssue(error, at)}`, warnings: [] };
 }
 
+/** An app's workload, read alone. */
+const AppWorkloadRef = MendixAppSpec.pick({ workloadRef: true }).loose();
 /** What a policy covers, read alone: a stored spec the operator cannot read otherwise still says it. */
 const PolicyTarget = AlertPolicySpec.pick({ appRef: true, appSelector: true }).loose();
 /** Who acts as a contact, read alone: the rest of its spec (an email, a channel) is not the webhook's business. */

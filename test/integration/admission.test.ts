@@ -306,6 +306,41 @@ webhooks:${hook("alertpolicies", "/validate-mxops-dev-v1alpha1-alertpolicy", "al
     expect(await refusal(dave(), mergePatch('{"spec":{"state":"Stopped"}}'))).toBe("(allowed)");
   });
 
+  it("lets only contacts and admins retarget an app's workload, and never onto another app's", async () => {
+    // Dave's Deploy right lets him patch crm (to start and stop it), not point it at portal's StatefulSet.
+    expect(
+      await refusal(dave(), mergePatch('{"spec":{"workloadRef":{"kind":"StatefulSet","name":"portal"}}}')),
+    ).toMatch(/dave@example\.com may not change the workload \(spec\.workloadRef\) of crm/);
+    expect(await refusal(dave(), mergePatch('{"spec":{"license":{"secretRef":{"name":"other"}}}}'))).toMatch(
+      /may not change the license Secret \(spec\.license\.secretRef\) of crm/,
+    );
+    // Not even an admin may give one workload to two apps.
+    await admin(
+      ["apply", "-f", "-"],
+      `apiVersion: mxops.dev/v1alpha1\nkind: MendixApp\nmetadata: {name: twin, namespace: ${ns}}\nspec:\n  hosting: OnPremises\n  environment: test\n  technicalContacts: [{name: alice}]\n`,
+    );
+    const crmWorkload = JSON.parse(
+      await admin(["get", "mxapp", "crm", "-n", ns, "-o", "jsonpath={.spec.workloadRef}"]),
+    ) as { kind: string; name: string };
+    expect(
+      await refusal(adminKubeconfig(), [
+        "patch",
+        "mxapp",
+        "twin",
+        "-n",
+        ns,
+        "--type=merge",
+        "-p",
+        JSON.stringify({ spec: { workloadRef: crmWorkload } }),
+      ]),
+    ).toMatch(
+      new RegExp(
+        `spec\\.workloadRef: ${crmWorkload.kind} ${crmWorkload.name} is already the workload of MendixApp crm`,
+      ),
+    );
+    await admin(["delete", "mxapp", "twin", "-n", ns]);
+  });
+
   it("turns each right into exactly the RBAC it needs", async () => {
     await eventually(
       async () =>

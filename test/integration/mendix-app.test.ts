@@ -31,7 +31,7 @@ interface AppStatus {
     expandVia?: string;
     message?: string;
   };
-  workload?: { licenseInjected?: boolean; rememberedReplicas?: number };
+  workload?: { kind?: string; name?: string; licenseInjected?: boolean; rememberedReplicas?: number };
   maintenance?: { nextWindowStart?: string; lastNoticeFor?: string };
 }
 
@@ -494,6 +494,32 @@ describe("MendixApp rules end to end", () => {
     await until("remembered replicas", async () => (await appStatus(n)).workload?.rememberedReplicas === 3);
     await k(["patch", "mxapp", "crm", "-n", n, "--type=merge", "-p", '{"spec":{"state":"Running"}}']);
     await until("3 replicas again", async () => (await deploymentJson(n)).spec.replicas === 3);
+  });
+
+  it("hands its old workload back (license env removed, a stop undone) when the app is pointed at another", async () => {
+    const n = ns.startstop ?? "";
+    await k(["patch", "mxapp", "crm", "-n", n, "--type=merge", "-p", '{"spec":{"state":"Stopped"}}']);
+    await until("0 replicas", async () => (await deploymentJson(n)).spec.replicas === 0);
+    await applyAll(deployment(n, "crm-v2", 1));
+    await k([
+      "patch",
+      "mxapp",
+      "crm",
+      "-n",
+      n,
+      "--type=merge",
+      "-p",
+      '{"spec":{"state":"Running","workloadRef":{"kind":"Deployment","name":"crm-v2"}}}',
+    ]);
+    const envOf = async (name: string) =>
+      (await deploymentJson(n, name)).spec.template.spec.containers.flatMap((c) =>
+        (c.env ?? []).map((e) => e.name),
+      );
+    await until("the license on crm-v2", async () => (await envOf("crm-v2")).includes("LICENSE_ID"));
+    await until("crm handed back", async () => !(await envOf("crm")).includes("LICENSE_ID"));
+    expect((await deploymentJson(n, "crm")).spec.replicas).toBe(3);
+    const s = await appStatus(n);
+    expect(s.workload).toMatchObject({ kind: "Deployment", name: "crm-v2", licenseInjected: true });
   });
 
   it("announces a change of technical contact to the new and the old contact", async () => {
