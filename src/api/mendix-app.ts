@@ -261,7 +261,9 @@ export const MendixAppStatus = z
         kind: z
           .enum(["Deployment", "StatefulSet"])
           .optional()
-          .describe("The workload this status describes (spec.workloadRef when it was written)."),
+          .describe(
+            "The workload the operator last changed for the app; one other than spec.workloadRef is handed back (license env removed, a stop undone) on the next reconcile.",
+          ),
         name: z.string().max(253).optional().describe("Its name."),
         licenseInjected: z
           .boolean()

@@ -337,68 +337,85 @@ export function registerMendixAppController(
         nowMs: now,
       });
 
-      // A workload the app no longer names (spec.workloadRef changed or removed) gets back what the app added,
-      // unless another app names it now.
-      const before = raw.status?.workload;
-      if (
-        before?.kind &&
-        before.name &&
-        (before.kind !== spec.workloadRef?.kind || before.name !== spec.workloadRef.name) &&
-        !apps
-          .list(namespace)
-          .some(
-            (a) =>
-              a.metadata.name !== name &&
-              AppWorkload.safeParse(a.spec).data?.workloadRef?.kind === before.kind &&
-              AppWorkload.safeParse(a.spec).data?.workloadRef?.name === before.name,
-          )
-      ) {
-        await releaseWorkload(namespace, { kind: before.kind, name: before.name });
-        log.info(
-          { workload: `${before.kind}/${before.name}` },
-          "the app names another workload; the license env and a stop were taken back from this one",
-        );
-      }
-
-      // Workload: license env and replicas.
+      // A failing workload or RBAC write must not hold up the rest: the grants (an old contact losing the role's
+      // rights), the notices and the status are still done, the status says what failed, and the error is
+      // rethrown at the end so that the reconcile is retried.
+      const failures: { reason: string; message: string; err: unknown }[] = [];
       let injected = false;
       let remembered: number | undefined;
       let workloadMissing = false;
-      if (spec.workloadRef && wrt) {
-        if (!workload) workloadMissing = true;
-        else {
-          const envSecret = secretName ?? "";
-          if (decision.activate) {
-            if (!licenseInjected(workload, envSecret)) {
-              await own(workload, () => applyLicenseEnv(manager.client, wrt, workload, envSecret));
-              manager.events.event(
-                raw,
-                "Normal",
-                "LicenseActivated",
-                "ActivateLicense",
-                `LICENSE_ID and LICENSE_KEY of Secret ${envSecret} set on ${spec.workloadRef.kind} ${spec.workloadRef.name}`,
-              );
+      // A workload the app no longer names (spec.workloadRef changed or removed) gets back what the app added,
+      // unless another app names it now; until that worked, the status keeps naming it, so it is tried again.
+      const before = raw.status?.workload;
+      let handedBack = true;
+      try {
+        if (
+          before?.kind &&
+          before.name &&
+          (before.kind !== spec.workloadRef?.kind || before.name !== spec.workloadRef.name) &&
+          !apps
+            .list(namespace)
+            .some(
+              (a) =>
+                a.metadata.name !== name &&
+                AppWorkload.safeParse(a.spec).data?.workloadRef?.kind === before.kind &&
+                AppWorkload.safeParse(a.spec).data?.workloadRef?.name === before.name,
+            )
+        ) {
+          handedBack = false;
+          await releaseWorkload(namespace, { kind: before.kind, name: before.name });
+          handedBack = true;
+          log.info(
+            { workload: `${before.kind}/${before.name}` },
+            "the app names another workload; the license env and a stop were taken back from this one",
+          );
+        }
+
+        // Workload: license env and replicas.
+        if (spec.workloadRef && wrt) {
+          if (!workload) workloadMissing = true;
+          else {
+            const envSecret = secretName ?? "";
+            if (decision.activate) {
+              if (!licenseInjected(workload, envSecret)) {
+                await own(workload, () => applyLicenseEnv(manager.client, wrt, workload, envSecret));
+                manager.events.event(
+                  raw,
+                  "Normal",
+                  "LicenseActivated",
+                  "ActivateLicense",
+                  `LICENSE_ID and LICENSE_KEY of Secret ${envSecret} set on ${spec.workloadRef.kind} ${spec.workloadRef.name}`,
+                );
+              }
+              injected = true;
+            } else if (hasLicenseEnv(workload)) {
+              await own(workload, () => removeLicenseEnv(manager.client, wrt, workload));
             }
-            injected = true;
-          } else if (hasLicenseEnv(workload)) {
-            await own(workload, () => removeLicenseEnv(manager.client, wrt, workload));
-          }
-          remembered = replicasBeforeStop(workload);
-          const replicas = workload.spec?.replicas ?? 1;
-          if (spec.state === "Stopped" && replicas !== 0) {
-            await own(workload, async () => {
-              const stopped = await stopWorkload(manager.client, wrt, workload);
-              remembered = stopped.replicas;
-              return stopped.object;
-            });
-          } else if (spec.state === "Running" && remembered !== undefined) {
-            if (replicas === 0) {
-              const to = remembered;
-              await own(workload, () => startWorkload(manager.client, wrt, workload, to));
+            remembered = replicasBeforeStop(workload);
+            const replicas = workload.spec?.replicas ?? 1;
+            if (spec.state === "Stopped" && replicas !== 0) {
+              await own(workload, async () => {
+                const stopped = await stopWorkload(manager.client, wrt, workload);
+                remembered = stopped.replicas;
+                return stopped.object;
+              });
+            } else if (spec.state === "Running" && remembered !== undefined) {
+              if (replicas === 0) {
+                const to = remembered;
+                await own(workload, () => startWorkload(manager.client, wrt, workload, to));
+              }
+              remembered = undefined;
             }
-            remembered = undefined;
           }
         }
+      } catch (err) {
+        injected = !!(workload && decision.activate && licenseInjected(workload, secretName ?? ""));
+        remembered = workload ? replicasBeforeStop(workload) : undefined;
+        failures.push({
+          reason: "WorkloadUpdateFailed",
+          message: `updating ${spec.workloadRef?.kind} ${spec.workloadRef?.name} failed: ${(err as Error).message}`,
+          err,
+        });
       }
 
       // Notifications: reminders, maintenance notices, contact changes; recorded with their bookkeeping.
@@ -511,7 +528,15 @@ export function registerMendixAppController(
         name: c.metadata.name,
         identities: c.spec.identities,
       }));
-      await syncGrants(manager, raw, desiredGrants(name, spec, contactIdentities), rbac);
+      await syncGrants(manager, raw, desiredGrants(name, spec, contactIdentities), rbac).catch(
+        (err: unknown) => {
+          failures.push({
+            reason: "RBACUpdateFailed",
+            message: `updating the Roles and RoleBindings of the app's contacts and node permissions failed: ${(err as Error).message}`,
+            err,
+          });
+        },
+      );
 
       // Status.
       const conditionsFor = (current: Condition[] | undefined): Condition[] => {
@@ -541,7 +566,15 @@ export function registerMendixAppController(
                   reason: "WorkloadNotFound",
                   message: `${spec.workloadRef?.kind} ${spec.workloadRef?.name} does not exist in this namespace`,
                 }
-              : undefined;
+              : failures[0]
+                ? {
+                    reason: failures[0].reason,
+                    message: failures
+                      .map((f) => f.message)
+                      .join("; ")
+                      .slice(0, 4000),
+                  }
+                : undefined;
         return setCondition(
           c,
           {
@@ -592,12 +625,14 @@ export function registerMendixAppController(
           },
           workload: spec.workloadRef
             ? {
-                kind: spec.workloadRef.kind,
-                name: spec.workloadRef.name,
+                kind: handedBack ? spec.workloadRef.kind : before?.kind,
+                name: handedBack ? spec.workloadRef.name : before?.name,
                 licenseInjected: injected,
                 rememberedReplicas: remembered,
               }
-            : undefined,
+            : handedBack
+              ? undefined
+              : { kind: before?.kind, name: before?.name },
           maintenance: maintenance
             ? {
                 nextWindowStart: iso(maintenance.nextWindowStart),
@@ -637,6 +672,9 @@ export function registerMendixAppController(
         expiresAt: spec.license?.expiresAt,
         daysRemaining: decision.daysRemaining,
       });
+
+      // Retried (with the controller's backoff) until the workload and RBAC writes go through.
+      if (failures[0]) throw failures[0].err;
 
       // Requeue at the next boundary: midnight UTC (days left, reminders, expiry), the maintenance notice,
       // or soon when a license Secret is broken (Secrets are not watched; workloads are).

@@ -1,5 +1,6 @@
 // Applies the Roles and RoleBindings that carry an app's node permissions, owned by the app (garbage-collected
 // with it), and removes the ones no longer granted. Compares with the cache first: no write when nothing changed.
+import { createHash } from "node:crypto";
 import type { RoleGrant } from "../domain/permissions.ts";
 import type { KubeObject, ResourceType } from "../runtime/client.ts";
 import type { Manager } from "../runtime/manager.ts";
@@ -22,6 +23,16 @@ export const ROLE_BINDINGS: ResourceType = {
 export const MANAGED_BY = "app.kubernetes.io/managed-by";
 export const APP_LABEL = "mxops.dev/app";
 const FIELD_MANAGER = "mxops-permissions";
+
+/**
+ * The app label's value: the app's name, or for a name longer than a label value may be (63 characters; app
+ * names may have 253) its first 52 characters, a dash and 10 hex digits of its hash.
+ */
+export function appLabelValue(app: string): string {
+  if (app.length <= 63) return app;
+  const hash = createHash("sha256").update(app).digest("hex").slice(0, 10);
+  return `${app.slice(0, 52).replace(/[-.]+$/, "")}-${hash}`;
+}
 
 type Rbac = KubeObject & { rules?: unknown; subjects?: unknown; roleRef?: unknown };
 
@@ -47,7 +58,7 @@ export async function syncGrants(
     uid: app.metadata.uid ?? "",
     controller: true,
   };
-  const labels = { [MANAGED_BY]: "mxops", [APP_LABEL]: app.metadata.name };
+  const labels = { [MANAGED_BY]: "mxops", [APP_LABEL]: appLabelValue(app.metadata.name) };
   const meta = (name: string) => ({ name, namespace, labels, ownerReferences: [owner] });
   const sameMeta = (o: Rbac | undefined) =>
     deepEqual(
@@ -101,7 +112,7 @@ export async function syncGrants(
     [ROLES, caches.roles],
   ] as const) {
     for (const o of cache.list(namespace)) {
-      if (o.metadata.labels?.[APP_LABEL] === app.metadata.name && !wanted.has(o.metadata.name)) {
+      if (o.metadata.labels?.[APP_LABEL] === labels[APP_LABEL] && !wanted.has(o.metadata.name)) {
         await manager.client.delete(rt, namespace, o.metadata.name);
         writes++;
       }

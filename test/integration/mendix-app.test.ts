@@ -171,6 +171,7 @@ describe("MendixApp rules end to end", () => {
     "startstop",
     "change",
     "delete",
+    "locked",
   ];
 
   const start = () => {
@@ -565,6 +566,85 @@ describe("MendixApp rules end to end", () => {
         ).status?.assignedAppCount;
       return (await get("alice")) === 0 && (await get("bob")) === 1;
     });
+  });
+
+  it("with its workload's updates refused by a policy, still hands the contact role over and says why it is not Ready", async () => {
+    const n = ns.locked ?? "";
+    const person = (name: string) => `
+apiVersion: mxops.dev/v1alpha1
+kind: TechnicalContact
+metadata: {name: ${name}, namespace: ${n}}
+spec: {displayName: ${name}, email: ${name}@example.com, mxid: ${name}@example.com, identities: {users: [${name}@example.com]}}
+`;
+    await applyAll(
+      person("alice"),
+      person("carol"),
+      licenseSecret(n),
+      deployment(n, "crm", 2),
+      app(n, { contacts: ["alice"] }),
+    );
+    await until("activation", async () => (await appStatus(n)).workload?.licenseInjected === true);
+    const bindingUsers = async () =>
+      (
+        JSON.parse(await k(["get", "rolebinding", `mxops-crm-technical-contact`, "-n", n, "-o", "json"])) as {
+          subjects?: { name: string }[];
+        }
+      ).subjects?.map((s) => s.name);
+    expect(await bindingUsers()).toEqual(["alice@example.com"]);
+    // A cluster policy (as Kyverno or Gatekeeper would) that refuses every change to this namespace's Deployments.
+    const policy = `mxops-test-locked-${n}`;
+    await applyAll(`
+apiVersion: admissionregistration.k8s.io/v1
+kind: ValidatingAdmissionPolicy
+metadata: {name: ${policy}}
+spec:
+  failurePolicy: Fail
+  matchConstraints:
+    resourceRules: [{apiGroups: [apps], apiVersions: [v1], operations: [UPDATE], resources: [deployments]}]
+  validations: [{expression: "false", message: "deployments are frozen for the audit"}]
+---
+apiVersion: admissionregistration.k8s.io/v1
+kind: ValidatingAdmissionPolicyBinding
+metadata: {name: ${policy}}
+spec:
+  policyName: ${policy}
+  validationActions: [Deny]
+  matchResources: {namespaceSelector: {matchLabels: {kubernetes.io/metadata.name: ${n}}}}
+`);
+    try {
+      // The policy is in force once a change of the Deployment is refused.
+      await until("the policy in force", async () =>
+        k(["annotate", "deployment", "crm", "-n", n, `probe=${Date.now()}`, "--overwrite"]).then(
+          () => false,
+          (e: Error) => /frozen for the audit/.test(e.message),
+        ),
+      );
+      await k([
+        "patch",
+        "mxapp",
+        "crm",
+        "-n",
+        n,
+        "--type=merge",
+        "-p",
+        '{"spec":{"state":"Stopped","technicalContacts":[{"name":"carol"}]}}',
+      ]);
+      // Stopping fails, the rest goes on: carol gets the role, alice loses it, and the status says why.
+      await until("the role handed over", async () => (await bindingUsers())?.join() === "carol@example.com");
+      const ready = await until("Ready=False", async () => {
+        const c = condition(await appStatus(n), "Ready");
+        return c?.reason === "WorkloadUpdateFailed" ? c : undefined;
+      });
+      expect(ready.status).toBe("False");
+      expect(ready.message).toMatch(/updating Deployment crm failed: .*frozen for the audit/);
+      expect((await appStatus(n)).contacts?.primary).toBe("carol");
+      expect((await deploymentJson(n)).spec.replicas).toBe(2);
+    } finally {
+      await k(["delete", "validatingadmissionpolicybinding,validatingadmissionpolicy", policy]);
+    }
+    // Lifted: the retry goes through.
+    await until("0 replicas", async () => (await deploymentJson(n)).spec.replicas === 0, 60_000);
+    await until("Ready again", async () => condition(await appStatus(n), "Ready")?.status === "True");
   });
 
   it("on deletion removes the license env and leaves the workload running", async () => {
