@@ -198,7 +198,8 @@ export const SETTINGS = {
     flag: "prometheus-url",
     env: "MXOPS_PROMETHEUS_URL",
     default: "",
-    description: "Prometheus HTTP API base URL (instant queries on /api/v1/query).",
+    description:
+      "Prometheus HTTP API base URL (instant queries on /api/v1/query). Credentials in it (https://user:password@host) are sent as basic auth and never logged; set the variable from a Secret then.",
     parse: z.string().refine((s) => s === "" || /^https?:\/\//.test(s), "must be an http:// or https:// URL"),
   },
   evaluationInterval: {
@@ -280,7 +281,8 @@ export const SETTINGS = {
     flag: "alertmanager-url",
     env: "MXOPS_ALERTMANAGER_URL",
     default: "",
-    description: "Alertmanager base URL (alerts go to /api/v2/alerts); empty disables forwarding.",
+    description:
+      "Alertmanager base URL (alerts go to /api/v2/alerts); empty disables forwarding. Credentials in it are sent as basic auth and never logged.",
     parse: z.string().refine((s) => s === "" || /^https?:\/\//.test(s), "must be an http:// or https:// URL"),
   },
   notifyMaxAttempts: {

@@ -1,6 +1,8 @@
 // Where usage comes from: the metrics.k8s.io API (metrics-server) for CPU and memory, and a Prometheus HTTP API
 // (container metrics and kubelet_volume_stats_*) for CPU, memory and disk. One read per namespace per pass.
+
 import type { KubeClient, KubeObject, ResourceType } from "../runtime/client.ts";
+import { withoutCredentials } from "../runtime/url.ts";
 import { parseQuantity } from "./quantity.ts";
 import type { NamespaceUsage, PodSample, VolumeSample } from "./usage.ts";
 
@@ -55,13 +57,18 @@ export class PrometheusSource implements UsageSource {
   readonly name = "prometheus";
   private readonly url: string;
   private readonly timeoutMs: number;
+  /** Basic auth from credentials in --prometheus-url, sent as a header: the URL itself never carries them. */
+  private readonly auth: Record<string, string>;
   constructor(url: string, timeoutMs = 10_000) {
-    this.url = url.replace(/\/$/, "");
+    const split = withoutCredentials(url);
+    this.url = split.url.replace(/\/$/, "");
+    this.auth = split.headers;
     this.timeoutMs = timeoutMs;
   }
 
   private async query(q: string): Promise<{ metric: Record<string, string>; value: [number, string] }[]> {
     const res = await fetch(`${this.url}/api/v1/query?${new URLSearchParams({ query: q })}`, {
+      headers: this.auth,
       signal: AbortSignal.timeout(this.timeoutMs),
     });
     const body = (await res.json()) as PromVector;

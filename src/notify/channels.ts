@@ -1,7 +1,9 @@
 // Delivery channels: SMTP email, signed webhook, Alertmanager. Each send either succeeds or throws a DeliveryError
 // that says whether trying again can help.
+
 import { createHmac } from "node:crypto";
 import { createTransport } from "nodemailer";
+import { withoutCredentials } from "../runtime/url.ts";
 import {
   alertLabels,
   type ChannelName,
@@ -224,8 +226,13 @@ export class AlertmanagerChannel implements Channel {
   private readonly active = new Map<string, AmAlert>();
   private readonly timer: NodeJS.Timeout | undefined;
 
+  /** Basic auth from credentials in --alertmanager-url, sent as a header: the URL itself never carries them. */
+  private readonly auth: Record<string, string>;
+
   constructor(opts: { url: string; timeoutMs?: number; resendIntervalMs?: number }) {
-    this.url = `${opts.url.replace(/\/$/, "")}/api/v2/alerts`;
+    const { url, headers } = withoutCredentials(opts.url);
+    this.url = `${url.replace(/\/$/, "")}/api/v2/alerts`;
+    this.auth = headers;
     this.timeoutMs = opts.timeoutMs ?? 10_000;
     const every = opts.resendIntervalMs ?? 60_000;
     if (every > 0) {
@@ -296,7 +303,7 @@ export class AlertmanagerChannel implements Channel {
       this.active.set(key, alert);
       batch.push(alert);
     }
-    await post(this.url, JSON.stringify(batch), {}, this.timeoutMs, "alertmanager");
+    await post(this.url, JSON.stringify(batch), this.auth, this.timeoutMs, "alertmanager");
   }
 
   activeCount(): number {
@@ -305,7 +312,13 @@ export class AlertmanagerChannel implements Channel {
 
   async resendActive(): Promise<void> {
     if (this.active.size === 0) return;
-    await post(this.url, JSON.stringify([...this.active.values()]), {}, this.timeoutMs, "alertmanager");
+    await post(
+      this.url,
+      JSON.stringify([...this.active.values()]),
+      this.auth,
+      this.timeoutMs,
+      "alertmanager",
+    );
   }
 
   close(): void {

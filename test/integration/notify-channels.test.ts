@@ -310,6 +310,34 @@ describe("Alertmanager", () => {
     expect(channel.activeCount()).toBe(0);
   });
 
+  it("sends credentials in --alertmanager-url as basic auth, and no failure message repeats them", async () => {
+    const am = await startHttpReceiver();
+    cleanups.push(() => am.close());
+    const channel = new AlertmanagerChannel({
+      url: am.url.replace("http://", "http://ops:pa%3Ass@"),
+      resendIntervalMs: 0,
+    });
+    cleanups.push(() => channel.close());
+    const { d } = deliverer([channel]);
+    const r: Recipient = { key: "contact:alice", displayName: "Alice", alertmanager: true };
+    const [sent] = await d.deliver({ ...alert, id: "auth" }, [r], new Set(), async () => {});
+    expect(sent?.ok).toBe(true);
+    expect(am.received[0]?.path).toBe("/api/v2/alerts");
+    expect(am.received[0]?.headers.authorization).toBe(
+      `Basic ${Buffer.from("ops:pa:ss").toString("base64")}`,
+    );
+    const down = new AlertmanagerChannel({ url: "http://ops:pa%3Ass@127.0.0.1:1", resendIntervalMs: 0 });
+    cleanups.push(() => down.close());
+    const failed = await deliverer([down]).d.deliver(
+      { ...alert, id: "down" },
+      [r],
+      new Set(),
+      async () => {},
+    );
+    expect(failed[0]?.ok).toBe(false);
+    expect(failed[0]?.error).not.toMatch(/pa%3Ass|pa:ss/);
+  });
+
   it("posts notices (reminders, NoData, tests) as alerts that fire once and end by themselves", async () => {
     const am = await startHttpReceiver();
     cleanups.push(() => am.close());

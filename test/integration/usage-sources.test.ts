@@ -56,4 +56,22 @@ describe("PrometheusSource", () => {
     ]);
     expect(app.sampledAt).toBe(t * 1000);
   });
+
+  it("sends credentials in the URL as basic auth, and no error repeats them", async () => {
+    const before = prom.received.length;
+    const withAuth = prom.url.replace("http://", "http://reader:s3cr%40t@");
+    const usage = await new PrometheusSource(withAuth).read("apps");
+    expect(usage).toBeDefined();
+    const sent = prom.received.slice(before);
+    expect(sent).toHaveLength(4);
+    for (const r of sent)
+      expect(r.headers.authorization).toBe(`Basic ${Buffer.from("reader:s3cr@t").toString("base64")}`);
+    const unreachable = new PrometheusSource("http://reader:s3cr%40t@127.0.0.1:1");
+    const err = await unreachable.read("apps").then(
+      () => undefined,
+      (e: Error) => e,
+    );
+    expect(err).toBeInstanceOf(Error);
+    expect(`${err?.message} ${String((err as Error & { cause?: unknown })?.cause)}`).not.toMatch(/s3cr/);
+  });
 });
