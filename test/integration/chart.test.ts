@@ -112,6 +112,58 @@ describe("charts/mxops", () => {
     expect(r.code).not.toBe(0);
     expect(r.err).toMatch(/smtp\/tls/);
     expect(r.err).toMatch(/replicas/);
+    // Values the operator itself would refuse at start (a crash loop after a successful install).
+    for (const [set, named] of [
+      ["smtp.credentialsSecret=mail/smtp-login", /smtp\/credentialsSecret/],
+      ["notifications.hourlyCap=1000000", /notifications\/hourlyCap/],
+      ["metrics.usageSource=prometheus", /prometheusUrl/],
+    ] as const) {
+      const bad = await template("--set", set);
+      expect(bad.code, set).not.toBe(0);
+      expect(bad.err).toMatch(named);
+    }
+  });
+
+  it("takes an SMTP CA from a Secret, more settings as env, and one Lease per release", async () => {
+    const r = await template(
+      "--set",
+      "smtp.caSecret=corp-ca",
+      "--set",
+      "extraEnv[0].name=MXOPS_RESYNC_PERIOD",
+      "--set",
+      "extraEnv[0].value=30m",
+    );
+    expect(r.code, r.err).toBe(0);
+    interface PodSpec {
+      containers: { env: { name: string; value?: string }[]; volumeMounts?: unknown[] }[];
+      volumes: { secret: { secretName: string } }[];
+    }
+    const docs = YAML.parseAllDocuments(r.out).map(
+      (d) => d.toJS() as Doc & { spec?: { template: { spec: PodSpec }; maxUnavailable?: number } },
+    );
+    const pod = docs.find((d) => d.kind === "Deployment")?.spec?.template.spec as PodSpec;
+    const env = Object.fromEntries((pod.containers[0]?.env ?? []).map((e) => [e.name, e.value]));
+    expect(env).toMatchObject({
+      MXOPS_SMTP_CA_FILE: "/smtp-ca/ca.crt",
+      MXOPS_RESYNC_PERIOD: "30m",
+      MXOPS_LEADER_ELECTION_ID: "mxops-operator",
+    });
+    expect(pod.containers[0]?.volumeMounts).toEqual([
+      { name: "smtp-ca", mountPath: "/smtp-ca", readOnly: true },
+    ]);
+    expect(pod.volumes[0]?.secret.secretName).toBe("corp-ca");
+    expect(docs.find((d) => d.kind === "PodDisruptionBudget")?.spec).toMatchObject({ maxUnavailable: 1 });
+    const other = await run(helm, [
+      "template",
+      "team-b",
+      chart,
+      "-n",
+      "mxops-chart",
+      "--kube-version",
+      "1.34.4",
+    ]);
+    expect(other.out).toContain('{name: MXOPS_LEADER_ELECTION_ID, value: "team-b-mxops-operator"}');
+    await kubectl(adminKubeconfig(), ["apply", "--dry-run=server", "-n", "mxops-chart", "-f", "-"], r.out);
   });
 
   it("grants the operator exactly the rules deploy/base explains", async () => {
