@@ -12,11 +12,21 @@ export interface Clock {
 /** A time as RFC 3339 in whole seconds, as Kubernetes writes times ("2026-11-27T10:00:00Z"). */
 export const isoSeconds = (t: number | Date): string => new Date(t).toISOString().replace(/\.\d{3}Z$/, "Z");
 
+/** The longest delay setTimeout keeps (2^31-1 ms, ~24.8 days); a longer one would fire after 1 ms. */
+const MAX_TIMEOUT_MS = 2 ** 31 - 1;
+
 export const systemClock: Clock = {
   now: () => Date.now(),
   after(ms, fn) {
-    const t = setTimeout(fn, Math.max(0, ms));
-    t.unref();
+    // Longer delays wait in steps (a resync period of a year must not fire every millisecond).
+    const at = Date.now() + Math.max(0, ms);
+    let t: NodeJS.Timeout;
+    const arm = () => {
+      const left = at - Date.now();
+      t = setTimeout(left > MAX_TIMEOUT_MS ? arm : fn, Math.min(Math.max(0, left), MAX_TIMEOUT_MS));
+      t.unref();
+    };
+    arm();
     return { cancel: () => clearTimeout(t) };
   },
 };

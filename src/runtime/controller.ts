@@ -59,6 +59,9 @@ export function specOrLabelsChanged(oldObj: KubeObject, newObj: KubeObject): boo
   const a = oldObj.metadata;
   const b = newObj.metadata;
   return (
+    // Another uid is another object under the same name: deleted and created again while a watch was down
+    // (the relist sees one update), at generation 1 like the one before.
+    a.uid !== b.uid ||
     a.generation !== b.generation ||
     a.deletionTimestamp !== b.deletionTimestamp ||
     stableJson(a.labels) !== stableJson(b.labels)

@@ -210,6 +210,8 @@ export class Informer<T extends KubeObject> {
         const minTimeout = this.opts.minWatchTimeoutSeconds ?? 300;
         this.stats.watches++;
         log.debug({ resourceVersion }, "watching");
+        const watchStarted = performance.now();
+        let heard = false;
         await this.client.watch<T>(
           this.resource,
           {
@@ -231,6 +233,7 @@ export class Informer<T extends KubeObject> {
                 status.message ?? "watch error",
               );
             }
+            heard = true;
             const rv = event.object.metadata?.resourceVersion;
             if (event.type !== "BOOKMARK") this.apply(event.type, this.shape(event.object));
             if (rv) resourceVersion = rv;
@@ -238,6 +241,13 @@ export class Informer<T extends KubeObject> {
           },
         );
         if (!signal.aborted) this.metrics?.restarts.inc({ resource: this.name, reason: "timeout" });
+        // Ended by the server (or a proxy) within a second with nothing in it: client-go's "very short watch",
+        // an error, so that a proxy closing every stream at once is not asked again as fast as round trips go.
+        if (!signal.aborted && !heard && performance.now() - watchStarted < 1000) {
+          const delay = backoff.next();
+          log.warn({ delayMs: delay }, "watch ended at once without events; retrying after a backoff");
+          await sleep(delay, signal);
+        }
       } catch (err) {
         if (signal.aborted) break;
         if (isGone(err)) {

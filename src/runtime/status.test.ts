@@ -117,6 +117,15 @@ describe("specOrLabelsChanged", () => {
     expect(changed({ labels: { x: "2" } })).toBe(true);
     expect(changed({ deletionTimestamp: "t" })).toBe(true);
   });
+  it("sees an object deleted and created again under its name (another uid, the same generation)", () => {
+    expect(changed({ uid: "u2" })).toBe(true);
+    expect(
+      specOrMetadataChanged(
+        { ...base, metadata: { ...base.metadata, uid: "u1" } },
+        { ...base, metadata: { ...base.metadata, uid: "u2" } },
+      ),
+    ).toBe(true);
+  });
   it("ignores status, finalizer and annotation changes", () => {
     expect(changed({ resourceVersion: "9" }, { ok: true })).toBe(false);
     expect(changed({ finalizers: ["f"] })).toBe(false);
