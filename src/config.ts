@@ -186,6 +186,14 @@ export const SETTINGS = {
       "Every app is reconciled again this often even without changes (Secrets and workloads are not watched).",
     parse: duration,
   },
+  cacheSyncTimeout: {
+    flag: "cache-sync-timeout",
+    env: "MXOPS_CACHE_SYNC_TIMEOUT",
+    default: "2m",
+    description:
+      "How long the watch caches may take to fill at start; then the process exits 1 (releasing the Lease), so that a replica that cannot list does not lead while reconciling nothing (controller-runtime's CacheSyncTimeout).",
+    parse: durationAtLeast("1s"),
+  },
   usageSource: {
     flag: "usage-source",
     env: "MXOPS_USAGE_SOURCE",

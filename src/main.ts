@@ -84,6 +84,7 @@ async function main(): Promise<number> {
     metricsAddr: config.metricsBindAddress,
     probeAddr: config.healthProbeBindAddress,
     gracefulShutdownMs: config.gracefulShutdownTimeout,
+    cacheSyncTimeoutMs: config.cacheSyncTimeout,
     leaderElection: {
       enabled: config.leaderElect,
       namespace: config.leaderElectionNamespace || inClusterNamespace() || contextNamespace || "default",

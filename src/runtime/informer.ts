@@ -191,7 +191,7 @@ export class Informer<T extends KubeObject> {
     return cachePool.internStrings(this.opts.transform ? (this.opts.transform(obj) as T) : obj);
   }
 
-  private get name(): string {
+  get name(): string {
     return this.resource.group ? `${this.resource.plural}.${this.resource.group}` : this.resource.plural;
   }
 

@@ -37,6 +37,8 @@ export interface ManagerOptions {
   probeAddr?: string;
   leaderElection: LeaderElectionConfig;
   gracefulShutdownMs?: number;
+  /** How long the caches may take to fill before start() gives up (stops, releasing the Lease, and throws). */
+  cacheSyncTimeoutMs?: number;
   informer?: Partial<Omit<InformerOptions, "log" | "registry" | "namespaces">>;
   /** Reporting controller of Events, e.g. "mxops.dev/operator". */
   eventsController?: string;
@@ -146,7 +148,24 @@ export class Manager {
         this.onLeadershipLost();
       },
     );
-    await synced;
+    const timeoutMs = this.opts.cacheSyncTimeoutMs ?? 120_000;
+    let timer: NodeJS.Timeout | undefined;
+    const timedOut = await Promise.race([
+      synced.then(() => false),
+      new Promise<boolean>((resolve) => {
+        timer = setTimeout(() => resolve(true), timeoutMs);
+      }),
+    ]);
+    clearTimeout(timer);
+    if (timedOut && !this.informers.hasSynced()) {
+      const waiting = this.informers
+        .all()
+        .filter((i) => !i.hasSynced())
+        .map((i) => i.name);
+      this.log.fatal({ waiting, timeoutMs }, "watch caches did not fill in time; stopping");
+      await this.stop();
+      throw new Error(`watch caches of ${waiting.join(", ")} did not fill within ${timeoutMs} ms`);
+    }
     if (!this.elector) this.startControllers();
   }
 

@@ -1,7 +1,7 @@
 // The operator as users run it: a separate process, configured by flags and MXOPS_* variables, stopped by SIGTERM.
 import { afterEach, beforeAll, describe, expect, it } from "vitest";
 import { freePort } from "../controlplane/controlplane.ts";
-import { adminKubeconfig, eventually, kubectl, newNamespace } from "./helpers.ts";
+import { adminKubeconfig, eventually, kubectl, newNamespace, userKubeconfig } from "./helpers.ts";
 import { installCrds, type OperatorProcess, startOperator } from "./operator.ts";
 
 const leaseHolder = async (ns: string) =>
@@ -66,6 +66,28 @@ describe("the operator process", () => {
     expect(await op.exit).toBe(2);
     expect(op.stderr.join("")).toMatch(
       /--lease-duration .*MXOPS_LEASE_DURATION\) = "forever": must be a duration/,
+    );
+  });
+
+  it("exits 1 when its caches cannot fill within --cache-sync-timeout, instead of leading while doing nothing", async () => {
+    // A user nothing is granted to: every list is forbidden, so no cache ever fills.
+    const op = run(
+      [
+        "--cache-sync-timeout=2s",
+        "--webhook-port=0",
+        "--metrics-bind-address=0",
+        "--health-probe-bind-address=0",
+      ],
+      {
+        KUBECONFIG: userKubeconfig("nobody@example.com"),
+      },
+    );
+    started.push(op);
+    expect(await op.exit).toBe(1);
+    const fatal = op.logs().find((l) => l.msg === "watch caches did not fill in time; stopping");
+    expect(fatal).toMatchObject({ level: "fatal", timeoutMs: 2000 });
+    expect((fatal as unknown as { waiting: string[] }).waiting).toEqual(
+      expect.arrayContaining(["mendixapps.mxops.dev", "technicalcontacts.mxops.dev"]),
     );
   });
 });
