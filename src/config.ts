@@ -296,15 +296,17 @@ export const SETTINGS = {
   notifyMaxAttempts: {
     flag: "notify-max-attempts",
     env: "MXOPS_NOTIFY_MAX_ATTEMPTS",
-    default: "8",
-    description: "Delivery attempts per recipient and channel before a notification counts as failed.",
+    default: "13",
+    description:
+      "Delivery attempts per recipient and channel before a notification counts as failed; with the default backoff 13 retry for 6-11 minutes (past SMTP greylisting).",
     parse: z.coerce.number().int().min(1).max(100),
   },
   notifyInitialBackoff: {
     flag: "notify-initial-backoff",
     env: "MXOPS_NOTIFY_INITIAL_BACKOFF",
     default: "1s",
-    description: "First retry delay; doubles (jittered) up to --notify-max-backoff. Retry-After is honoured.",
+    description:
+      "First retry delay; doubles (jittered) up to --notify-max-backoff. Retry-After is honoured up to --notify-max-backoff.",
     parse: durationAtLeast("10ms"),
   },
   notifyMaxBackoff: {

@@ -1,7 +1,7 @@
 import { Registry } from "prom-client";
 import { describe, expect, it } from "vitest";
 import { silentLogger } from "../runtime/log.ts";
-import type { Channel } from "./channels.ts";
+import { type Channel, DeliveryError } from "./channels.ts";
 import { Deliverer } from "./deliver.ts";
 import type { Notification, Recipient } from "./message.ts";
 import { NotificationSender } from "./sender.ts";
@@ -106,6 +106,30 @@ describe("Deliverer", () => {
     d.stop();
     await expect(run).rejects.toThrow(/stopping; the delivery resumes later/);
     expect(sends).toBe(1);
+  });
+
+  it("honours Retry-After only up to the longest backoff", async () => {
+    let sends = 0;
+    const busy: Channel = {
+      name: "webhook",
+      reaches: () => true,
+      send: async () => {
+        if (++sends < 3) throw new DeliveryError("429 Too Many Requests", true, 86_400_000); // "tomorrow"
+      },
+    };
+    const waits: number[] = [];
+    const d = new Deliverer({
+      channels: [busy],
+      registry: new Registry(),
+      log: silentLogger(),
+      policy: { maxAttempts: 5, initialBackoffMs: 10, maxBackoffMs: 120_000 },
+      sleep: async (ms) => {
+        waits.push(ms);
+      },
+    });
+    const [outcome] = await d.deliver(notification, [alice], new Set(), async () => undefined);
+    expect(outcome).toMatchObject({ ok: true, attempts: 3 });
+    expect(waits).toEqual([120_000, 120_000]);
   });
 
   it("writes nothing per target for a single target: the completion records it", async () => {

@@ -14,8 +14,10 @@ export interface RetryPolicy {
   maxBackoffMs: number;
 }
 
+/** 13 attempts: waits of 1, 2, 4 ... 64 s, then 2 min x5 (each 50-100% by jitter): 6-11 minutes in all, past
+ * the 5 minutes SMTP greylisting and an Alertmanager or receiver restart usually take. */
 export const DEFAULT_RETRY_POLICY: RetryPolicy = {
-  maxAttempts: 8,
+  maxAttempts: 13,
   initialBackoffMs: 1000,
   maxBackoffMs: 120_000,
 };
@@ -227,7 +229,8 @@ export class Deliverer {
           log.warn({ attempt, err: e.message, retryable: e.retryable }, "notification failed; giving up");
           return { ...base, ok: false, attempts: attempt, error: e.message };
         }
-        const wait = Math.max(backoff.next(), e.retryAfterMs ?? 0);
+        // Retry-After is honoured up to the longest backoff: "come back tomorrow" must not park the record.
+        const wait = Math.max(backoff.next(), Math.min(e.retryAfterMs ?? 0, this.policy.maxBackoffMs));
         log.info({ attempt, err: e.message, retryInMs: wait }, "notification attempt failed; retrying");
         await this.sleep(wait);
         continue;
