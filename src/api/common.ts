@@ -68,6 +68,23 @@ export function objectName(description: string) {
     .describe(description);
 }
 
+/**
+ * An email address as the operator mails it: local@domain, without spaces, a display name or brackets. Written so
+ * that RE2 (the API server, from the CRD's pattern) and JavaScript read it alike: with the CRD's own "email"
+ * format (Go's mail.ParseAddress: "Alice <a@b.c>", "a@corp") the two disagreed, and a contact the API server
+ * stored was one the operator could not read.
+ */
+export function emailAddress(description: string) {
+  return z
+    .string()
+    .max(254)
+    .regex(
+      /^[^\s@<>()[\],;:"]+@[^\s@<>()[\],;:".]+(\.[^\s@<>()[\],;:".]+)*$/,
+      "must be an email address such as alice@example.com",
+    )
+    .describe(description);
+}
+
 export function localObjectReference(description: string, nameDescription: string) {
   return z
     .object({ name: objectName(nameDescription) })

@@ -4,6 +4,7 @@ import {
   ATOMIC_STATUS,
   cel,
   conditionsList,
+  emailAddress,
   localObjectReference,
   notificationsList,
   ObjectMeta,
@@ -17,13 +18,8 @@ export const TechnicalContactSpec = cel(
   z
     .object({
       displayName: z.string().min(1).max(256).describe("The person's name as shown in notifications."),
-      email: z
-        .email()
-        .max(254)
-        .describe("Where license reminders, maintenance notices and alerts are sent by email."),
-      mxid: z
-        .email()
-        .max(254)
+      email: emailAddress("Where license reminders, maintenance notices and alerts are sent by email."),
+      mxid: emailAddress("The MxID.")
         .optional()
         .describe(
           "The person's Mendix account id (MxID, an email-style login). Required before any app naming this " +

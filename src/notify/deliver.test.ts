@@ -108,6 +108,38 @@ describe("Deliverer", () => {
     expect(sends).toBe(1);
   });
 
+  it("mails an address once, however many recipients share it", async () => {
+    const to: string[] = [];
+    const mail: Channel = {
+      name: "email",
+      reaches: (r) => !!r.email,
+      send: async (_n, r) => {
+        to.push(r.email ?? "");
+      },
+    };
+    const d = new Deliverer({ channels: [mail], registry: new Registry(), log: silentLogger() });
+    const backup: Recipient = { key: "contact:alice-backup", displayName: "Ops", email: "Alice@Example.com" };
+    const member: Recipient = { key: "user:ALICE@example.com", displayName: "a", email: "ALICE@example.com" };
+    const bob: Recipient = { key: "contact:bob", displayName: "Bob", email: "bob@example.com" };
+    const outcomes = await d.deliver(
+      notification,
+      [alice, backup, member, bob],
+      new Set(),
+      async () => undefined,
+    );
+    expect(to).toEqual(["alice@example.com", "bob@example.com"]);
+    expect(outcomes.map((o) => o.recipient)).toEqual(["contact:alice", "contact:bob"]);
+    // Resumed after alice's copy went out: the others sharing her address stay skipped.
+    to.length = 0;
+    await d.deliver(
+      notification,
+      [alice, backup, bob],
+      new Set([outcomes[0]?.target ?? ""]),
+      async () => undefined,
+    );
+    expect(to).toEqual(["bob@example.com"]);
+  });
+
   it("honours Retry-After only up to the longest backoff", async () => {
     let sends = 0;
     const busy: Channel = {

@@ -157,9 +157,17 @@ export class Deliverer {
     const mark = async (target: string) => {
       if (running > 1) await onDelivered(target);
     };
+    // One mail per address: two contacts sharing a mailbox, or a member whose address differs from a
+    // contact's only in case, get one copy (the first recipient's target stands for both).
+    const mailed = new Set<string>();
     for (const recipient of recipients) {
       for (const channel of this.channels) {
         if (!channel.reaches(recipient)) continue;
+        if (channel.name === "email" && recipient.email) {
+          const address = recipient.email.toLowerCase();
+          if (mailed.has(address)) continue;
+          mailed.add(address);
+        }
         const target = targetKey(n.id, channel.name, recipient.key);
         if (done.has(target)) continue;
         if (this.cap && channel.name !== "alertmanager" && n.kind !== "Digest") {
