@@ -306,7 +306,7 @@ export const SETTINGS = {
     env: "MXOPS_NOTIFY_INITIAL_BACKOFF",
     default: "1s",
     description:
-      "First retry delay; doubles (jittered) up to --notify-max-backoff. Retry-After is honoured up to --notify-max-backoff.",
+      "First retry delay; doubles (jittered) up to --notify-max-backoff. Retry-After is honoured up to 5 minutes (or --notify-max-backoff, if longer).",
     parse: durationAtLeast("10ms"),
   },
   notifyMaxBackoff: {

@@ -97,8 +97,9 @@ async function main(): Promise<number> {
     userAgent: OPERATOR_USER_AGENT,
   });
 
+  const channels = await notificationChannels(config, manager, log);
   const deliverer = new Deliverer({
-    channels: await notificationChannels(config, manager, log),
+    channels,
     policy: {
       maxAttempts: config.notifyMaxAttempts,
       initialBackoffMs: config.notifyInitialBackoff,
@@ -129,12 +130,16 @@ async function main(): Promise<number> {
       : prometheus
         ? new CombinedSource(metricsApi, prometheus)
         : metricsApi;
+  const alertmanager = channels.find((c): c is AlertmanagerChannel => c instanceof AlertmanagerChannel);
   registerAlertPolicyController(manager, {
     sender,
     clock: systemClock,
     source,
     intervalMs: config.evaluationInterval,
     alertmanager: !!config.alertmanagerUrl,
+    firing: alertmanager
+      ? (ns, policy, alerts, untouched) => alertmanager.setFiring(ns, policy, alerts, untouched)
+      : undefined,
   });
   registerMendixAppController(manager, {
     sender,

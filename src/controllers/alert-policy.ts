@@ -18,6 +18,7 @@ import { type AppFindings, UsageExporter } from "../metrics/exporter.ts";
 import { parseQuantity } from "../metrics/quantity.ts";
 import type { UsageSource } from "../metrics/sources.ts";
 import { type AppUsage, aggregateUsage, type NamespaceUsage, type WorkloadShape } from "../metrics/usage.ts";
+import type { FiringAlert } from "../notify/channels.ts";
 import type { Notification, Recipient } from "../notify/message.ts";
 import type { NotificationSender, Owner, OwnerObject } from "../notify/sender.ts";
 import type { KubeObject } from "../runtime/client.ts";
@@ -82,6 +83,16 @@ export function registerAlertPolicyController(
     source: UsageSource;
     intervalMs: number;
     alertmanager: boolean;
+    /**
+     * Told after each evaluation which of the policy's alerts fire (Alertmanager keeps exactly those, whether
+     * or not a notification said so); `untouched`: muted apps, whose alerts are left as they are.
+     */
+    firing?: (
+      namespace: string,
+      policy: string,
+      alerts: FiringAlert[],
+      untouched: ReadonlySet<string>,
+    ) => Promise<void>;
   },
 ) {
   const policies = manager.informers.informerFor<PolicyObject>(ALERT_POLICIES);
@@ -120,6 +131,18 @@ export function registerAlertPolicyController(
       (app?.spec.technicalContacts ?? []).map((c) => c.name),
     );
     return { people, members: alertTeamMembers(app?.spec.permissions) };
+  };
+  const tellFiring = async (
+    namespace: string,
+    policy: string,
+    alerts: FiringAlert[],
+    untouched: ReadonlySet<string>,
+    log: { warn(o: object, msg: string): void },
+  ) => {
+    // Alertmanager down: its copies lapse at their endsAt, and the next evaluation tells it again.
+    await deps.firing?.(namespace, policy, alerts, untouched).catch((err: unknown) => {
+      log.warn({ err: (err as Error).message }, "could not update Alertmanager's firing alerts");
+    });
   };
   const recipientsFor = (namespace: string, appName: string) => async (): Promise<Recipient[]> => {
     const { people, members } = addressees(namespace, appName);
@@ -181,6 +204,7 @@ export function registerAlertPolicyController(
       if (!raw) {
         exporter.removePolicy(namespace, name);
         selections.delete(`${namespace}/${name}`);
+        await tellFiring(namespace, name, [], new Set(), log);
         return;
       }
       const now = clock.now();
@@ -226,6 +250,7 @@ export function registerAlertPolicyController(
       let sourceError: string | undefined;
 
       const findings = new Map<string, AppFindings>();
+      const mutedApps = new Set<string>();
       let evaluated = 0;
       for (const app of targets) {
         // Let watch events and other reconciles in between: a policy over thousands of apps is seconds of work.
@@ -259,6 +284,7 @@ export function registerAlertPolicyController(
           silenced ||
           app.spec.state === "Stopped" ||
           (maintenance ? maintenance.start <= now && now < maintenance.end : false);
+        if (muted) mutedApps.add(appName);
 
         for (const ruleSpec of spec.rules) {
           const rule = effectiveRule(ruleSpec);
@@ -399,6 +425,40 @@ export function registerAlertPolicyController(
           "alert notifications",
         );
       const firing = kept.filter((r) => r.state === "Firing");
+      if (deps.firing) {
+        const byName = new Map(targets.map((a) => [a.metadata.name, a]));
+        const reaches = new Map<string, boolean>();
+        const reachesAlertmanager = (appName: string) => {
+          let r = reaches.get(appName);
+          if (r === undefined) {
+            r = addressees(namespace, appName).people.some((c) => recipientOf(c, true).alertmanager);
+            reaches.set(appName, r);
+          }
+          return r;
+        };
+        const alerts: FiringAlert[] = [];
+        for (const r of firing) {
+          const app = byName.get(r.app);
+          const metric = spec.rules.find((x) => x.name === r.rule)?.metric;
+          if (!app || !metric || (r.severity !== "Warning" && r.severity !== "Critical")) continue;
+          if (mutedApps.has(r.app) || !reachesAlertmanager(r.app)) continue;
+          alerts.push({
+            labels: {
+              alertname: `Mendix${metric}`,
+              namespace,
+              app: r.app,
+              ...(app.spec.environment ? { environment: app.spec.environment } : {}),
+              rule: r.rule,
+              policy: name,
+              ...(r.volume ? { volume: r.volume } : {}),
+            },
+            severity: r.severity === "Critical" ? "critical" : "warning",
+            startsAt: r.firingSince ?? iso(now),
+            summary: `${r.app}: ${r.rule} ${r.severity}${r.volume ? ` (${r.volume})` : ""}`,
+          });
+        }
+        await tellFiring(namespace, name, alerts, mutedApps, log);
+      }
       const summary = firing.length
         ? `Firing: ${["Critical", "Warning"].map((s) => `${firing.filter((r) => r.severity === s).length} ${s}`).join(", ")}`
         : kept.some((r) => r.state === "Unknown")

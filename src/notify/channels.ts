@@ -215,9 +215,21 @@ const ALERT_STATE_KINDS = new Set<Notification["kind"]>(["AlertFiring", "AlertEs
 /** How long a notice (anything else) stays firing in Alertmanager: long enough for its group_wait. */
 const NOTICE_LIFETIME_MS = 3_600_000;
 
+/** An alert that is firing now, as an AlertPolicy evaluation found it. */
+export interface FiringAlert {
+  /** Its identity: the labels of its notifications (alertname, namespace, app, environment, rule, policy, volume). */
+  labels: Record<string, string>;
+  severity: "warning" | "critical";
+  startsAt: string;
+  summary: string;
+}
+
 /**
- * Posts alerts to Alertmanager's /api/v2/alerts. Alertmanager resolves alerts it has not heard of for
- * resolve_timeout, so firing alerts are re-sent every `resendIntervalMs` until they resolve (endsAt set).
+ * Posts alerts to Alertmanager's /api/v2/alerts. Firing alerts are re-sent every `resendIntervalMs` with an
+ * endsAt four of those ahead (as Prometheus does), so that Alertmanager resolves them by itself when nobody
+ * re-sends them (the operator stopped); each policy evaluation says which of its alerts fire (setFiring), so
+ * one that ended without a notification (a muted recovery, sendResolved false, a rule, app or policy removed)
+ * is ended, and after a restart the firing ones are posted again.
  */
 export class AlertmanagerChannel implements Channel {
   readonly name = "alertmanager" as const;
@@ -229,12 +241,16 @@ export class AlertmanagerChannel implements Channel {
   /** Basic auth from credentials in --alertmanager-url, sent as a header: the URL itself never carries them. */
   private readonly auth: Record<string, string>;
 
+  /** How far ahead a firing alert's endsAt is set when it is posted (0: none, Alertmanager's resolve_timeout). */
+  private readonly leaseMs: number;
+
   constructor(opts: { url: string; timeoutMs?: number; resendIntervalMs?: number }) {
     const { url, headers } = withoutCredentials(opts.url);
     this.url = `${url.replace(/\/$/, "")}/api/v2/alerts`;
     this.auth = headers;
     this.timeoutMs = opts.timeoutMs ?? 10_000;
     const every = opts.resendIntervalMs ?? 60_000;
+    this.leaseMs = 4 * every;
     if (every > 0) {
       this.timer = setInterval(() => {
         void this.resendActive().catch(() => {
@@ -269,7 +285,7 @@ export class AlertmanagerChannel implements Channel {
       await post(
         this.url,
         JSON.stringify([{ labels, annotations, startsAt: n.occurredAt, endsAt }]),
-        {},
+        this.auth,
         this.timeoutMs,
         "alertmanager",
       );
@@ -303,7 +319,44 @@ export class AlertmanagerChannel implements Channel {
       this.active.set(key, alert);
       batch.push(alert);
     }
-    await post(this.url, JSON.stringify(batch), this.auth, this.timeoutMs, "alertmanager");
+    await this.postAlerts(batch);
+  }
+
+  /**
+   * The alerts of policy `namespace/policy` that fire now: those Alertmanager lacks (or has at another severity)
+   * are posted, those no longer firing are ended. Alerts of the apps in `untouched` (muted: silenced, stopped,
+   * in maintenance) are left as they are, neither announced nor ended.
+   */
+  async setFiring(
+    namespace: string,
+    policy: string,
+    firing: FiringAlert[],
+    untouched: ReadonlySet<string>,
+    now = new Date(),
+  ): Promise<void> {
+    const keyOf = (labels: Record<string, string>) => JSON.stringify(Object.entries(labels).sort());
+    const wanted = new Map(firing.map((f) => [keyOf(f.labels), f]));
+    const endsAt = now.toISOString();
+    const batch: AmAlert[] = [];
+    for (const [key, alert] of this.active) {
+      const l = alert.labels;
+      if (l.namespace !== namespace || l.policy !== policy || untouched.has(l.app ?? "")) continue;
+      const f = wanted.get(key);
+      if (f && f.severity === l.severity) continue;
+      this.active.delete(key);
+      batch.push({ ...alert, endsAt });
+    }
+    for (const [key, f] of wanted) {
+      if (this.active.has(key)) continue;
+      const alert: AmAlert = {
+        labels: { ...f.labels, severity: f.severity },
+        annotations: { summary: f.summary },
+        startsAt: f.startsAt,
+      };
+      this.active.set(key, alert);
+      batch.push(alert);
+    }
+    if (batch.length) await this.postAlerts(batch);
   }
 
   activeCount(): number {
@@ -312,13 +365,14 @@ export class AlertmanagerChannel implements Channel {
 
   async resendActive(): Promise<void> {
     if (this.active.size === 0) return;
-    await post(
-      this.url,
-      JSON.stringify([...this.active.values()]),
-      this.auth,
-      this.timeoutMs,
-      "alertmanager",
-    );
+    await this.postAlerts([...this.active.values()]);
+  }
+
+  /** Firing ones (no endsAt) go out with one `leaseMs` ahead: re-sent in time, they never lapse. */
+  private async postAlerts(alerts: AmAlert[]): Promise<void> {
+    const lease = this.leaseMs ? new Date(Date.now() + this.leaseMs).toISOString() : undefined;
+    const body = alerts.map((a) => (a.endsAt || !lease ? a : { ...a, endsAt: lease }));
+    await post(this.url, JSON.stringify(body), this.auth, this.timeoutMs, "alertmanager");
   }
 
   close(): void {

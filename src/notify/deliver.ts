@@ -22,6 +22,8 @@ export const DEFAULT_RETRY_POLICY: RetryPolicy = {
   maxBackoffMs: 120_000,
 };
 
+const MAX_RETRY_AFTER_MS = 300_000;
+
 export interface TargetOutcome {
   target: string;
   channel: ChannelName;
@@ -237,8 +239,12 @@ export class Deliverer {
           log.warn({ attempt, err: e.message, retryable: e.retryable }, "notification failed; giving up");
           return { ...base, ok: false, attempts: attempt, error: e.message };
         }
-        // Retry-After is honoured up to the longest backoff: "come back tomorrow" must not park the record.
-        const wait = Math.max(backoff.next(), Math.min(e.retryAfterMs ?? 0, this.policy.maxBackoffMs));
+        // Retry-After is honoured up to 5 minutes (or the longest backoff, if longer): "come back tomorrow" must
+        // not park the record for a day.
+        const wait = Math.max(
+          backoff.next(),
+          Math.min(e.retryAfterMs ?? 0, Math.max(this.policy.maxBackoffMs, MAX_RETRY_AFTER_MS)),
+        );
         log.info({ attempt, err: e.message, retryInMs: wait }, "notification attempt failed; retrying");
         await this.sleep(wait);
         continue;

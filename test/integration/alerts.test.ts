@@ -24,6 +24,7 @@ containers:
 describe("alerts on CPU and disk usage", () => {
   let smtp: SmtpSink;
   let prometheus: HttpReceiver;
+  let alertmanager: HttpReceiver;
   let op: OperatorProcess;
   let ns: string;
   let metricsPort: number;
@@ -37,6 +38,7 @@ describe("alerts on CPU and disk usage", () => {
     await k(["apply", "-f", join(import.meta.dirname, "..", "fixtures", "podmetrics-crd.yaml")]);
     await k(["wait", "--for=condition=Established", "crd/pods.metrics.k8s.io"]);
     smtp = await startSmtpSink({ mode: "plain" });
+    alertmanager = await startHttpReceiver();
     // Prometheus' /api/v1/query answer for kubelet_volume_stats_* (the other queries: empty vectors).
     prometheus = await startHttpReceiver((r) => {
       const q = new URL(r.path, "http://p").searchParams.get("query") ?? "";
@@ -64,7 +66,11 @@ describe("alerts on CPU and disk usage", () => {
 apiVersion: mxops.dev/v1alpha1
 kind: TechnicalContact
 metadata: {name: alice, namespace: ${ns}}
-spec: {displayName: Alice, email: alice@example.com, mxid: alice@example.com}
+spec:
+  displayName: Alice
+  email: alice@example.com
+  mxid: alice@example.com
+  channels: {alertmanager: {enabled: true}}
 ---
 apiVersion: apps/v1
 kind: Deployment
@@ -109,6 +115,7 @@ ${podMetrics(ns, "100m")}`,
       MXOPS_EVALUATION_INTERVAL: "1s",
       MXOPS_PROMETHEUS_URL: prometheus.url,
       MXOPS_METRICS_BIND_ADDRESS: `127.0.0.1:${metricsPort}`,
+      MXOPS_ALERTMANAGER_URL: alertmanager.url,
     });
   });
 
@@ -116,6 +123,7 @@ ${podMetrics(ns, "100m")}`,
     await op?.stop();
     await smtp?.close();
     await prometheus?.close();
+    await alertmanager?.close();
   });
 
   const cpuMails = (to: string) =>
@@ -316,5 +324,38 @@ spec:
     await until("", "the relabelled app left");
     await k(["label", "mendixapp", "crm", "-n", ns, "team=blue", "--overwrite"]);
     await until("crm", "the app picked again");
+  });
+
+  it("ends an Alertmanager alert that recovers without a notification (sendResolved: false)", async () => {
+    await k(["patch", "mxalert", "crm", "-n", ns, "--type=merge", "-p", '{"spec":{"sendResolved":false}}']);
+    const since = Date.now();
+    type Posted = { labels: Record<string, string>; endsAt?: string };
+    const cpuPosts = () =>
+      alertmanager.received
+        .filter((r) => r.at >= since)
+        .flatMap((r) => JSON.parse(r.body) as Posted[])
+        .filter((a) => a.labels.rule === "cpu" && a.labels.policy === "crm");
+    await k(["apply", "-f", "-"], podMetrics(ns, "950m"));
+    const fired = await eventually(
+      async () =>
+        cpuPosts().find((a) => a.labels.severity === "critical" && Date.parse(a.endsAt ?? "") > Date.now()),
+      { what: "the critical alert in Alertmanager", timeoutMs: 30_000 },
+    );
+    // Firing alerts carry an endsAt a few minutes ahead (re-sent before it passes).
+    expect(Date.parse(fired.endsAt ?? "") - Date.now()).toBeGreaterThan(60_000);
+    const mailsBefore = cpuMails("alice@example.com").length;
+    await k(["apply", "-f", "-"], podMetrics(ns, "100m"));
+    const ended = await eventually(
+      async () =>
+        cpuPosts().find((a) => a.labels.severity === "critical" && Date.parse(a.endsAt ?? "") <= Date.now()),
+      { what: "the alert ended in Alertmanager", timeoutMs: 30_000 },
+    );
+    expect(ended.labels).toMatchObject({ alertname: "MendixCPU", namespace: ns, app: "crm" });
+    // No Recovery mail (sendResolved: false), only the Critical one.
+    expect(
+      cpuMails("alice@example.com")
+        .slice(mailsBefore)
+        .map((m) => m.headers.subject),
+    ).toEqual(["[Critical] CPU usage of crm is critical (95%)"]);
   });
 });

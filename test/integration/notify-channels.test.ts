@@ -293,13 +293,18 @@ describe("Alertmanager", () => {
       expect.objectContaining({ labels: expect.objectContaining({ severity: "warning", app: "crm" }) }),
     ]);
     const escalation = posts[1]?.alerts ?? [];
-    expect(escalation.map((a) => [a.labels.severity, a.endsAt])).toEqual([
-      ["warning", "2026-11-27T10:00:00Z"],
-      ["critical", undefined],
-    ]);
+    // The firing one carries an endsAt four re-send intervals (4 x 300 ms) ahead: Alertmanager resolves it by
+    // itself if nobody re-sends it.
+    const [ended, firing] = escalation;
+    expect([ended?.labels.severity, ended?.endsAt]).toEqual(["warning", "2026-11-27T10:00:00Z"]);
+    expect(firing?.labels.severity).toBe("critical");
+    const ahead = Date.parse(firing?.endsAt ?? "") - (am.received[1]?.at ?? 0);
+    expect(ahead).toBeGreaterThan(1000);
+    expect(ahead).toBeLessThanOrEqual(1200);
     const resends = posts.slice(2, -1);
     expect(resends.length).toBeGreaterThanOrEqual(1);
     expect(resends[0]?.alerts.map((a) => a.labels.severity)).toEqual(["critical"]);
+    expect(Date.parse(resends[0]?.alerts[0]?.endsAt ?? "")).toBeGreaterThan(Date.parse(firing?.endsAt ?? ""));
     const resolve = posts.at(-1)?.alerts ?? [];
     expect(resolve).toEqual([
       expect.objectContaining({
@@ -307,6 +312,64 @@ describe("Alertmanager", () => {
         labels: expect.objectContaining({ severity: "critical" }),
       }),
     ]);
+    expect(channel.activeCount()).toBe(0);
+  });
+
+  it("keeps exactly the alerts a policy evaluation says fire: ends the others, posts missing ones, leaves muted apps", async () => {
+    const am = await startHttpReceiver();
+    cleanups.push(() => am.close());
+    const channel = new AlertmanagerChannel({ url: am.url, resendIntervalMs: 0 });
+    cleanups.push(() => channel.close());
+    const labels = (app: string, rule = "cpu") => ({
+      alertname: "MendixCPU",
+      namespace: "apps",
+      app,
+      rule,
+      policy: "team",
+    });
+    const alertOf = (app: string, severity: "warning" | "critical") => ({
+      labels: labels(app),
+      severity,
+      startsAt: "2026-11-27T10:00:00Z",
+      summary: `${app}: cpu`,
+    });
+    const posted = () =>
+      am.received.map((p) =>
+        (JSON.parse(p.body) as { labels: Record<string, string>; endsAt?: string }[]).map(
+          (a) =>
+            `${a.labels.app}/${a.labels.severity}${a.endsAt?.startsWith("2026-11-27T11") ? " ended" : ""}`,
+        ),
+      );
+    const at = new Date("2026-11-27T11:00:00Z");
+    // After a restart: what fires is posted again.
+    await channel.setFiring(
+      "apps",
+      "team",
+      [alertOf("crm", "warning"), alertOf("hr", "critical")],
+      new Set(),
+      at,
+    );
+    // Nothing changed: nothing posted.
+    await channel.setFiring(
+      "apps",
+      "team",
+      [alertOf("crm", "warning"), alertOf("hr", "critical")],
+      new Set(),
+      at,
+    );
+    // crm escalated without a notification of its own yet, hr recovered silently (sendResolved false),
+    // billing is muted (its alert, if any, stays as it is).
+    await channel.setFiring("apps", "team", [alertOf("crm", "critical")], new Set(["billing"]), at);
+    // Another policy's evaluation does not touch this one's alerts.
+    await channel.setFiring("apps", "other", [], new Set(), at);
+    expect(posted()).toEqual([
+      ["crm/warning", "hr/critical"],
+      ["crm/warning ended", "hr/critical ended", "crm/critical"],
+    ]);
+    expect(channel.activeCount()).toBe(1);
+    // The policy deleted: its alerts end.
+    await channel.setFiring("apps", "team", [], new Set(), at);
+    expect(posted().at(-1)).toEqual(["crm/critical ended"]);
     expect(channel.activeCount()).toBe(0);
   });
 
