@@ -335,6 +335,7 @@ export function registerMendixAppController(
         primaryContact: primary,
         remindersSent: remindersSentFor(raw.status?.license, spec.license?.expiresAt),
         nowMs: now,
+        alreadyActive: !!workload && !!secretName && licenseInjected(workload, secretName),
       });
 
       // A failing workload or RBAC write must not hold up the rest: the grants (an old contact losing the role's
@@ -457,7 +458,7 @@ export function registerMendixAppController(
         });
       }
       const existing = referenced.filter((n) => found(n));
-      const changes = contactChanges(raw.status?.contacts?.notified, existing);
+      const changes = contactChanges(raw.status?.contacts?.notified, existing, referenced);
       for (const c of changes.added) {
         notifications.push({
           id: `contact-added/${uid}/${c}/${generation ?? 0}`,
@@ -609,7 +610,7 @@ export function registerMendixAppController(
             missing: contactsResolved.missing.length ? contactsResolved.missing : undefined,
             withoutMxid: contactsResolved.withoutMxid.length ? contactsResolved.withoutMxid : undefined,
             notified: notifications.some((n) => !forDefaultContact(n))
-              ? existing
+              ? changes.announced
               : current?.contacts?.notified,
             noneSince: noContact.noneSince,
             defaultContactNotified: noContact.defaultContactNotified,
@@ -652,7 +653,13 @@ export function registerMendixAppController(
           written.written ? (written.object as unknown as OwnerObject) : undefined,
         );
       }
-      if (decision.warning && decision.state !== previousLicenseState)
+      // Told when the app enters a state to warn about, and when a kept license's contact loses its MxID.
+      const previousLicensed = raw.status?.conditions?.find((c) => c.type === "Licensed")?.message ?? "";
+      if (
+        decision.warning &&
+        (decision.state !== previousLicenseState ||
+          (decision.warning === "LicensePendingMxID" && !previousLicensed.includes("has no MxID")))
+      )
         manager.events.event(raw, "Warning", decision.warning, "CheckLicense", decision.message);
       if (contactsResolved.missing.length) {
         manager.events.event(

@@ -43,10 +43,18 @@ export function resolveContacts(
 export function contactChanges(
   announced: string[] | undefined,
   current: string[],
-): { added: string[]; removed: string[] } {
+  referenced: string[] = current,
+): { added: string[]; removed: string[]; announced: string[] } {
   const before = new Set(announced ?? []);
   const after = new Set(current);
-  return { added: current.filter((c) => !before.has(c)), removed: [...before].filter((c) => !after.has(c)) };
+  const named = new Set(referenced);
+  return {
+    added: current.filter((c) => !before.has(c)),
+    // Removed from the app, not missing for a moment (deleted and created again, kubectl replace --force): a
+    // contact the app still names keeps its place and is not told twice.
+    removed: [...before].filter((c) => !named.has(c)),
+    announced: referenced.filter((c) => before.has(c) || after.has(c)),
+  };
 }
 
 /** How long an app may have no existing contact before the default contact is told (GitOps applies in any order); the default of --default-contact-after. */

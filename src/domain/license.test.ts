@@ -73,6 +73,24 @@ describe("license lifecycle", () => {
     expect(decideLicense({ ...base, primaryContact: undefined }).state).toBe("PendingMxID");
   });
 
+  it("keeps a license activated before when the primary contact loses its MxID or is missing for a while", () => {
+    const kept = decideLicense({ ...base, primaryContact: { name: "bob" }, alreadyActive: true });
+    expect(kept).toMatchObject({ state: "Active", activate: true, warning: "LicensePendingMxID" });
+    expect(kept.notLicensed).toBeUndefined();
+    expect(kept.message).toMatch(
+      /^TechnicalContact "bob" has no MxID \(or does not exist\): the license activated before stays/,
+    );
+    expect(decideLicense({ ...base, primaryContact: undefined, alreadyActive: true }).activate).toBe(true);
+    // A bad Secret is not kept for that reason: it is what the license is.
+    const broken = decideLicense({
+      ...base,
+      primaryContact: { name: "bob" },
+      alreadyActive: true,
+      secret: { ok: false, reason: "LicenseSecretNotFound", message: "Secret l not found" },
+    });
+    expect(broken.activate).toBe(false);
+  });
+
   it("is Unlicensed without a license or with a bad Secret, naming the problem and trial mode", () => {
     expect(decideLicense({ ...base, license: undefined })).toMatchObject({
       state: "Unlicensed",
@@ -160,10 +178,25 @@ describe("contacts", () => {
     expect(resolveContacts(["alice"], (n) => known[n]).condition.status).toBe("True");
   });
   it("announces additions and removals", () => {
-    expect(contactChanges(undefined, ["alice"])).toEqual({ added: ["alice"], removed: [] });
+    expect(contactChanges(undefined, ["alice"])).toEqual({
+      added: ["alice"],
+      removed: [],
+      announced: ["alice"],
+    });
     expect(contactChanges(["alice", "bob"], ["bob", "carol"])).toEqual({
       added: ["carol"],
       removed: ["alice"],
+      announced: ["bob", "carol"],
+    });
+  });
+  it("does not take a contact that is missing for a moment (deleted and created again) for a removed one", () => {
+    // alice is still named but does not exist right now: not removed, kept as announced, not told again.
+    const gone = contactChanges(["alice", "bob"], ["bob"], ["alice", "bob"]);
+    expect(gone).toEqual({ added: [], removed: [], announced: ["alice", "bob"] });
+    expect(contactChanges(gone.announced, ["alice", "bob"], ["alice", "bob"])).toEqual({
+      added: [],
+      removed: [],
+      announced: ["alice", "bob"],
     });
   });
 });

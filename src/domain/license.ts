@@ -80,6 +80,8 @@ export interface LicenseInput {
   primaryContact?: { name: string; mxid?: string };
   remindersSent: number[];
   nowMs: number;
+  /** This Secret's license is already injected into the workload (activated before). */
+  alreadyActive?: boolean;
 }
 
 export interface LicenseDecision {
@@ -137,8 +139,19 @@ export function decideLicense(input: LicenseInput): LicenseDecision {
     };
   }
   const primary = input.primaryContact;
+  const who = primary ? `TechnicalContact "${primary.name}"` : "the primary technical contact";
+  if (!primary?.mxid && input.alreadyActive) {
+    // Activated before, with a contact that had an MxID: a handover to a contact without one, or the contact
+    // deleted and created again, must not take the license out of a running app (its pods would restart into
+    // trial mode). It stays, and the status says what to fix.
+    const kept = decideLicense({ ...input, primaryContact: { name: primary?.name ?? "", mxid: "(kept)" } });
+    return {
+      ...kept,
+      warning: kept.warning ?? "LicensePendingMxID",
+      message: `${who} has no MxID (or does not exist): the license activated before stays, but set spec.mxid on the contact. ${kept.message}`,
+    };
+  }
   if (!primary?.mxid) {
-    const who = primary ? `TechnicalContact "${primary.name}"` : "the primary technical contact";
     return {
       ...base,
       state: "PendingMxID",

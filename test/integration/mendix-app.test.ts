@@ -568,6 +568,46 @@ describe("MendixApp rules end to end", () => {
     });
   });
 
+  it("keeps the license and says nothing new when its contact is replaced (deleted and created again), and keeps it on a handover to a contact without MxID", async () => {
+    const n = ns.change ?? "";
+    const generation = async () =>
+      (
+        JSON.parse(await k(["get", "deployment", "crm", "-n", n, "-o", "json"])) as {
+          metadata: { generation: number };
+        }
+      ).metadata.generation;
+    const before = await generation();
+    const bobMails = () =>
+      smtp.mails.filter((m) => m.to.includes("bob@example.com") && m.decoded.includes(n)).length;
+    const mailsBefore = bobMails();
+    // kubectl replace --force: bob is deleted and created again (Argo CD Replace=true, Flux force).
+    await k(["replace", "--force", "-f", "-"], contact(n, "bob", "bob@example.com"));
+    await new Promise((r) => setTimeout(r, 3000)); // reconciles of the missing and the returned contact
+    expect(await generation()).toBe(before); // the license env was never taken out (no rollout)
+    expect(bobMails()).toBe(mailsBefore); // neither "no longer" nor "now" again
+    // Handed over to carol, who has no MxID yet: the running app keeps its license, and the status says so.
+    await applyAll(contact(n, "carol"));
+    await k([
+      "patch",
+      "mxapp",
+      "crm",
+      "-n",
+      n,
+      "--type=merge",
+      "-p",
+      '{"spec":{"technicalContacts":[{"name":"carol"}]}}',
+    ]);
+    const licensed = await until("the kept license's warning", async () => {
+      const c = condition(await appStatus(n), "Licensed");
+      return c?.message?.includes('TechnicalContact "carol" has no MxID') ? c : undefined;
+    });
+    expect(licensed.status).toBe("True");
+    expect(await generation()).toBe(before);
+    await until("a LicensePendingMxID event", async () =>
+      (await eventReasons(n)).includes("LicensePendingMxID"),
+    );
+  });
+
   it("with its workload's updates refused by a policy, still hands the contact role over and says why it is not Ready", async () => {
     const n = ns.locked ?? "";
     const person = (name: string) => `
