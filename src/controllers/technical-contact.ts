@@ -62,7 +62,10 @@ export function recipientOf(contact: TechnicalContact, alertmanager: boolean): R
   return recipient;
 }
 
-/** The recipient to send to: recipientOf with the webhook's signing secret, read now (at send time). */
+/**
+ * The recipient to send to: recipientOf with the webhook's signing secret, read at each webhook attempt (a
+ * failed read is that target's retryable failure, not the whole delivery's).
+ */
 export async function contactRecipient(
   manager: Manager,
   contact: TechnicalContact,
@@ -71,7 +74,7 @@ export async function contactRecipient(
   const recipient = recipientOf(contact, alertmanager);
   const secretName = contact.spec.channels?.webhook?.secretRef?.name;
   if (recipient.webhook && secretName)
-    recipient.webhook.secret =
+    recipient.webhook.readSecret = async () =>
       (await secretValue(manager.client, contact.metadata.namespace ?? "", secretName, "secret")) ?? "";
   return recipient;
 }

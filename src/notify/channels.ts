@@ -178,7 +178,19 @@ export class WebhookChannel implements Channel {
 
   async send(n: Notification, r: Recipient, deliveryId: string): Promise<void> {
     if (!r.webhook) throw new DeliveryError("recipient has no webhook", false);
-    if (!r.webhook.secret) {
+    let secret = r.webhook.secret;
+    if (r.webhook.readSecret) {
+      try {
+        secret = await r.webhook.readSecret();
+      } catch (err) {
+        // A 429 or a timeout reading the Secret: this attempt fails and is retried; email is not held up.
+        throw new DeliveryError(
+          `reading the webhook's signing Secret failed: ${(err as Error).message}`,
+          true,
+        );
+      }
+    }
+    if (!secret) {
       throw new DeliveryError(
         "webhook has no signing key: set channels.webhook.secretRef to a Secret with key 'secret'",
         false,
@@ -192,7 +204,7 @@ export class WebhookChannel implements Channel {
       {
         "webhook-id": deliveryId,
         "webhook-timestamp": String(timestamp),
-        "webhook-signature": signWebhook(r.webhook.secret, deliveryId, timestamp, payload),
+        "webhook-signature": signWebhook(secret, deliveryId, timestamp, payload),
       },
       this.timeoutMs,
       `webhook ${new URL(r.webhook.url).host}`,

@@ -44,7 +44,11 @@ export interface Recipient {
   key: string;
   displayName: string;
   email?: string;
-  webhook?: { url: string; secret: string };
+  /**
+   * `readSecret`, when set, reads the signing key at each attempt (a failed read fails that attempt, to be
+   * retried, not the whole delivery); else `secret` is the key.
+   */
+  webhook?: { url: string; secret: string; readSecret?: () => Promise<string> };
   alertmanager?: boolean;
 }
 

@@ -98,6 +98,17 @@ describe("the outbox", () => {
     });
   });
 
+  it("does not close as Sent when there was nobody left to send it to", () => {
+    const records = recordIntents(undefined, [n("a")], now);
+    expect(complete(records, "a", [], now)[0]).toMatchObject({
+      state: "Failed",
+      message: expect.stringMatching(/^nobody to send it to when it was sent/),
+    });
+    // Resumed after its last target was delivered (and recorded) by an earlier run: Sent.
+    const done = markDelivered(records, "a", "a/email/contact:alice");
+    expect(complete(done, "a", [], now)[0]).toMatchObject({ state: "Sent" });
+  });
+
   it("keeps a record with held targets Pending until a digest releases the last of them", () => {
     let records = recordIntents(undefined, [n("a")], now);
     records = complete(
@@ -142,8 +153,8 @@ describe("the outbox", () => {
       completedAt: "2026-11-27T10:00:00Z",
       delivered: ["a/email/contact:alice"],
     });
-    // Nothing to deliver to (no channel): no empty list either.
-    expect(b?.state).toBe("Sent");
+    // Nothing to deliver to (no channel): Failed, saying so, and no empty list either.
+    expect(b?.state).toBe("Failed");
     expect(b && "delivered" in b).toBe(false);
     // A record still pending keeps everything its delivery needs.
     expect(pendingRecords(complete(pending, "a", [], now))[0]?.body).toBe(n("b").body);

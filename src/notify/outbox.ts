@@ -82,6 +82,15 @@ export function complete(
     }
     // Each run decides anew for every target not yet delivered, so its held list replaces the old one.
     if (held.length) return { ...next, held };
+    // Nothing to send to any more (the contact or app went away between recording and sending, or its channels
+    // were turned off): not Sent, which would claim someone was told.
+    if (!outcomes.length && !delivered.length)
+      return settle({
+        ...next,
+        state: "Failed",
+        message: "nobody to send it to when it was sent: its recipients were removed or none of their channels is on",
+        completedAt: iso(now),
+      });
     return settle({ ...next, state: failed.length ? "Failed" : "Sent", completedAt: iso(now) });
   });
 }

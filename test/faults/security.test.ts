@@ -89,7 +89,11 @@ function rbacProblems(where: string, docs: Doc[]): string[] {
     for (const v of ["escalate", "bind", "impersonate"])
       if (r.verbs.includes(v)) problems.push(`${what}: ${v}`);
     if (r.resources?.some((x) => x === "secrets" || x.startsWith("secrets/"))) {
-      const allowed = kind === "Role" ? "create" : "get";
+      // A Role may create Secrets (the shared webhook certificate's, in the operator's namespace) and update that
+      // one by name (its renewal); the ClusterRole only gets them.
+      const byName =
+        kind === "Role" && r.resourceNames?.length === 1 && /webhook-tls$/.test(r.resourceNames[0] ?? "");
+      const allowed = kind === "Role" ? (byName ? "update" : "create") : "get";
       const beyond = r.verbs.filter((v) => v !== allowed);
       if (beyond.length)
         problems.push(`${what}: a ${kind} may only ${allowed} Secrets, not ${beyond.join(", ")}`);

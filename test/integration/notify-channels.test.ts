@@ -263,6 +263,38 @@ describe("signed webhooks", () => {
     expect(bad.received).toHaveLength(fast.maxAttempts);
     expect(recorded).toEqual(["policy-uid/crm/cpu/3/webhook/contact:carol"]);
   });
+
+  it("reads the signing Secret at each attempt: a failed read is retried, and other targets do not wait", async () => {
+    const receiver = await startHttpReceiver();
+    cleanups.push(() => receiver.close());
+    const { d } = deliverer([new WebhookChannel()]);
+    let reads = 0;
+    const flaky: Recipient = {
+      ...hook(receiver.url),
+      webhook: {
+        url: receiver.url,
+        secret: "",
+        readSecret: async () => {
+          if (++reads < 3) throw new Error("GET secrets/carol-hook: 429 Too Many Requests");
+          return "whsec_c2VjcmV0";
+        },
+      },
+    };
+    const outcomes = await d.deliver(
+      alert,
+      [flaky, { ...hook(receiver.url), key: "contact:erin" }],
+      new Set(),
+      async () => {},
+    );
+    expect(outcomes.map((o) => [o.recipient, o.ok, o.attempts])).toEqual([
+      ["contact:carol", true, 3],
+      ["contact:erin", true, 1],
+    ]);
+    expect(receiver.received).toHaveLength(2);
+    expect(receiver.received.every((r) => String(r.headers["webhook-signature"]).startsWith("v1,"))).toBe(
+      true,
+    );
+  });
 });
 
 describe("Alertmanager", () => {
