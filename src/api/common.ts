@@ -148,6 +148,12 @@ export const ObjectMeta = z
   })
   .loose();
 
+/**
+ * The most targets one notification can have: 16 contacts on 3 channels and 64 ReceiveAlerts members by email
+ * (an app's limits), with room. A target is "<id (253)>/<channel>/<recipient key (user: + 253)>".
+ */
+const MAX_TARGETS = 128;
+
 /** A notification the operator recorded before sending it (the outbox), so a restart neither loses nor repeats it. */
 export const NotificationRecord = z
   .object({
@@ -191,18 +197,18 @@ export const NotificationRecord = z
     createdAt: z.iso.datetime().describe("When the intent to send was recorded."),
     completedAt: z.iso.datetime().optional().describe("When delivery finished."),
     delivered: z
-      .array(z.string().max(512))
-      .max(64)
+      .array(z.string().max(640))
+      .max(MAX_TARGETS)
       .optional()
       .describe("Targets (notification/channel/recipient) already delivered: never sent again."),
     failed: z
-      .array(z.string().max(512))
-      .max(64)
+      .array(z.string().max(640))
+      .max(MAX_TARGETS)
       .optional()
       .describe("Targets that failed past the retry budget."),
     held: z
-      .array(z.string().max(512))
-      .max(64)
+      .array(z.string().max(640))
+      .max(MAX_TARGETS)
       .optional()
       .describe(
         "Targets held back by the per-recipient hourly cap: they go out in the recipient's next digest.",

@@ -19,7 +19,7 @@ import { parseQuantity } from "../metrics/quantity.ts";
 import type { UsageSource } from "../metrics/sources.ts";
 import { type AppUsage, aggregateUsage, type NamespaceUsage, type WorkloadShape } from "../metrics/usage.ts";
 import type { FiringAlert } from "../notify/channels.ts";
-import type { Notification, Recipient } from "../notify/message.ts";
+import { boundedId, type Notification, type Recipient } from "../notify/message.ts";
 import type { NotificationSender, Owner, OwnerObject } from "../notify/sender.ts";
 import type { KubeObject } from "../runtime/client.ts";
 import type { Clock } from "../runtime/clock.ts";
@@ -340,7 +340,11 @@ export function registerAlertPolicyController(
             if (RANK[sev] > RANK[worst]) worst = sev;
             if (result.notify) {
               const text = alertMessage(appName, rule, sample.volume, result.notify);
-              const thread = `alert/${raw.metadata.uid ?? name}/${appName}/${rule.name}${sample.volume ? `/${sample.volume}` : ""}/${result.status.firingSince ?? prev?.firingSince ?? iso(now)}`;
+              // At most 240 characters, so that "/<sequence>" keeps the id within a status' 253.
+              const thread = boundedId(
+                `alert/${raw.metadata.uid ?? name}/${appName}/${rule.name}${sample.volume ? `/${sample.volume}` : ""}/${result.status.firingSince ?? prev?.firingSince ?? iso(now)}`,
+                240,
+              );
               const id = `${thread}/${result.status.sequence ?? 0}`;
               transitions.set(id, { index: rules.length - 1, previous: prev });
               notifications.push({

@@ -14,7 +14,7 @@ import {
 } from "../domain/license.ts";
 import { decideMaintenance, maintenanceText } from "../domain/maintenance.ts";
 import { desiredGrants } from "../domain/permissions.ts";
-import type { Notification, Recipient } from "../notify/message.ts";
+import { boundedId, type Notification, type Recipient } from "../notify/message.ts";
 import { recordIntents } from "../notify/outbox.ts";
 import type { NotificationSender, Owner, OwnerObject } from "../notify/sender.ts";
 import { isNotFound, type KubeObject } from "../runtime/client.ts";
@@ -461,7 +461,7 @@ export function registerMendixAppController(
       const changes = contactChanges(raw.status?.contacts?.notified, existing, referenced);
       for (const c of changes.added) {
         notifications.push({
-          id: `contact-added/${uid}/${c}/${generation ?? 0}`,
+          id: boundedId(`contact-added/${uid}/${c}/${generation ?? 0}`),
           kind: "ContactAssigned",
           severity: "Ok",
           app: appRef,
@@ -473,7 +473,7 @@ export function registerMendixAppController(
       }
       for (const c of changes.removed) {
         notifications.push({
-          id: `contact-removed/${uid}/${c}/${generation ?? 0}`,
+          id: boundedId(`contact-removed/${uid}/${c}/${generation ?? 0}`),
           kind: "ContactRemoved",
           severity: "Ok",
           app: appRef,

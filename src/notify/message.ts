@@ -54,6 +54,15 @@ export interface Recipient {
 
 export type ChannelName = "email" | "webhook" | "alertmanager";
 
+/**
+ * An id of at most `max` characters (a status keeps 253): a longer one (long app, volume or contact names) keeps
+ * its first part and a hash of the whole, so it stays stable and distinct.
+ */
+export function boundedId(id: string, max = 253): string {
+  if (id.length <= max) return id;
+  return `${id.slice(0, max - 41)}~${createHash("sha256").update(id).digest("hex").slice(0, 40)}`;
+}
+
 /** Per recipient and channel: the unit that is delivered, retried and marked done on its own. */
 export function targetKey(notificationId: string, channel: ChannelName, recipientKey: string): string {
   return `${notificationId}/${channel}/${recipientKey}`;

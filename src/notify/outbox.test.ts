@@ -1,6 +1,6 @@
 import { describe, expect, it } from "vitest";
 import type { TargetOutcome } from "./deliver.ts";
-import { fingerprint, type Notification, renderMail, webhookPayload } from "./message.ts";
+import { boundedId, fingerprint, type Notification, renderMail, webhookPayload } from "./message.ts";
 import { complete, markDelivered, outboxRoom, pendingRecords, recordIntents, releaseHeld } from "./outbox.ts";
 
 const now = new Date("2026-11-27T10:00:00.500Z");
@@ -186,6 +186,16 @@ describe("rendering", () => {
     const later = renderMail({ ...n("alert-2"), threadId: "alert-1" }, alice);
     expect(first.inReplyTo).toBeUndefined();
     expect(later.inReplyTo).toBe(first.messageId);
+  });
+
+  it("keeps ids within a status' 253 characters, stable and distinct, however long the names in them", () => {
+    const short = "contact-added/uid/alice/1";
+    expect(boundedId(short)).toBe(short);
+    const long = (c: string) => `contact-added/0f8d6c2e-uid/${c.repeat(250)}/1`;
+    expect(boundedId(long("a"))).toHaveLength(253);
+    expect(boundedId(long("a"))).toBe(boundedId(long("a")));
+    expect(boundedId(long("a"))).not.toBe(boundedId(long("b")));
+    expect(boundedId(`alert/${"x".repeat(300)}`, 240)).toHaveLength(240);
   });
 
   it("fingerprints labels independently of their order", () => {

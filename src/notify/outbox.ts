@@ -88,7 +88,8 @@ export function complete(
       return settle({
         ...next,
         state: "Failed",
-        message: "nobody to send it to when it was sent: its recipients were removed or none of their channels is on",
+        message:
+          "nobody to send it to when it was sent: its recipients were removed or none of their channels is on",
         completedAt: iso(now),
       });
     return settle({ ...next, state: failed.length ? "Failed" : "Sent", completedAt: iso(now) });
