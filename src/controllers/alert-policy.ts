@@ -27,7 +27,7 @@ import { isoSeconds as iso } from "../runtime/clock.ts";
 import { specOrLabelsChanged } from "../runtime/controller.ts";
 import { type Informer, objectKey } from "../runtime/informer.ts";
 import type { Manager } from "../runtime/manager.ts";
-import { patchStatusIfChanged, setCondition } from "../runtime/status.ts";
+import { deepEqual, patchStatusIfChanged, setCondition } from "../runtime/status.ts";
 import { reportInvalidSpec } from "./invalid-spec.ts";
 import { ALERT_POLICIES, MENDIX_APPS, TECHNICAL_CONTACTS } from "./resources.ts";
 import { cachedContacts, contactRecipient, recipientOf } from "./technical-contact.ts";
@@ -404,7 +404,13 @@ export function registerAlertPolicyController(
             )
             .filter(remembered);
           status.rules = kept;
-        });
+        }, (status) => deepEqual(status.rules ?? [], previous));
+        if (recorded.stale) {
+          // Decided from a cached status older than the stored one (our last write's watch event is on the
+          // way): evaluated again shortly from the stored state, or a state change would be notified twice.
+          log.debug("the policy's stored status is newer than the cached one; evaluating again");
+          return { requeueAfterMs: 200 };
+        }
         deferred = recorded.deferred;
         const written = recorded.object;
         if (written) base = written as unknown as PolicyObject;

@@ -121,9 +121,18 @@ export class NotificationSender {
     owner: Owner,
     notifications: Notification[],
     also: (status: OwnerStatus, recorded: ReadonlySet<string>) => void,
-  ): Promise<{ object: OwnerObject | undefined; deferred: number }> {
+    /**
+     * Whether the stored status is still the one the notifications were decided from; if not (a write of ours
+     * whose watch event the cache has not seen yet), nothing is written and `stale` says so, so the caller
+     * decides again from the stored state rather than notify a change twice under another id.
+     */
+    decidedFrom?: (status: OwnerStatus) => boolean,
+  ): Promise<{ object: OwnerObject | undefined; deferred: number; stale: boolean }> {
     let deferred = 0;
+    let stale = false;
     const object = await this.update(owner, (status) => {
+      stale = decidedFrom ? !decidedFrom(status) : false;
+      if (stale) return;
       const known = new Set((status.notifications ?? []).map((r) => r.id));
       let room = outboxRoom(status.notifications);
       const fitting: Notification[] = [];
@@ -138,7 +147,7 @@ export class NotificationSender {
       status.notifications = recordIntents(status.notifications, fitting, new Date(this.clock.now()));
       also(status, new Set(fitting.map((n) => n.id)));
     });
-    return { object, deferred };
+    return { object, deferred, stale };
   }
 
   /** The configured channels that reach `recipient`. */

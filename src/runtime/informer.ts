@@ -325,7 +325,13 @@ export class Informer<T extends KubeObject> {
       this.store.delete(key);
       this.membership++;
       this.unindex(key, old);
-      for (const h of this.handlers) h.onDelete?.(obj);
+      for (const h of this.handlers) {
+        try {
+          h.onDelete?.(obj);
+        } catch (err) {
+          this.handlerFailed(err);
+        }
+      }
       return;
     }
     if (old && old.metadata.resourceVersion === obj.metadata.resourceVersion) return;
@@ -334,9 +340,21 @@ export class Informer<T extends KubeObject> {
     if (old) this.unindex(key, old);
     this.index(key, obj);
     for (const h of this.handlers) {
-      if (old) h.onUpdate?.(old, obj);
-      else h.onAdd?.(obj);
+      try {
+        if (old) h.onUpdate?.(old, obj);
+        else h.onAdd?.(obj);
+      } catch (err) {
+        this.handlerFailed(err);
+      }
     }
+  }
+
+  /**
+   * A handler that throws is logged and the others still hear of the event: thrown out of the watch loop, it
+   * would end the watch, and the event replayed after it would be skipped as already seen.
+   */
+  private handlerFailed(err: unknown): void {
+    this.opts.log.error({ resource: this.name, err: (err as Error).message }, "an event handler failed");
   }
 
   private index(key: string, obj: T): void {

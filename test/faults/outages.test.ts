@@ -269,7 +269,9 @@ spec:
           replicas === 0 &&
           get("base-2") === undefined &&
           // Handed to bob, who has no MxID: its license, activated before, stays, and the status says so.
-          (condition(get("api-after-1"), "Licensed")?.message ?? "").includes('TechnicalContact "bob" has no MxID');
+          (condition(get("api-after-1"), "Licensed")?.message ?? "").includes(
+            'TechnicalContact "bob" has no MxID',
+          );
         return ok ? true : undefined;
       },
       { what: `every change made while compacted (revision ${compactedAt}) reconciled`, timeoutMs: 120_000 },

@@ -155,6 +155,42 @@ describe("controller runtime on a real API server", () => {
     }
   });
 
+  it("keeps its watch and tells the other handlers when one handler throws", async () => {
+    const n = await newNamespace("throwing");
+    const informer = new Informer<ConfigMap>(new KubeClient(kc()), CONFIGMAPS, {
+      namespaces: [n],
+      log: testLog,
+    });
+    const heard: string[] = [];
+    informer.addHandler({
+      onAdd: (o) => {
+        if (o.metadata.name === "bad") throw new Error("a handler bug");
+      },
+      onUpdate: () => {
+        throw new Error("another handler bug");
+      },
+    });
+    informer.addHandler({
+      onAdd: (o) => heard.push(`add ${o.metadata.name}`),
+      onUpdate: (_o, o) => heard.push(`update ${o.metadata.name} ${o.data?.v}`),
+    });
+    informer.start();
+    try {
+      await informer.waitForSync();
+      const watches = informer.stats.watches;
+      await kubectl(adminKubeconfig(), ["create", "configmap", "bad", "-n", n, "--from-literal=v=1"]);
+      await kubectl(adminKubeconfig(), ["patch", "configmap", "bad", "-n", n, "-p", '{"data":{"v":"2"}}']);
+      await kubectl(adminKubeconfig(), ["create", "configmap", "good", "-n", n, "--from-literal=v=1"]);
+      await eventually(async () => (heard.includes("add good") ? true : undefined), {
+        what: "the later event",
+      });
+      expect(heard).toEqual(["add bad", "update bad 2", "add good"]);
+      expect(informer.stats.watches).toBe(watches); // the same watch all along
+    } finally {
+      await informer.stop();
+    }
+  });
+
   it("reads objects, lists, write answers and watch events without their managedFields", async () => {
     const mfNs = await newNamespace("lean");
     try {
