@@ -392,19 +392,24 @@ export function registerAlertPolicyController(
         const wanted = new Set(toRecord.map((n) => n.id));
         // An alert storm can bring more state changes than the outbox holds: those apps keep their previous
         // state (no `for` timer reset) and are notified from a later evaluation, once deliveries made room.
-        const recorded = await sender.recordFitting(owner, toRecord, (status, ids) => {
-          const keepPrevious = new Map(
-            [...transitions]
-              .filter(([id]) => wanted.has(id) && !ids.has(id))
-              .map(([, t]) => [t.index, t.previous]),
-          );
-          kept = rules
-            .flatMap((r, i) =>
-              keepPrevious.has(i) ? [keepPrevious.get(i)].filter((p): p is RuleStatus => !!p) : [r],
-            )
-            .filter(remembered);
-          status.rules = kept;
-        }, (status) => deepEqual(status.rules ?? [], previous));
+        const recorded = await sender.recordFitting(
+          owner,
+          toRecord,
+          (status, ids) => {
+            const keepPrevious = new Map(
+              [...transitions]
+                .filter(([id]) => wanted.has(id) && !ids.has(id))
+                .map(([, t]) => [t.index, t.previous]),
+            );
+            kept = rules
+              .flatMap((r, i) =>
+                keepPrevious.has(i) ? [keepPrevious.get(i)].filter((p): p is RuleStatus => !!p) : [r],
+              )
+              .filter(remembered);
+            status.rules = kept;
+          },
+          (status) => deepEqual(status.rules ?? [], previous),
+        );
         if (recorded.stale) {
           // Decided from a cached status older than the stored one (our last write's watch event is on the
           // way): evaluated again shortly from the stored state, or a state change would be notified twice.

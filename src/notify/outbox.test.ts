@@ -1,7 +1,16 @@
 import { describe, expect, it } from "vitest";
 import type { TargetOutcome } from "./deliver.ts";
 import { boundedId, fingerprint, type Notification, renderMail, webhookPayload } from "./message.ts";
-import { complete, markDelivered, outboxRoom, pendingRecords, recordIntents, releaseHeld } from "./outbox.ts";
+import {
+  complete,
+  isUrgent,
+  markDelivered,
+  outboxRoom,
+  pendingRecords,
+  recordIntents,
+  releaseHeld,
+  urgentRoom,
+} from "./outbox.ts";
 
 const now = new Date("2026-11-27T10:00:00.500Z");
 const n = (id: string): Notification => ({
@@ -59,6 +68,34 @@ describe("the outbox", () => {
         now,
       ),
     ).toHaveLength(64);
+  });
+
+  it("makes room for urgent records (Critical, recoveries) from the completed ones the others must leave", () => {
+    // 44 held Warnings pending and 16 completed: 4 left for anything, 20 for urgent ones.
+    let records = recordIntents(
+      undefined,
+      Array.from({ length: 16 }, (_, i) => n(`d-${i}`)),
+      now,
+    );
+    for (let i = 0; i < 16; i++)
+      records = complete(records, `d-${i}`, [outcome(`d-${i}/email/x`, true)], now);
+    records = recordIntents(
+      records,
+      Array.from({ length: 44 }, (_, i) => n(`held-${i}`)),
+      now,
+    );
+    expect(outboxRoom(records)).toBe(4);
+    expect(urgentRoom(records)).toBe(20);
+    expect(isUrgent({ severity: "Critical" })).toBe(true);
+    expect(isUrgent({ severity: "Warning" })).toBe(false);
+    // Recorded: the oldest completed records make way, the total stays within the API server's limit.
+    const more = recordIntents(
+      records,
+      Array.from({ length: 20 }, (_, i) => ({ ...n(`critical-${i}`), severity: "Critical" as const })),
+      now,
+    );
+    expect(more).toHaveLength(64);
+    expect(more.filter((r) => r.state === "Pending")).toHaveLength(64);
   });
 
   it("keeps every pending record but only the 16 most recent completed ones", () => {

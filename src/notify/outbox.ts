@@ -35,15 +35,32 @@ export function recordIntents(
 
 function prune(list: NotificationRecord[]): NotificationRecord[] {
   const completed = list.filter((r) => r.state !== "Pending");
-  if (completed.length <= KEEP_COMPLETED) return list;
+  // Completed records make room for pending ones beyond KEEP_COMPLETED (urgent ones, see urgentRoom).
+  const keep = Math.max(
+    0,
+    Math.min(KEEP_COMPLETED, MAX_NOTIFICATION_RECORDS - (list.length - completed.length)),
+  );
+  if (completed.length <= keep) return list;
   const drop = new Set(
     completed
       .sort((a, b) => (a.completedAt ?? a.createdAt).localeCompare(b.completedAt ?? b.createdAt))
-      .slice(0, completed.length - KEEP_COMPLETED)
+      .slice(0, completed.length - keep)
       .map((r) => r.id),
   );
   return list.filter((r) => !drop.has(r.id));
 }
+
+/**
+ * Room for urgent records (a Critical alert, a recovery): every completed record may go for them, so a storm's
+ * pending and held Warnings delay them only once the outbox is all pending.
+ */
+export function urgentRoom(records: NotificationRecord[] | undefined): number {
+  return Math.max(0, MAX_NOTIFICATION_RECORDS - (records ?? []).filter((r) => r.state === "Pending").length);
+}
+
+/** Critical alerts and recoveries go first when the outbox is short of room. */
+export const isUrgent = (n: Pick<Notification, "severity">) =>
+  n.severity === "Critical" || n.severity === "Recovery";
 
 export function markDelivered(
   records: NotificationRecord[],

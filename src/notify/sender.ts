@@ -14,12 +14,14 @@ import { type Deliverer, notifyMetrics, type TargetOutcome } from "./deliver.ts"
 import type { ChannelName, Notification, Recipient } from "./message.ts";
 import {
   complete,
+  isUrgent,
   markDelivered,
   outboxRoom,
   pendingRecords,
   recordIntents,
   releaseHeld,
   toNotification,
+  urgentRoom,
 } from "./outbox.ts";
 
 interface HeldItem {
@@ -135,12 +137,15 @@ export class NotificationSender {
       if (stale) return;
       const known = new Set((status.notifications ?? []).map((r) => r.id));
       let room = outboxRoom(status.notifications);
+      let urgent = urgentRoom(status.notifications);
       const fitting: Notification[] = [];
-      for (const n of notifications) {
+      // Critical alerts and recoveries first: room a storm's Warnings would take is theirs before it is.
+      for (const n of [...notifications.filter(isUrgent), ...notifications.filter((x) => !isUrgent(x))]) {
         if (known.has(n.id)) fitting.push(n);
-        else if (room > 0) {
+        else if (isUrgent(n) ? urgent > 0 : room > 0) {
           fitting.push(n);
           room--;
+          urgent--;
         }
       }
       deferred = notifications.length - fitting.length;
