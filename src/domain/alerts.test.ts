@@ -327,6 +327,27 @@ describe("the alert state machine", () => {
       sequence: 2,
     });
   });
+
+  it("numbers each alert's notifications from 1, so the next alert's first is its thread's '/1' too", () => {
+    // First alert: Firing (1), Critical (2), Recovery (3); the next alert starts again at 1.
+    const first = run([
+      [0, 80],
+      [2, 83],
+      [3, 91],
+      [10, 10],
+    ]);
+    expect(first.status).toMatchObject({ state: "Inactive", sequence: 3 });
+    const next = run(
+      [
+        [20, 80],
+        [22, 83],
+      ],
+      {},
+      first.status,
+    );
+    expect(next.events).toEqual([[22, "Firing", "Warning"]]);
+    expect(next.status).toMatchObject({ state: "Firing", sequence: 1, firingSince: "2026-11-27T10:22:00Z" });
+  });
 });
 
 describe("an Inactive rule's status", () => {

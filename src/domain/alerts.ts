@@ -110,7 +110,7 @@ export function step(input: StepInput): AlertStep {
   ): AlertStep => {
     if (input.muted) return { status };
     return {
-      status: { ...status, lastNotifiedAt: iso(nowMs), sequence: seq + 1 },
+      status: { ...status, lastNotifiedAt: iso(nowMs), sequence: (status.sequence ?? seq) + 1 },
       notify: { event, severity, value: status.value, peak: status.peak, ...extra },
     };
   };
@@ -218,6 +218,8 @@ export function step(input: StepInput): AlertStep {
       },
     };
   }
+  // A new alert numbers its notifications from 1 (its ids are told apart by firingSince), so that its first is
+  // "<thread>/1", which mail threads refer to.
   const firing: RuleStatus = {
     ...base,
     state: "Firing",
@@ -226,7 +228,7 @@ export function step(input: StepInput): AlertStep {
     firingSince: iso(nowMs),
     value: rounded,
     peak,
-    sequence: seq,
+    sequence: 0,
   };
   if (input.muted) return { status: firing };
   return emit("Firing", level, firing, measured === "Ok" ? { predicted: true } : {});
