@@ -138,7 +138,7 @@ async function main(): Promise<number> {
     intervalMs: config.evaluationInterval,
     alertmanager: !!config.alertmanagerUrl,
     firing: alertmanager
-      ? (ns, policy, alerts, untouched) => alertmanager.setFiring(ns, policy, alerts, untouched)
+      ? (ns, policy, alerts, held) => alertmanager.setFiring(ns, policy, alerts, held)
       : undefined,
   });
   registerMendixAppController(manager, {

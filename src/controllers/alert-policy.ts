@@ -85,14 +85,9 @@ export function registerAlertPolicyController(
     alertmanager: boolean;
     /**
      * Told after each evaluation which of the policy's alerts fire (Alertmanager keeps exactly those, whether
-     * or not a notification said so); `untouched`: muted apps, whose alerts are left as they are.
+     * or not a notification said so); `held`: muted apps' firing alerts, kept as they are but not announced.
      */
-    firing?: (
-      namespace: string,
-      policy: string,
-      alerts: FiringAlert[],
-      untouched: ReadonlySet<string>,
-    ) => Promise<void>;
+    firing?: (namespace: string, policy: string, alerts: FiringAlert[], held: FiringAlert[]) => Promise<void>;
   },
 ) {
   const policies = manager.informers.informerFor<PolicyObject>(ALERT_POLICIES);
@@ -136,11 +131,11 @@ export function registerAlertPolicyController(
     namespace: string,
     policy: string,
     alerts: FiringAlert[],
-    untouched: ReadonlySet<string>,
+    held: FiringAlert[],
     log: { warn(o: object, msg: string): void },
   ) => {
     // Alertmanager down: its copies lapse at their endsAt, and the next evaluation tells it again.
-    await deps.firing?.(namespace, policy, alerts, untouched).catch((err: unknown) => {
+    await deps.firing?.(namespace, policy, alerts, held).catch((err: unknown) => {
       log.warn({ err: (err as Error).message }, "could not update Alertmanager's firing alerts");
     });
   };
@@ -204,7 +199,7 @@ export function registerAlertPolicyController(
       if (!raw) {
         exporter.removePolicy(namespace, name);
         selections.delete(`${namespace}/${name}`);
-        await tellFiring(namespace, name, [], new Set(), log);
+        await tellFiring(namespace, name, [], [], log);
         return;
       }
       const now = clock.now();
@@ -439,7 +434,6 @@ export function registerAlertPolicyController(
           },
           "alert notifications",
         );
-      const firing = kept.filter((r) => r.state === "Firing");
       if (deps.firing) {
         const byName = new Map(targets.map((a) => [a.metadata.name, a]));
         const reaches = new Map<string, boolean>();
@@ -451,13 +445,20 @@ export function registerAlertPolicyController(
           }
           return r;
         };
+        // Firing, or firing before a gap in the data (Unknown with firingSince): the same alert, which a gap
+        // must not end and start again in Alertmanager.
+        const stillFiring = kept.filter(
+          (r) =>
+            (r.state === "Firing" || (r.state === "Unknown" && r.firingSince)) &&
+            (r.severity === "Warning" || r.severity === "Critical"),
+        );
         const alerts: FiringAlert[] = [];
-        for (const r of firing) {
+        const held: FiringAlert[] = [];
+        for (const r of stillFiring) {
           const app = byName.get(r.app);
           const metric = spec.rules.find((x) => x.name === r.rule)?.metric;
-          if (!app || !metric || (r.severity !== "Warning" && r.severity !== "Critical")) continue;
-          if (mutedApps.has(r.app) || !reachesAlertmanager(r.app)) continue;
-          alerts.push({
+          if (!app || !metric || !reachesAlertmanager(r.app)) continue;
+          const alert: FiringAlert = {
             labels: {
               alertname: `Mendix${metric}`,
               namespace,
@@ -470,10 +471,13 @@ export function registerAlertPolicyController(
             severity: r.severity === "Critical" ? "critical" : "warning",
             startsAt: r.firingSince ?? iso(now),
             summary: `${r.app}: ${r.rule} ${r.severity}${r.volume ? ` (${r.volume})` : ""}`,
-          });
+          };
+          // A muted app's firing alert is neither announced nor changed, but kept if Alertmanager has it.
+          (mutedApps.has(r.app) ? held : alerts).push(alert);
         }
-        await tellFiring(namespace, name, alerts, mutedApps, log);
+        await tellFiring(namespace, name, alerts, held, log);
       }
+      const firing = kept.filter((r) => r.state === "Firing");
       const summary = firing.length
         ? `Firing: ${["Critical", "Warning"].map((s) => `${firing.filter((r) => r.severity === s).length} ${s}`).join(", ")}`
         : kept.some((r) => r.state === "Unknown")

@@ -336,23 +336,24 @@ export class AlertmanagerChannel implements Channel {
 
   /**
    * The alerts of policy `namespace/policy` that fire now: those Alertmanager lacks (or has at another severity)
-   * are posted, those no longer firing are ended. Alerts of the apps in `untouched` (muted: silenced, stopped,
-   * in maintenance) are left as they are, neither announced nor ended.
+   * are posted, those no longer firing are ended. `held` ones (a muted app's firing alerts) are kept as they are
+   * if Alertmanager has them, and neither announced nor changed.
    */
   async setFiring(
     namespace: string,
     policy: string,
     firing: FiringAlert[],
-    untouched: ReadonlySet<string>,
+    held: FiringAlert[] = [],
     now = new Date(),
   ): Promise<void> {
     const keyOf = (labels: Record<string, string>) => JSON.stringify(Object.entries(labels).sort());
     const wanted = new Map(firing.map((f) => [keyOf(f.labels), f]));
+    const keep = new Set(held.map((f) => keyOf(f.labels)));
     const endsAt = now.toISOString();
     const batch: AmAlert[] = [];
     for (const [key, alert] of this.active) {
       const l = alert.labels;
-      if (l.namespace !== namespace || l.policy !== policy || untouched.has(l.app ?? "")) continue;
+      if (l.namespace !== namespace || l.policy !== policy || keep.has(key)) continue;
       const f = wanted.get(key);
       if (f && f.severity === l.severity) continue;
       this.active.delete(key);

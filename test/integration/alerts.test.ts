@@ -275,6 +275,12 @@ ${podMetrics(ns, "100m")}`,
     });
     await new Promise((r) => setTimeout(r, 2000)); // two more evaluations
     expect(diskMails()).toHaveLength(1);
+    // Nor did Alertmanager see it end and start again: the disk alert was posted, re-sent, never ended.
+    const diskPosts = alertmanager.received
+      .flatMap((r) => JSON.parse(r.body) as { labels: Record<string, string>; endsAt?: string }[])
+      .filter((a) => a.labels.rule === "disk" && a.labels.alertname === "MendixDisk");
+    expect(diskPosts.length).toBeGreaterThan(0);
+    expect(diskPosts.filter((a) => Date.parse(a.endsAt ?? "") <= Date.now())).toEqual([]);
     // Back under the threshold: one Recovery.
     diskUsed = 50 * 2 ** 30;
     await eventually(async () => (diskMails().length === 2 ? true : undefined), {
