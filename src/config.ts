@@ -298,7 +298,7 @@ export const SETTINGS = {
     env: "MXOPS_NOTIFY_MAX_ATTEMPTS",
     default: "13",
     description:
-      "Delivery attempts per recipient and channel before a notification counts as failed; with the default backoff 13 retry for 6-11 minutes (past SMTP greylisting).",
+      "Delivery attempts per recipient and channel before a notification counts as failed; with the default backoff 13 retry for 6-12 minutes (past SMTP greylisting).",
     parse: z.coerce.number().int().min(1).max(100),
   },
   notifyInitialBackoff: {

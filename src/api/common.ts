@@ -75,14 +75,17 @@ export function objectName(description: string) {
  * stored was one the operator could not read.
  */
 export function emailAddress(description: string) {
-  return z
-    .string()
-    .max(254)
-    .regex(
-      /^[^\s@<>()[\],;:"]+@[^\s@<>()[\],;:".]+(\.[^\s@<>()[\],;:".]+)*$/,
-      "must be an email address such as alice@example.com",
-    )
-    .describe(description);
+  return (
+    z
+      .string()
+      .max(254)
+      // Not \s: RE2's is [\t\n\f\r ] where JavaScript's also takes Unicode spaces; the characters are spelled out.
+      .regex(
+        /^[^\t\n\f\r @<>()[\],;:"]+@[^\t\n\f\r @<>()[\],;:".]+(\.[^\t\n\f\r @<>()[\],;:".]+)*$/,
+        "must be an email address such as alice@example.com",
+      )
+      .describe(description)
+  );
 }
 
 export function localObjectReference(description: string, nameDescription: string) {

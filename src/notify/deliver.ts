@@ -14,7 +14,7 @@ export interface RetryPolicy {
   maxBackoffMs: number;
 }
 
-/** 13 attempts: waits of 1, 2, 4 ... 64 s, then 2 min x5 (each 50-100% by jitter): 6-11 minutes in all, past
+/** 13 attempts: waits of 1, 2, 4 ... 64 s, then 2 min x5 (each 50-100% by jitter): 6-12 minutes in all, past
  * the 5 minutes SMTP greylisting and an Alertmanager or receiver restart usually take. */
 export const DEFAULT_RETRY_POLICY: RetryPolicy = {
   maxAttempts: 13,

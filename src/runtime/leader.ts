@@ -131,7 +131,8 @@ export class LeaderElector {
     const now = clock.now();
     const ours: LeaseSpec = {
       holderIdentity: identity,
-      leaseDurationSeconds: Math.round(leaseDurationMs / 1000),
+      // Up, never down: followers must not take over before this replica's renew deadline has passed.
+      leaseDurationSeconds: Math.ceil(leaseDurationMs / 1000),
       acquireTime: microTime(now),
       renewTime: microTime(now),
       leaseTransitions: 0,

@@ -270,6 +270,8 @@ const valid: [string, Obj][] = [
     "contact on an internal mail domain",
     contact({ email: "ops@corp", mxid: "ops@corp.example" }, "internal"),
   ],
+  // Whatever the two engines make of a Unicode space, they make the same (JavaScript's \s would refuse it).
+  ["contact email with a no-break space", contact({ email: "ops\u00a0team@example.com" }, "nbsp")],
   [
     "OnPremises app with 16 contacts",
     app({ technicalContacts: Array.from({ length: 16 }, (_, i) => ({ name: `c${i}` })) }, "many"),

@@ -124,7 +124,7 @@ describe("charts/mxops", () => {
     }
   });
 
-  it("takes an SMTP CA from a Secret, more settings as env, and one Lease per release", async () => {
+  it("takes an SMTP CA from a Secret, more settings as env, and a Lease name of its own for a second release", async () => {
     const r = await template(
       "--set",
       "smtp.caSecret=corp-ca",
@@ -161,8 +161,12 @@ describe("charts/mxops", () => {
       "mxops-chart",
       "--kube-version",
       "1.34.4",
+      "--set",
+      "leaderElection.id=team-b-operator",
     ]);
-    expect(other.out).toContain('{name: MXOPS_LEADER_ELECTION_ID, value: "team-b-mxops-operator"}');
+    expect(other.out).toContain('{name: MXOPS_LEADER_ELECTION_ID, value: "team-b-operator"}');
+    // By default the Lease keeps the name every release had so far: an upgrade must not rename it.
+    expect(r.out).toContain('{name: MXOPS_LEADER_ELECTION_ID, value: "mxops-operator"}');
     await kubectl(adminKubeconfig(), ["apply", "--dry-run=server", "-n", "mxops-chart", "-f", "-"], r.out);
   });
 
