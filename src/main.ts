@@ -165,9 +165,11 @@ async function main(): Promise<number> {
     // Deliveries stop before the Lease is released (the next leader must not resume a record this one is still
     // retrying); those still retrying stay Pending in status, and the next leader resumes them with the same keys.
     stopping = manager
-      .stop(() => {
+      .stop(async () => {
         sender.stop();
-        deliverer.stop();
+        await deliverer.stop();
+        // The runs that were sending record what they delivered before the Lease is released (bounded).
+        await Promise.race([sender.idle(), new Promise((r) => setTimeout(r, 5000).unref())]);
       })
       .then(async () => {
         await webhook?.close();

@@ -127,6 +127,8 @@ export function registerAlertPolicyController(
     );
     return { people, members: alertTeamMembers(app?.spec.permissions) };
   };
+  /** Evaluations in a row that found the cached status behind the stored one, by policy. */
+  const staleTries = new Map<string, number>();
   const tellFiring = async (
     namespace: string,
     policy: string,
@@ -199,6 +201,7 @@ export function registerAlertPolicyController(
       if (!raw) {
         exporter.removePolicy(namespace, name);
         selections.delete(`${namespace}/${name}`);
+        staleTries.delete(`${namespace}/${name}`);
         await tellFiring(namespace, name, [], [], log);
         return;
       }
@@ -407,10 +410,14 @@ export function registerAlertPolicyController(
         );
         if (recorded.stale) {
           // Decided from a cached status older than the stored one (our last write's watch event is on the
-          // way): evaluated again shortly from the stored state, or a state change would be notified twice.
-          log.debug("the policy's stored status is newer than the cached one; evaluating again");
-          return { requeueAfterMs: 200 };
+          // way): evaluated again from the stored state, or a state change would be notified twice. Backing
+          // off (0.2 s doubling to 5 s) while the cache lags, e.g. behind a stalled watch.
+          const tries = (staleTries.get(`${namespace}/${name}`) ?? 0) + 1;
+          staleTries.set(`${namespace}/${name}`, tries);
+          log.debug({ tries }, "the policy's stored status is newer than the cached one; evaluating again");
+          return { requeueAfterMs: Math.min(5000, 200 * 2 ** (tries - 1)) };
         }
+        staleTries.delete(`${namespace}/${name}`);
         deferred = recorded.deferred;
         const written = recorded.object;
         if (written) base = written as unknown as PolicyObject;

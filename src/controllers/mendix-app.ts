@@ -32,6 +32,8 @@ import {
   APPS_BY_CONTACT,
   APPS_BY_WORKLOAD,
   appsByContact,
+  appsOnWorkload,
+  indexAppsByWorkload,
   MENDIX_APPS,
   TECHNICAL_CONTACTS,
 } from "./resources.ts";
@@ -84,11 +86,7 @@ export function registerMendixAppController(
   const apps = manager.informers.informerFor<AppObject>(MENDIX_APPS);
   const contacts = manager.informers.informerFor<ContactObject>(TECHNICAL_CONTACTS);
   apps.addIndex(APPS_BY_CONTACT, appsByContact);
-  apps.addIndex(APPS_BY_WORKLOAD, (a) =>
-    a.spec?.workloadRef
-      ? [`${a.metadata.namespace}/${a.spec.workloadRef.kind}/${a.spec.workloadRef.name}`]
-      : [],
-  );
+  indexAppsByWorkload(apps);
   const workloads = {
     Deployment: manager.informers.informerFor<Workload>(DEPLOYMENTS, { transform: workloadForCache }),
     StatefulSet: manager.informers.informerFor<Workload>(STATEFULSETS, { transform: workloadForCache }),
@@ -335,7 +333,12 @@ export function registerMendixAppController(
         primaryContact: primary,
         remindersSent: remindersSentFor(raw.status?.license, spec.license?.expiresAt),
         nowMs: now,
-        alreadyActive: !!workload && !!secretName && licenseInjected(workload, secretName),
+        // Activated by this operator (its status says so), not merely set in a manifest it was handed.
+        alreadyActive:
+          raw.status?.workload?.licenseInjected === true &&
+          !!workload &&
+          !!secretName &&
+          licenseInjected(workload, secretName),
       });
 
       // A failing workload or RBAC write must not hold up the rest: the grants (an old contact losing the role's
@@ -354,14 +357,9 @@ export function registerMendixAppController(
           before?.kind &&
           before.name &&
           (before.kind !== spec.workloadRef?.kind || before.name !== spec.workloadRef.name) &&
-          !apps
-            .list(namespace)
-            .some(
-              (a) =>
-                a.metadata.name !== name &&
-                AppWorkload.safeParse(a.spec).data?.workloadRef?.kind === before.kind &&
-                AppWorkload.safeParse(a.spec).data?.workloadRef?.name === before.name,
-            )
+          !appsOnWorkload(apps, namespace, { kind: before.kind, name: before.name }).some(
+            (a) => a.metadata.name !== name,
+          )
         ) {
           handedBack = false;
           await releaseWorkload(namespace, { kind: before.kind, name: before.name });

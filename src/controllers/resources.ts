@@ -1,6 +1,7 @@
 // The resource types the controllers read and write, and the cache indexes they share.
 import { GROUP, VERSION } from "../api/common.ts";
 import type { KubeObject, ResourceType } from "../runtime/client.ts";
+import type { Informer } from "../runtime/informer.ts";
 
 export const MENDIX_APPS: ResourceType = {
   group: GROUP,
@@ -36,3 +37,26 @@ export function appsByContact(
 
 /** MendixApps indexed by "namespace/Kind/name" of the workload they run on. */
 export const APPS_BY_WORKLOAD = "workload";
+
+type WorkloadNaming = KubeObject & { spec?: unknown };
+
+/** Indexes apps by their workload (once per informer; the app controller and the webhook share one). */
+export function indexAppsByWorkload<T extends WorkloadNaming>(apps: Informer<T>): void {
+  if (apps.hasIndex(APPS_BY_WORKLOAD)) return;
+  apps.addIndex(APPS_BY_WORKLOAD, (a) => {
+    const ref = (a.spec as { workloadRef?: { kind?: unknown; name?: unknown } } | undefined)?.workloadRef;
+    return typeof ref?.kind === "string" && typeof ref.name === "string"
+      ? [`${a.metadata.namespace}/${ref.kind}/${ref.name}`]
+      : [];
+  });
+}
+
+/** The apps that name workload `kind/name` in `namespace`, from the index (no scan of the namespace). */
+export function appsOnWorkload<T extends WorkloadNaming>(
+  apps: Informer<T>,
+  namespace: string,
+  ref: { kind: string; name: string },
+): T[] {
+  indexAppsByWorkload(apps);
+  return apps.byIndex(APPS_BY_WORKLOAD, `${namespace}/${ref.kind}/${ref.name}`);
+}

@@ -81,6 +81,16 @@ describe("license lifecycle", () => {
       /^TechnicalContact "bob" has no MxID \(or does not exist\): the license activated before stays/,
     );
     expect(decideLicense({ ...base, primaryContact: undefined, alreadyActive: true }).activate).toBe(true);
+    // A reminder due while the contact is missing waits for it (it would reach nobody and count as sent).
+    const soon = {
+      ...base,
+      license: { secretRef: { name: "l" }, expiresAt: plusDays(20) },
+      alreadyActive: true,
+    };
+    expect(decideLicense({ ...soon, primaryContact: { name: "bob" } }).reminder).toBe(30);
+    const missing = decideLicense({ ...soon, primaryContact: undefined });
+    expect(missing.reminder).toBeUndefined();
+    expect(missing.remindersSent).toEqual([]);
     // A bad Secret is not kept for that reason: it is what the license is.
     const broken = decideLicense({
       ...base,

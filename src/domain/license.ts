@@ -145,8 +145,11 @@ export function decideLicense(input: LicenseInput): LicenseDecision {
     // deleted and created again, must not take the license out of a running app (its pods would restart into
     // trial mode). It stays, and the status says what to fix.
     const kept = decideLicense({ ...input, primaryContact: { name: primary?.name ?? "", mxid: "(kept)" } });
+    // With the contact missing, a reminder due now would reach nobody and still count as sent: it waits.
+    const reminders = primary ? {} : { reminder: undefined, remindersSent: input.remindersSent };
     return {
       ...kept,
+      ...reminders,
       warning: kept.warning ?? "LicensePendingMxID",
       message: `${who} has no MxID (or does not exist): the license activated before stays, but set spec.mxid on the contact. ${kept.message}`,
     };

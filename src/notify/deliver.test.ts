@@ -108,6 +108,43 @@ describe("Deliverer", () => {
     expect(sends).toBe(1);
   });
 
+  it("on stop() waits for a send in progress and records it, though the run ends without completing", async () => {
+    const email = gatedChannel("email");
+    let webhookSends = 0;
+    const failingHook: Channel = {
+      name: "webhook",
+      reaches: () => true,
+      send: async () => {
+        webhookSends++;
+        throw new Error("HTTP 503");
+      },
+    };
+    const d = new Deliverer({
+      channels: [email.channel, failingHook],
+      registry: new Registry(),
+      log: silentLogger(),
+      policy: { maxAttempts: 8, initialBackoffMs: 60_000, maxBackoffMs: 60_000 },
+    });
+    const marked: string[] = [];
+    const run = d.deliver(notification, [alice], new Set(), async (t) => {
+      marked.push(t);
+    });
+    run.catch(() => undefined);
+    await tick();
+    expect(email.gates.size).toBe(1); // the mail is with the server
+    let stopped = false;
+    const stopping = d.stop().then(() => {
+      stopped = true;
+    });
+    await tick();
+    expect(stopped).toBe(false); // waits for the mail in progress
+    [...email.gates.values()][0]?.();
+    await stopping;
+    await expect(run).rejects.toThrow(/stopping/);
+    expect(marked).toEqual([`${notification.id}/email/contact:alice`]);
+    expect(webhookSends).toBe(1);
+  });
+
   it("mails an address once, however many recipients share it", async () => {
     const to: string[] = [];
     const mail: Channel = {

@@ -156,8 +156,12 @@ export class Deliverer {
     // A delivered target is recorded at once while other targets are still in flight (a crash must not resend
     // it). The last one to finish needs no write of its own: the completion, written right after, records it.
     let running = 0;
+    const marked = new Set<string>();
     const mark = async (target: string) => {
-      if (running > 1) await onDelivered(target);
+      if (running > 1) {
+        await onDelivered(target);
+        marked.add(target);
+      }
     };
     // One mail per address: two contacts sharing a mailbox, or a member whose address differs from a
     // contact's only in case, get one copy (the first recipient's target stands for both).
@@ -199,7 +203,17 @@ export class Deliverer {
         );
       }
     }
-    return await Promise.all(jobs);
+    const settled = await Promise.allSettled(jobs);
+    const interrupted = settled.find((r): r is PromiseRejectedResult => r.status === "rejected");
+    if (interrupted) {
+      // Stopped mid-run: what was delivered is recorded all the same (the record stays Pending for the next
+      // leader, which must not send those targets again), then the run ends without completing the record.
+      for (const r of settled)
+        if (r.status === "fulfilled" && r.value.ok && !marked.has(r.value.target))
+          await onDelivered(r.value.target).catch(() => undefined);
+      throw interrupted.reason;
+    }
+    return settled.map((r) => (r as PromiseFulfilledResult<TargetOutcome>).value);
   }
 
   private async deliverOne(
@@ -224,7 +238,13 @@ export class Deliverer {
         throw new Error("the operator is stopping; the delivery resumes later");
       const started = performance.now();
       try {
-        await channel.send(n, recipient, target);
+        const sending = channel.send(n, recipient, target);
+        this.inflight.add(sending);
+        try {
+          await sending;
+        } finally {
+          this.inflight.delete(sending);
+        }
         this.metrics.duration.observe({ channel: channel.name }, (performance.now() - started) / 1000);
         this.metrics.attempts.inc({ channel: channel.name, result: "success" });
         this.metrics.notifications.inc({ channel: channel.name, kind: n.kind, result: "sent" });
@@ -274,13 +294,27 @@ export class Deliverer {
     }
   }
 
-  /** No new attempts from now on (retries waiting on a backoff end without sending). */
-  stop(): void {
+  /** Sends in progress (stop waits for them: a message handed to a server is recorded before the Lease goes). */
+  private readonly inflight = new Set<Promise<void>>();
+
+  /**
+   * No new attempts from now on (retries waiting on a backoff end without sending); resolves once the sends in
+   * progress have finished, or after `waitMs`.
+   */
+  async stop(waitMs = 15_000): Promise<void> {
     this.stopping.abort();
+    let timer: NodeJS.Timeout | undefined;
+    await Promise.race([
+      Promise.allSettled([...this.inflight]),
+      new Promise<void>((r) => {
+        timer = setTimeout(r, waitMs);
+      }),
+    ]);
+    clearTimeout(timer);
   }
 
   close(): void {
-    this.stop();
+    this.stopping.abort();
     for (const c of this.channels) c.close?.();
   }
 }

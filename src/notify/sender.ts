@@ -348,13 +348,16 @@ export class NotificationSender {
       this.held.set(bookKey, book);
     }
     const failed = outcomes.filter((o) => !o.ok && !o.held);
+    // Closed as Failed with no target failing: nobody was left to send it to.
+    let nobody = false;
     const now = new Date(this.clock.now());
     const obj = await this.update(
       owner,
       (status) => {
         status.notifications = complete(status.notifications ?? [], record.id, outcomes, now);
         const closed = status.notifications.find((r) => r.id === record.id);
-        if (failed.length) {
+        nobody = !failed.length && closed?.state === "Failed";
+        if (failed.length || nobody) {
           status.conditions = setCondition(
             status.conditions,
             {
@@ -391,13 +394,17 @@ export class NotificationSender {
         `${record.kind} delivered: ${delivered.map((o) => `${o.channel} to ${o.recipient}`).join(", ")}`,
       );
     }
-    if (obj && failed.length) {
+    if (obj && (failed.length || nobody)) {
       this.events.event(
         obj,
         "Warning",
         "NotificationFailed",
         "Notify",
-        `${record.kind} could not be delivered: ${failed.map((o) => `${o.channel} to ${o.recipient}: ${o.error}`).join("; ")}`,
+        `${record.kind} could not be delivered: ${
+          nobody
+            ? "nobody to send it to (its recipients were removed or none of their channels is on)"
+            : failed.map((o) => `${o.channel} to ${o.recipient}: ${o.error}`).join("; ")
+        }`,
       );
     }
     if (!recipients.length) this.log.warn({ notification: record.id }, "notification had no recipients");

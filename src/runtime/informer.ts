@@ -117,6 +117,10 @@ export class Informer<T extends KubeObject> {
     if (i >= 0) this.handlers.splice(i, 1);
   }
 
+  hasIndex(name: string): boolean {
+    return this.indexers.has(name);
+  }
+
   /** Adds an index, e.g. apps by contact name; `byIndex(name, value)` then answers from memory. */
   addIndex(name: string, fn: IndexFunc<T>): void {
     this.indexers.set(name, fn);

@@ -7,6 +7,7 @@ import type { ZodError } from "zod";
 import { AlertPolicy, AlertPolicySpec } from "../api/alert-policy.ts";
 import { MendixApp, MendixAppSpec } from "../api/mendix-app.ts";
 import { TechnicalContactSpec } from "../api/technical-contact.ts";
+import { appsOnWorkload } from "../controllers/resources.ts";
 import { SECRETS } from "../controllers/secrets.ts";
 import { selects } from "../domain/alerts.ts";
 import {
@@ -209,13 +210,7 @@ export function review(
     // One workload, one app: two apps naming it would fight over its license env and its replicas.
     const ref = newSpec?.data?.workloadRef;
     if (ref && !deepEqual(ref, oldSpec?.data?.workloadRef)) {
-      const other = opts.apps
-        .list(namespace)
-        .find(
-          (a) =>
-            a.metadata.name !== req.name &&
-            deepEqual(AppWorkloadRef.safeParse(a.spec).data?.workloadRef, ref),
-        );
+      const other = appsOnWorkload(opts.apps, namespace, ref).find((a) => a.metadata.name !== req.name);
       if (other)
         return {
           allowed: false,
@@ -246,8 +241,6 @@ function invalidSpec(kind: string, error: ZodError, at?: string): Verdict {
   return { allowed: false, message: `invalid ${kind} ${firstIssue(error, at)}`, warnings: [] };
 }
 
-/** An app's workload, read alone. */
-const AppWorkloadRef = MendixAppSpec.pick({ workloadRef: true }).loose();
 /** What a policy covers, read alone: a stored spec the operator cannot read otherwise still says it. */
 const PolicyTarget = AlertPolicySpec.pick({ appRef: true, appSelector: true }).loose();
 /** Who acts as a contact, read alone: the rest of its spec (an email, a channel) is not the webhook's business. */
