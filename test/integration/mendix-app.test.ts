@@ -9,6 +9,9 @@ import { installCrds, type OperatorProcess, startOperator } from "./operator.ts"
 const k = (args: string[], input?: string) => kubectl(adminKubeconfig(), args, input);
 /** kubectl apply of several manifests at once, as one stream. */
 const applyAll = (...manifests: string[]) => k(["apply", "-f", "-"], manifests.join("---"));
+/** A merge patch of app crm, as a user would make it. */
+const patchApp = (ns: string, json: string) =>
+  k(["patch", "mxapp", "crm", "-n", ns, "--type=merge", "-p", json]);
 const DAY = 86_400_000;
 const inDays = (d: number) => new Date(Date.now() + d * DAY).toISOString().slice(0, 10);
 
@@ -98,16 +101,7 @@ ${o.extra ?? ""}`;
 
 /** Sets crm's license expiry to `days` from today, as a user would (a merge patch). */
 const setExpiry = (ns: string, days: number) =>
-  k([
-    "patch",
-    "mxapp",
-    "crm",
-    "-n",
-    ns,
-    "--type=merge",
-    "-p",
-    JSON.stringify({ spec: { license: { expiresAt: inDays(days) } } }),
-  ]);
+  patchApp(ns, JSON.stringify({ spec: { license: { expiresAt: inDays(days) } } }));
 
 async function appStatus(ns: string, name = "crm"): Promise<AppStatus> {
   return (
@@ -490,28 +484,19 @@ describe("MendixApp rules end to end", () => {
       app(n, { contacts: ["alice"] }),
     );
     await until("activation", async () => (await appStatus(n)).license?.state === "Active");
-    await k(["patch", "mxapp", "crm", "-n", n, "--type=merge", "-p", '{"spec":{"state":"Stopped"}}']);
+    await patchApp(n, '{"spec":{"state":"Stopped"}}');
     await until("0 replicas", async () => (await deploymentJson(n)).spec.replicas === 0);
     await until("remembered replicas", async () => (await appStatus(n)).workload?.rememberedReplicas === 3);
-    await k(["patch", "mxapp", "crm", "-n", n, "--type=merge", "-p", '{"spec":{"state":"Running"}}']);
+    await patchApp(n, '{"spec":{"state":"Running"}}');
     await until("3 replicas again", async () => (await deploymentJson(n)).spec.replicas === 3);
   });
 
   it("hands its old workload back (license env removed, a stop undone) when the app is pointed at another", async () => {
     const n = ns.startstop ?? "";
-    await k(["patch", "mxapp", "crm", "-n", n, "--type=merge", "-p", '{"spec":{"state":"Stopped"}}']);
+    await patchApp(n, '{"spec":{"state":"Stopped"}}');
     await until("0 replicas", async () => (await deploymentJson(n)).spec.replicas === 0);
     await applyAll(deployment(n, "crm-v2", 1));
-    await k([
-      "patch",
-      "mxapp",
-      "crm",
-      "-n",
-      n,
-      "--type=merge",
-      "-p",
-      '{"spec":{"state":"Running","workloadRef":{"kind":"Deployment","name":"crm-v2"}}}',
-    ]);
+    await patchApp(n, '{"spec":{"state":"Running","workloadRef":{"kind":"Deployment","name":"crm-v2"}}}');
     const envOf = async (name: string) =>
       (await deploymentJson(n, name)).spec.template.spec.containers.flatMap((c) =>
         (c.env ?? []).map((e) => e.name),
@@ -538,16 +523,7 @@ describe("MendixApp rules end to end", () => {
     );
     // The first assignment comes with the app: its condition says so, no "changed" Event.
     expect(await eventReasons(n)).not.toContain("TechnicalContactChanged");
-    await k([
-      "patch",
-      "mxapp",
-      "crm",
-      "-n",
-      n,
-      "--type=merge",
-      "-p",
-      '{"spec":{"technicalContacts":[{"name":"bob"}]}}',
-    ]);
+    await patchApp(n, '{"spec":{"technicalContacts":[{"name":"bob"}]}}');
     await until(
       "bob's welcome and alice's farewell",
       async () =>
@@ -587,16 +563,7 @@ describe("MendixApp rules end to end", () => {
     expect(bobMails()).toBe(mailsBefore); // neither "no longer" nor "now" again
     // Handed over to carol, who has no MxID yet: the running app keeps its license, and the status says so.
     await applyAll(contact(n, "carol"));
-    await k([
-      "patch",
-      "mxapp",
-      "crm",
-      "-n",
-      n,
-      "--type=merge",
-      "-p",
-      '{"spec":{"technicalContacts":[{"name":"carol"}]}}',
-    ]);
+    await patchApp(n, '{"spec":{"technicalContacts":[{"name":"carol"}]}}');
     const licensed = await until("the kept license's warning", async () => {
       const c = condition(await appStatus(n), "Licensed");
       return c?.message?.includes('TechnicalContact "carol" has no MxID') ? c : undefined;
@@ -659,16 +626,7 @@ spec:
           (e: Error) => /frozen for the audit/.test(e.message),
         ),
       );
-      await k([
-        "patch",
-        "mxapp",
-        "crm",
-        "-n",
-        n,
-        "--type=merge",
-        "-p",
-        '{"spec":{"state":"Stopped","technicalContacts":[{"name":"carol"}]}}',
-      ]);
+      await patchApp(n, '{"spec":{"state":"Stopped","technicalContacts":[{"name":"carol"}]}}');
       // Stopping fails, the rest goes on: carol gets the role, alice loses it, and the status says why.
       await until("the role handed over", async () => (await bindingUsers())?.join() === "carol@example.com");
       const ready = await until("Ready=False", async () => {

@@ -16,7 +16,7 @@ import {
   loadCertificateAuthority,
   pemCertificates,
 } from "../../src/runtime/pki.ts";
-import { startWebhook, VALIDATING_WEBHOOKS } from "../../src/webhook/server.ts";
+import { startWebhook, VALIDATING_WEBHOOKS, type WebhookOptions } from "../../src/webhook/server.ts";
 import { adminKubeconfig, eventually } from "./helpers.ts";
 import { loadKubeConfig, testLog } from "./runtime-support.ts";
 
@@ -31,6 +31,19 @@ function peerSerial(port: number, ca: string): Promise<string> {
   });
 }
 
+/** The webhook on a free loopback port for localhost, its caches of this control plane (not started). */
+const webhookOn = (client: KubeClient): WebhookOptions => ({
+  port: 0,
+  host: "127.0.0.1",
+  hostNames: ["localhost"],
+  adminGroups: [],
+  apps: new Informer(client, MENDIX_APPS, { log: testLog }),
+  contacts: new Informer(client, TECHNICAL_CONTACTS, { log: testLog }),
+  policies: new Informer(client, ALERT_POLICIES, { log: testLog }),
+  client,
+  log: testLog,
+});
+
 describe("webhook TLS", () => {
   const dir = mkdtempSync(join(tmpdir(), "mxops-webhook-"));
   afterAll(() => rmSync(dir, { recursive: true, force: true }));
@@ -44,18 +57,7 @@ describe("webhook TLS", () => {
     };
     write();
     const client = new KubeClient(loadKubeConfig(adminKubeconfig()));
-    const webhook = await startWebhook({
-      port: 0,
-      host: "127.0.0.1",
-      certDir: dir,
-      hostNames: ["localhost"],
-      adminGroups: [],
-      apps: new Informer(client, MENDIX_APPS, { log: testLog }),
-      contacts: new Informer(client, TECHNICAL_CONTACTS, { log: testLog }),
-      policies: new Informer(client, ALERT_POLICIES, { log: testLog }),
-      client,
-      log: testLog,
-    });
+    const webhook = await startWebhook({ ...webhookOn(client), certDir: dir });
     try {
       const first = await peerSerial(webhook.port, ca.certPem);
       await expect(
@@ -131,17 +133,9 @@ describe("webhook TLS", () => {
         )?.webhooks[0]?.clientConfig.caBundle,
       );
     const webhook = await startWebhook({
-      port: 0,
-      host: "127.0.0.1",
+      ...webhookOn(client),
       certSecret: ref,
       configurationName: vwc,
-      hostNames: ["localhost"],
-      adminGroups: [],
-      apps: new Informer(client, MENDIX_APPS, { log: testLog }),
-      contacts: new Informer(client, TECHNICAL_CONTACTS, { log: testLog }),
-      policies: new Informer(client, ALERT_POLICIES, { log: testLog }),
-      client,
-      log: testLog,
       renewCheckMs: 200,
     });
     try {
