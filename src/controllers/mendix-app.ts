@@ -177,7 +177,6 @@ export function registerMendixAppController(
     return false;
   };
 
-  /** The app is being deleted: its license env is taken off the workload (left running), then the finalizer. */
   /** Takes back what the app added to a workload (the license env, a stop) and leaves it running. */
   const releaseWorkload = async (
     namespace: string,
@@ -193,6 +192,7 @@ export function registerMendixAppController(
     }
   };
 
+  /** The app is being deleted: its license env is taken off the workload (left running), then the finalizer. */
   const finishDeletion = async (
     raw: AppObject,
     workloadRef: { kind: "Deployment" | "StatefulSet"; name: string } | undefined,
