@@ -24,6 +24,14 @@ export const DEFAULT_RETRY_POLICY: RetryPolicy = {
 
 const MAX_RETRY_AFTER_MS = 300_000;
 
+/** A delivery run ended by stop() (shutdown): its record stays Pending for the next leader. Not a failure. */
+export class DeliveryStopped extends Error {
+  constructor() {
+    super("the operator is stopping; the delivery resumes later");
+    this.name = "DeliveryStopped";
+  }
+}
+
 export interface TargetOutcome {
   target: string;
   channel: ChannelName;
@@ -234,8 +242,7 @@ export class Deliverer {
     for (let attempt = 1; ; attempt++) {
       // Stopped (shutdown, before the Lease is released): the record stays Pending and the next leader
       // resumes it under the same keys, rather than both sending it.
-      if (this.stopping.signal.aborted)
-        throw new Error("the operator is stopping; the delivery resumes later");
+      if (this.stopping.signal.aborted) throw new DeliveryStopped();
       const started = performance.now();
       try {
         const sending = channel.send(n, recipient, target);

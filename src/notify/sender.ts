@@ -10,7 +10,7 @@ import { type Clock, isoSeconds, systemClock } from "../runtime/clock.ts";
 import type { EventRecorder } from "../runtime/events.ts";
 import type { Logger } from "../runtime/log.ts";
 import { type Condition, deepEqual, mergePatch, setCondition } from "../runtime/status.ts";
-import { type Deliverer, notifyMetrics, type TargetOutcome } from "./deliver.ts";
+import { type Deliverer, DeliveryStopped, notifyMetrics, type TargetOutcome } from "./deliver.ts";
 import type { ChannelName, Notification, Recipient } from "./message.ts";
 import {
   complete,
@@ -195,7 +195,13 @@ export class NotificationSender {
     const run = this.deliver(owner, record, opts, fresh)
       .catch((err: unknown) => {
         // The record stays Pending in status: the next reconcile (or the next leader) resumes it.
-        this.log.error({ err, notification: record.id }, "notification delivery interrupted; will resume");
+        if (err instanceof DeliveryStopped)
+          this.log.info(
+            { notification: record.id },
+            "delivery stopped for shutdown; the next leader resumes it",
+          );
+        else
+          this.log.error({ err, notification: record.id }, "notification delivery interrupted; will resume");
       })
       .finally(() => {
         this.inflight.delete(key);
