@@ -10,7 +10,7 @@ import {
 import { API_VERSION, type NotificationRecord, parseDuration } from "../api/common.ts";
 import { MendixApp } from "../api/mendix-app.ts";
 import type { TechnicalContact } from "../api/technical-contact.ts";
-import { alertMessage, effectiveRule, remembered, selects, step } from "../domain/alerts.ts";
+import { alertMessage, effectiveRule, firingOrGap, remembered, selects, step } from "../domain/alerts.ts";
 import { currentOrNextWindow } from "../domain/maintenance.ts";
 import { SampleHistory, timeUntilFull } from "../domain/prediction.ts";
 import { alertTeamMembers, mergeRecipients } from "../domain/recipients.ts";
@@ -19,7 +19,7 @@ import { parseQuantity } from "../metrics/quantity.ts";
 import type { UsageSource } from "../metrics/sources.ts";
 import { type AppUsage, aggregateUsage, type NamespaceUsage, type WorkloadShape } from "../metrics/usage.ts";
 import type { FiringAlert } from "../notify/channels.ts";
-import { boundedId, type Notification, type Recipient } from "../notify/message.ts";
+import { alertLabels, boundedId, type Notification, type Recipient } from "../notify/message.ts";
 import type { NotificationSender, Owner, OwnerObject } from "../notify/sender.ts";
 import type { KubeObject } from "../runtime/client.ts";
 import type { Clock } from "../runtime/clock.ts";
@@ -233,13 +233,19 @@ export function registerAlertPolicyController(
       // place, so that data coming back resolves or continues that alert. Others need no place of their own.
       const firingVolumes = new Map<string, string[]>();
       for (const r of previous) {
-        if (r.volume === undefined || !(r.state === "Firing" || (r.state === "Unknown" && r.firingSince)))
-          continue;
+        if (r.volume === undefined || !firingOrGap(r)) continue;
         const k = ruleKey(r.app, r.rule);
         const list = firingVolumes.get(k);
         if (list) list.push(r.volume);
         else firingVolumes.set(k, [r.volume]);
       }
+      /** A rule's own labels on its alerts (alertLabels adds the app's). */
+      const ruleLabels = (metric: string, rule: string, volume?: string) => ({
+        alertname: `Mendix${metric}`,
+        rule,
+        policy: name,
+        ...(volume ? { volume } : {}),
+      });
       const rules: RuleStatus[] = [];
       const notifications: Notification[] = [];
       /** For each notification: its rule's entry in `rules` and the state before, to keep if it is deferred. */
@@ -360,12 +366,7 @@ export function registerAlertPolicyController(
                 app: { namespace, name: appName, environment: app.spec.environment },
                 ...text,
                 occurredAt: iso(now),
-                labels: {
-                  alertname: `Mendix${rule.metric}`,
-                  rule: rule.name,
-                  policy: name,
-                  ...(sample.volume ? { volume: sample.volume } : {}),
-                },
+                labels: ruleLabels(rule.metric, rule.name, sample.volume),
               });
             }
           }
@@ -455,9 +456,7 @@ export function registerAlertPolicyController(
         // Firing, or firing before a gap in the data (Unknown with firingSince): the same alert, which a gap
         // must not end and start again in Alertmanager.
         const stillFiring = kept.filter(
-          (r) =>
-            (r.state === "Firing" || (r.state === "Unknown" && r.firingSince)) &&
-            (r.severity === "Warning" || r.severity === "Critical"),
+          (r) => firingOrGap(r) && (r.severity === "Warning" || r.severity === "Critical"),
         );
         const alerts: FiringAlert[] = [];
         const held: FiringAlert[] = [];
@@ -466,15 +465,12 @@ export function registerAlertPolicyController(
           const metric = spec.rules.find((x) => x.name === r.rule)?.metric;
           if (!app || !metric || !reachesAlertmanager(r.app)) continue;
           const alert: FiringAlert = {
-            labels: {
-              alertname: `Mendix${metric}`,
-              namespace,
-              app: r.app,
-              ...(app.spec.environment ? { environment: app.spec.environment } : {}),
-              rule: r.rule,
-              policy: name,
-              ...(r.volume ? { volume: r.volume } : {}),
-            },
+            // The labels its notifications carry: Alertmanager tells alerts apart by them.
+            labels: alertLabels({
+              kind: "AlertFiring",
+              app: { namespace, name: r.app, environment: app.spec.environment },
+              labels: ruleLabels(metric, r.rule, r.volume),
+            }),
             severity: r.severity === "Critical" ? "critical" : "warning",
             startsAt: r.firingSince ?? iso(now),
             summary: `${r.app}: ${r.rule} ${r.severity}${r.volume ? ` (${r.volume})` : ""}`,

@@ -30,7 +30,6 @@ import { reportInvalidSpec } from "./invalid-spec.ts";
 import { rbacInformers, syncGrants } from "./rbac.ts";
 import {
   APPS_BY_CONTACT,
-  APPS_BY_WORKLOAD,
   appsByContact,
   appsOnWorkload,
   indexAppsByWorkload,
@@ -154,10 +153,10 @@ export function registerMendixAppController(
       if (rv && !seen.includes(rv)) echoes.set(key, rv);
       // Anything else seen meanwhile was someone else's change (or our write failed): reconcile for it.
       if (seen.some((r) => r !== rv))
-        for (const a of apps.byIndex(
-          APPS_BY_WORKLOAD,
-          `${w.metadata.namespace}/${w.kind}/${w.metadata.name}`,
-        ))
+        for (const a of appsOnWorkload(apps, w.metadata.namespace ?? "", {
+          kind: w.kind ?? "",
+          name: w.metadata.name,
+        }))
           controller?.enqueue(`${a.metadata.namespace}/${a.metadata.name}`);
     }
   };
@@ -238,9 +237,9 @@ export function registerMendixAppController(
       ...(["Deployment", "StatefulSet"] as const).map((kind) => ({
         informer: workloads[kind] as unknown as Informer<KubeObject>,
         map: (w: KubeObject) =>
-          apps
-            .byIndex(APPS_BY_WORKLOAD, `${w.metadata.namespace}/${kind}/${w.metadata.name}`)
-            .map((a) => `${a.metadata.namespace}/${a.metadata.name}`),
+          appsOnWorkload(apps, w.metadata.namespace ?? "", { kind, name: w.metadata.name }).map(
+            (a) => `${a.metadata.namespace}/${a.metadata.name}`,
+          ),
         updateNeedsWork: (oldObj: KubeObject, newObj: KubeObject) =>
           !isEcho({ ...newObj, kind }) && specOrMetadataChanged(oldObj, newObj),
       })),

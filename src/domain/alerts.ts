@@ -90,9 +90,17 @@ export function remembered(r: RuleStatus): boolean {
   return r.state !== "Inactive" || (r.sequence ?? 0) > 0 || r.lastNotifiedAt !== undefined;
 }
 
+/**
+ * A rule whose alert is firing: Firing, or in a gap in its data since it was (Unknown with firingSince). A gap
+ * neither ends the alert nor starts a new one.
+ */
+export function firingOrGap(r: Pick<RuleStatus, "state" | "firingSince">): boolean {
+  return r.state === "Firing" || (r.state === "Unknown" && !!r.firingSince);
+}
+
 /** When the alert began firing, if `previous` is a firing alert's gap in the data (Unknown after Firing). */
 function firingBeforeNoData(previous: RuleStatus | undefined): string | undefined {
-  if (previous?.state !== "Unknown" || !previous.firingSince) return undefined;
+  if (previous?.state !== "Unknown" || !firingOrGap(previous)) return undefined;
   return previous.severity === "Warning" || previous.severity === "Critical"
     ? previous.firingSince
     : undefined;

@@ -136,7 +136,7 @@ export function fingerprint(labels: Record<string, string>): string {
   return createHash("sha256").update(sorted).digest("hex").slice(0, 16);
 }
 
-export function alertLabels(n: Notification): Record<string, string> {
+export function alertLabels(n: Pick<Notification, "kind" | "app" | "labels">): Record<string, string> {
   return {
     alertname: n.labels?.alertname ?? `Mendix${n.kind}`,
     ...(n.app ? { namespace: n.app.namespace, app: n.app.name } : {}),

@@ -298,13 +298,18 @@ describe("signed webhooks", () => {
 });
 
 describe("Alertmanager", () => {
-  it("posts to /api/v2/alerts, re-sends active alerts, resolves the old severity on escalation and sets endsAt on resolve", async () => {
+  const r: Recipient = { key: "contact:alice", displayName: "Alice", alertmanager: true };
+  /** An Alertmanager (an HTTP receiver), the channel posting to it (`url` maps its address), a deliverer on it. */
+  const alertmanagerOn = async (resendIntervalMs: number, url = (u: string) => u) => {
     const am = await startHttpReceiver();
     cleanups.push(() => am.close());
-    const channel = new AlertmanagerChannel({ url: am.url, resendIntervalMs: 300 });
+    const channel = new AlertmanagerChannel({ url: url(am.url), resendIntervalMs });
     cleanups.push(() => channel.close());
-    const { d } = deliverer([channel]);
-    const r: Recipient = { key: "contact:alice", displayName: "Alice", alertmanager: true };
+    return { am, channel, d: deliverer([channel]).d };
+  };
+
+  it("posts to /api/v2/alerts, re-sends active alerts, resolves the old severity on escalation and sets endsAt on resolve", async () => {
+    const { am, channel, d } = await alertmanagerOn(300);
     const warning: Notification = { ...alert, id: "w", kind: "AlertFiring", severity: "Warning" };
     await d.deliver(warning, [r], new Set(), async () => {});
     await d.deliver(alert, [r], new Set(), async () => {}); // escalates to Critical
@@ -348,10 +353,7 @@ describe("Alertmanager", () => {
   });
 
   it("keeps exactly the alerts a policy evaluation says fire: ends the others, posts missing ones, leaves muted apps", async () => {
-    const am = await startHttpReceiver();
-    cleanups.push(() => am.close());
-    const channel = new AlertmanagerChannel({ url: am.url, resendIntervalMs: 0 });
-    cleanups.push(() => channel.close());
+    const { am, channel } = await alertmanagerOn(0);
     const labels = (app: string, rule = "cpu") => ({
       alertname: "MendixCPU",
       namespace: "apps",
@@ -403,15 +405,7 @@ describe("Alertmanager", () => {
   });
 
   it("sends credentials in --alertmanager-url as basic auth, and no failure message repeats them", async () => {
-    const am = await startHttpReceiver();
-    cleanups.push(() => am.close());
-    const channel = new AlertmanagerChannel({
-      url: am.url.replace("http://", "http://ops:pa%3Ass@"),
-      resendIntervalMs: 0,
-    });
-    cleanups.push(() => channel.close());
-    const { d } = deliverer([channel]);
-    const r: Recipient = { key: "contact:alice", displayName: "Alice", alertmanager: true };
+    const { am, d } = await alertmanagerOn(0, (u) => u.replace("http://", "http://ops:pa%3Ass@"));
     const [sent] = await d.deliver({ ...alert, id: "auth" }, [r], new Set(), async () => {});
     expect(sent?.ok).toBe(true);
     expect(am.received[0]?.path).toBe("/api/v2/alerts");
@@ -431,12 +425,7 @@ describe("Alertmanager", () => {
   });
 
   it("posts notices (reminders, NoData, tests) as alerts that fire once and end by themselves", async () => {
-    const am = await startHttpReceiver();
-    cleanups.push(() => am.close());
-    const channel = new AlertmanagerChannel({ url: am.url, resendIntervalMs: 0 });
-    cleanups.push(() => channel.close());
-    const { d } = deliverer([channel]);
-    const r: Recipient = { key: "contact:alice", displayName: "Alice", alertmanager: true };
+    const { am, channel, d } = await alertmanagerOn(0);
     const notice = (kind: Notification["kind"], severity: Notification["severity"], id: string) =>
       d.deliver({ ...alert, id, kind, severity, threadId: undefined }, [r], new Set(), async () => {});
     await notice("LicenseReminder", "Warning", "reminder");
