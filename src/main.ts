@@ -1,4 +1,5 @@
 // Entry point: read the configuration, build the manager, run until SIGTERM/SIGINT, then shut down cleanly.
+
 import { readFileSync } from "node:fs";
 import { hostname } from "node:os";
 import { KubeConfig } from "@kubernetes/client-node";
@@ -13,6 +14,7 @@ import { RecipientCap } from "./notify/cap.ts";
 import { AlertmanagerChannel, type Channel, EmailChannel, WebhookChannel } from "./notify/channels.ts";
 import { Deliverer } from "./notify/deliver.ts";
 import { NotificationSender } from "./notify/sender.ts";
+import { settledWithin } from "./runtime/backoff.ts";
 import { systemClock } from "./runtime/clock.ts";
 import type { Logger } from "./runtime/log.ts";
 import { createLogger } from "./runtime/log.ts";
@@ -169,7 +171,7 @@ async function main(): Promise<number> {
         sender.stop();
         await deliverer.stop();
         // The runs that were sending record what they delivered before the Lease is released (bounded).
-        await Promise.race([sender.idle(), new Promise((r) => setTimeout(r, 5000).unref())]);
+        await settledWithin(sender.idle(), 5000);
       })
       .then(async () => {
         await webhook?.close();

@@ -227,6 +227,9 @@ const ALERT_STATE_KINDS = new Set<Notification["kind"]>(["AlertFiring", "AlertEs
 /** How long a notice (anything else) stays firing in Alertmanager: long enough for its group_wait. */
 const NOTICE_LIFETIME_MS = 3_600_000;
 
+/** Which alert a label set (without severity) is, for the channel's memory of the alerts it posted. */
+const alertKey = (labels: Record<string, string>) => JSON.stringify(Object.entries(labels).sort());
+
 /** An alert that is firing now, as an AlertPolicy evaluation found it. */
 export interface FiringAlert {
   /** Its identity: the labels of its notifications (alertname, namespace, app, environment, rule, policy, volume). */
@@ -294,16 +297,10 @@ export class AlertmanagerChannel implements Channel {
         severity: n.severity === "Ok" || n.severity === "Recovery" ? "info" : n.severity.toLowerCase(),
       };
       const endsAt = new Date(Date.parse(n.occurredAt) + NOTICE_LIFETIME_MS).toISOString();
-      await post(
-        this.url,
-        JSON.stringify([{ labels, annotations, startsAt: n.occurredAt, endsAt }]),
-        this.auth,
-        this.timeoutMs,
-        "alertmanager",
-      );
+      await this.postAlerts([{ labels, annotations, startsAt: n.occurredAt, endsAt }]);
       return;
     }
-    const key = JSON.stringify(Object.entries(identity).sort());
+    const key = alertKey(identity);
     const previous = this.active.get(key);
     const resolved = n.severity === "Recovery" || n.severity === "Ok";
     const batch: AmAlert[] = [];
@@ -346,9 +343,8 @@ export class AlertmanagerChannel implements Channel {
     held: FiringAlert[] = [],
     now = new Date(),
   ): Promise<void> {
-    const keyOf = (labels: Record<string, string>) => JSON.stringify(Object.entries(labels).sort());
-    const wanted = new Map(firing.map((f) => [keyOf(f.labels), f]));
-    const keep = new Set(held.map((f) => keyOf(f.labels)));
+    const wanted = new Map(firing.map((f) => [alertKey(f.labels), f]));
+    const keep = new Set(held.map((f) => alertKey(f.labels)));
     const endsAt = now.toISOString();
     const batch: AmAlert[] = [];
     for (const [key, alert] of this.active) {

@@ -1,7 +1,7 @@
 // Delivers one notification to every recipient on every channel that reaches them, each target on its own:
 // retried with jittered backoff when the failure is temporary, given up past the retry budget.
 import { Counter, Gauge, Histogram, type Registry } from "prom-client";
-import { Backoff, sleep as defaultSleep } from "../runtime/backoff.ts";
+import { Backoff, sleep as defaultSleep, settledWithin } from "../runtime/backoff.ts";
 import type { Logger } from "../runtime/log.ts";
 import type { RecipientCap } from "./cap.ts";
 import { type Channel, DeliveryError } from "./channels.ts";
@@ -310,14 +310,7 @@ export class Deliverer {
    */
   async stop(waitMs = 15_000): Promise<void> {
     this.stopping.abort();
-    let timer: NodeJS.Timeout | undefined;
-    await Promise.race([
-      Promise.allSettled([...this.inflight]),
-      new Promise<void>((r) => {
-        timer = setTimeout(r, waitMs);
-      }),
-    ]);
-    clearTimeout(timer);
+    await settledWithin(Promise.allSettled([...this.inflight]), waitMs);
   }
 
   close(): void {

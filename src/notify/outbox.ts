@@ -12,9 +12,8 @@ const KEEP_COMPLETED = 16;
  * controller), so a storm is delayed, never written past the limit (the API server would refuse the write).
  */
 export function outboxRoom(records: NotificationRecord[] | undefined): number {
-  const pending = (records ?? []).filter((r) => r.state === "Pending").length;
-  const completed = (records ?? []).length - pending;
-  return Math.max(0, MAX_NOTIFICATION_RECORDS - pending - Math.min(completed, KEEP_COMPLETED));
+  const completed = (records ?? []).filter((r) => r.state !== "Pending").length;
+  return Math.max(0, urgentRoom(records) - Math.min(completed, KEEP_COMPLETED));
 }
 
 /** Adds Pending records for notifications not recorded yet (same id = same notification); prunes old completed ones. */

@@ -45,3 +45,15 @@ export function sleep(ms: number, signal?: AbortSignal): Promise<void> {
     signal?.addEventListener("abort", done, { once: true });
   });
 }
+
+/** Whether `p` settles within `ms` (waiting no longer; the wait's timer is cleared either way). */
+export async function settledWithin(p: Promise<unknown>, ms: number): Promise<boolean> {
+  const done = new AbortController();
+  const settled = p.then(
+    () => true,
+    () => true,
+  );
+  const result = await Promise.race([settled, sleep(ms, done.signal).then(() => false)]);
+  done.abort();
+  return result;
+}

@@ -128,16 +128,20 @@ export class Manager {
     }
     this.informers.start();
     const started = Date.now();
-    const synced = this.informers.waitForSync(this.electionAbort.signal).then(() => {
-      this.log.info({ ms: Date.now() - started, objects: this.cacheSize() }, "caches synced");
-    });
+    const timeoutMs = this.opts.cacheSyncTimeoutMs ?? 120_000;
+    const synced = this.informers
+      .waitForSync(AbortSignal.any([this.electionAbort.signal, AbortSignal.timeout(timeoutMs)]))
+      .then((ok) => {
+        if (ok) this.log.info({ ms: Date.now() - started, objects: this.cacheSize() }, "caches synced");
+        return ok;
+      });
     // The campaign runs while the caches fill, as controller-runtime's manager does: a new leader starts its
     // controllers once both are done, and does not wait for the Lease's round trips after a full sync.
     this.election = this.elector?.run(
       this.electionAbort.signal,
       () =>
         void synced.then(
-          () => this.startControllers(),
+          (ok) => ok && this.startControllers(),
           () => undefined,
         ),
       () => {
@@ -148,16 +152,7 @@ export class Manager {
         this.onLeadershipLost();
       },
     );
-    const timeoutMs = this.opts.cacheSyncTimeoutMs ?? 120_000;
-    let timer: NodeJS.Timeout | undefined;
-    const timedOut = await Promise.race([
-      synced.then(() => false),
-      new Promise<boolean>((resolve) => {
-        timer = setTimeout(() => resolve(true), timeoutMs);
-      }),
-    ]);
-    clearTimeout(timer);
-    if (timedOut && !this.informers.hasSynced()) {
+    if (!(await synced) && !this.electionAbort.signal.aborted) {
       const waiting = this.informers
         .all()
         .filter((i) => !i.hasSynced())

@@ -374,7 +374,6 @@ async function sharedCertificate(
 export interface WebhookServer {
   server: Server;
   port: number;
-  caPem?: string;
   close(): Promise<void>;
 }
 
@@ -385,8 +384,7 @@ export async function startWebhook(opts: WebhookOptions): Promise<WebhookServer>
   // A generated certificate (shared through a Secret, or this process's own) is checked again every few
   // minutes and renewed months before it expires; a mounted one is cert-manager's to renew (watched below).
   let generated: ServingPems | undefined;
-  const generate = async (previous?: ServingPems): Promise<ServingPems | undefined> => {
-    if (opts.certDir) return undefined;
+  const generate = async (previous?: ServingPems): Promise<ServingPems> => {
     if (opts.certSecret)
       return await sharedCertificate(opts.client, opts.certSecret, opts.hostNames, opts.log);
     if (previous && !servingCertificateProblem(previous.cert, previous.caPem, opts.hostNames))
@@ -399,7 +397,7 @@ export async function startWebhook(opts: WebhookOptions): Promise<WebhookServer>
     key = readFileSync(join(opts.certDir, "tls.key"), "utf8");
   } else {
     generated = await generate();
-    ({ cert, key, caPem } = generated as ServingPems);
+    ({ cert, key, caPem } = generated);
   }
   const server = createServer({ cert, key, minVersion: "TLSv1.2" }, (req, res) => {
     // An AdmissionReview is at most what the API server accepts as a request (3 MiB) plus the old object;
@@ -504,7 +502,7 @@ export async function startWebhook(opts: WebhookOptions): Promise<WebhookServer>
           checking = true;
           void (async () => {
             const next = await generate(generated);
-            if (!next || next === generated) return;
+            if (next === generated) return;
             // The API server trusts the new CA before this replica serves what it signed.
             if (next.caPem !== caPem && opts.configurationName)
               await injectCaBundle(opts.client, opts.configurationName, next.caPem, opts.log);
@@ -533,9 +531,6 @@ export async function startWebhook(opts: WebhookOptions): Promise<WebhookServer>
   return {
     server,
     port,
-    get caPem() {
-      return caPem;
-    },
     close: async () => {
       if (renewal) clearInterval(renewal);
       if (certFile) unwatchFile(certFile);
