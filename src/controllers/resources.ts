@@ -29,10 +29,21 @@ export const ALERT_POLICIES: ResourceType = {
 export const APPS_BY_CONTACT = "contact";
 
 /** The "namespace/contact" keys of the technical contacts an app names (the APPS_BY_CONTACT index). */
-export function appsByContact(
-  app: KubeObject & { spec?: { technicalContacts?: { name: string }[] } },
-): string[] {
-  return (app.spec?.technicalContacts ?? []).map((c) => `${app.metadata.namespace}/${c.name}`);
+export function appsByContact(app: KubeObject & { spec?: unknown }): string[] {
+  const contacts = (app.spec as { technicalContacts?: { name?: unknown }[] } | undefined)?.technicalContacts;
+  return (Array.isArray(contacts) ? contacts : [])
+    .filter((c) => typeof c?.name === "string")
+    .map((c) => `${app.metadata.namespace}/${c.name}`);
+}
+
+/** The apps that name contact `name` in `namespace`, from the index (no scan of the namespace). */
+export function appsNamingContact<T extends KubeObject & { spec?: unknown }>(
+  apps: Informer<T>,
+  namespace: string,
+  name: string,
+): T[] {
+  if (!apps.hasIndex(APPS_BY_CONTACT)) apps.addIndex(APPS_BY_CONTACT, appsByContact);
+  return apps.byIndex(APPS_BY_CONTACT, `${namespace}/${name}`);
 }
 
 /** MendixApps indexed by "namespace/Kind/name" of the workload they run on. */

@@ -7,12 +7,16 @@ import { review } from "./server.ts";
 
 type Obj = KubeObject & { spec: unknown };
 
-/** The two methods of an Informer the webhook reads, over a fixed list of objects. */
+/** The methods of an Informer the webhook reads (lookups, lists, indexes), over a fixed list of objects. */
 function cache(objects: Obj[]): Informer<Obj> {
+  const indexes = new Map<string, (o: Obj) => string[]>();
   return {
     get: (namespace: string, name: string) =>
       objects.find((o) => o.metadata.namespace === namespace && o.metadata.name === name),
     list: (namespace?: string) => objects.filter((o) => !namespace || o.metadata.namespace === namespace),
+    hasIndex: (name: string) => indexes.has(name),
+    addIndex: (name: string, fn: (o: Obj) => string[]) => indexes.set(name, fn),
+    byIndex: (name: string, value: string) => objects.filter((o) => indexes.get(name)?.(o).includes(value)),
   } as unknown as Informer<Obj>;
 }
 

@@ -7,7 +7,7 @@ import type { ZodError } from "zod";
 import { AlertPolicy, AlertPolicySpec } from "../api/alert-policy.ts";
 import { MendixApp, MendixAppSpec } from "../api/mendix-app.ts";
 import { TechnicalContactSpec } from "../api/technical-contact.ts";
-import { appsOnWorkload } from "../controllers/resources.ts";
+import { appsNamingContact, appsOnWorkload } from "../controllers/resources.ts";
 import { SECRETS } from "../controllers/secrets.ts";
 import { selects } from "../domain/alerts.ts";
 import {
@@ -144,17 +144,14 @@ export function review(
     const contact = req.name ?? "";
     /** The apps (not being deleted) naming this contact, each with its other contacts that exist. */
     const naming = () =>
-      opts.apps
-        .list(namespace)
-        .filter((a) => !a.metadata.deletionTimestamp && contactNames(a).includes(contact))
-        .map((a) => ({
-          name: a.metadata.name,
-          contacts: identitiesOf(
-            opts.contacts,
-            namespace,
-            contactNames(a).filter((n) => n !== contact),
-          ).found,
-        }))
+      appsNamingContact(opts.apps, namespace, contact)
+        .filter((a) => !a.metadata.deletionTimestamp)
+        .flatMap((a) => {
+          const names = contactNames(a);
+          if (!names.includes(contact)) return []; // the index reads the spec unchecked; this is what counts
+          const others = names.filter((n) => n !== contact);
+          return [{ name: a.metadata.name, contacts: identitiesOf(opts.contacts, namespace, others).found }];
+        })
         .sort((a, b) => a.name.localeCompare(b.name));
     if (req.operation === "DELETE") {
       if (isClusterCleanup(caller)) return { allowed: true, warnings: [] };
