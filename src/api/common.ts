@@ -156,6 +156,8 @@ export const ObjectMeta = z
  * (an app's limits), with room. A target is "<id (253)>/<channel>/<recipient key (user: + 253)>".
  */
 const MAX_TARGETS = 128;
+const targetList = (description: string) =>
+  z.array(z.string().max(640)).max(MAX_TARGETS).optional().describe(description);
 
 /** A notification the operator recorded before sending it (the outbox), so a restart neither loses nor repeats it. */
 export const NotificationRecord = z
@@ -199,23 +201,11 @@ export const NotificationRecord = z
       .describe("Pending until every target is delivered or has failed."),
     createdAt: z.iso.datetime().describe("When the intent to send was recorded."),
     completedAt: z.iso.datetime().optional().describe("When delivery finished."),
-    delivered: z
-      .array(z.string().max(640))
-      .max(MAX_TARGETS)
-      .optional()
-      .describe("Targets (notification/channel/recipient) already delivered: never sent again."),
-    failed: z
-      .array(z.string().max(640))
-      .max(MAX_TARGETS)
-      .optional()
-      .describe("Targets that failed past the retry budget."),
-    held: z
-      .array(z.string().max(640))
-      .max(MAX_TARGETS)
-      .optional()
-      .describe(
-        "Targets held back by the per-recipient hourly cap: they go out in the recipient's next digest.",
-      ),
+    delivered: targetList("Targets (notification/channel/recipient) already delivered: never sent again."),
+    failed: targetList("Targets that failed past the retry budget."),
+    held: targetList(
+      "Targets held back by the per-recipient hourly cap: they go out in the recipient's next digest.",
+    ),
     message: z.string().max(1024).optional().describe("Why targets failed."),
   })
   .describe("One notification and its delivery state.");

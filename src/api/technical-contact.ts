@@ -19,12 +19,10 @@ export const TechnicalContactSpec = cel(
     .object({
       displayName: z.string().min(1).max(256).describe("The person's name as shown in notifications."),
       email: emailAddress("Where license reminders, maintenance notices and alerts are sent by email."),
-      mxid: emailAddress("The MxID.")
-        .optional()
-        .describe(
-          "The person's Mendix account id (MxID, an email-style login). Required before any app naming this " +
-            "person as primary contact can have its license activated. Once set it can never change.",
-        ),
+      mxid: emailAddress(
+        "The person's Mendix account id (MxID, an email-style login). Required before any app naming this " +
+          "person as primary contact can have its license activated. Once set it can never change.",
+      ).optional(),
       identities: z
         .object({
           users: z

@@ -8,6 +8,7 @@ import { contactChanges, decideNoContact, resolveContacts } from "../domain/cont
 import {
   checkLicenseSecret,
   decideLicense,
+  NO_MXID,
   nextUtcMidnight,
   remindersSentFor,
   reminderText,
@@ -585,6 +586,8 @@ export function registerMendixAppController(
           at,
         );
       };
+      // The workload the status names: the one the app names, or the old one while handing it back failed.
+      const owned = handedBack ? spec.workloadRef : before;
       const previousLicenseState = raw.status?.license?.state;
       // One status write carries the outcome and the outbox: new notifications are recorded (Pending) with
       // their bookkeeping in the same write, and sent only after it succeeded.
@@ -623,14 +626,12 @@ export function registerMendixAppController(
           },
           workload: spec.workloadRef
             ? {
-                kind: handedBack ? spec.workloadRef.kind : before?.kind,
-                name: handedBack ? spec.workloadRef.name : before?.name,
+                kind: owned?.kind,
+                name: owned?.name,
                 licenseInjected: injected,
                 rememberedReplicas: remembered,
               }
-            : handedBack
-              ? undefined
-              : { kind: before?.kind, name: before?.name },
+            : owned && { kind: owned.kind, name: owned.name },
           maintenance: maintenance
             ? {
                 nextWindowStart: iso(maintenance.nextWindowStart),
@@ -655,7 +656,7 @@ export function registerMendixAppController(
       if (
         decision.warning &&
         (decision.state !== previousLicenseState ||
-          (decision.warning === "LicensePendingMxID" && !previousLicensed.includes("has no MxID")))
+          (decision.warning === "LicensePendingMxID" && !previousLicensed.includes(NO_MXID)))
       )
         manager.events.event(raw, "Warning", decision.warning, "CheckLicense", decision.message);
       if (contactsResolved.missing.length) {

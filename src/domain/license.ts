@@ -107,6 +107,9 @@ export interface LicenseDecision {
   remindersSent: number[];
 }
 
+/** What the license messages say of a primary contact without an MxID (a kept license's Warning is told once). */
+export const NO_MXID = "has no MxID";
+
 export function decideLicense(input: LicenseInput): LicenseDecision {
   const cloud = input.hosting === "MendixCloud";
   const base = {
@@ -144,14 +147,14 @@ export function decideLicense(input: LicenseInput): LicenseDecision {
     // Activated before, with a contact that had an MxID: a handover to a contact without one, or the contact
     // deleted and created again, must not take the license out of a running app (its pods would restart into
     // trial mode). It stays, and the status says what to fix.
-    const kept = decideLicense({ ...input, primaryContact: { name: primary?.name ?? "", mxid: "(kept)" } });
+    const kept = activeDecision(input, input.license, base, trial);
     // With the contact missing, a reminder due now would reach nobody and still count as sent: it waits.
     const reminders = primary ? {} : { reminder: undefined, remindersSent: input.remindersSent };
     return {
       ...kept,
       ...reminders,
       warning: kept.warning ?? "LicensePendingMxID",
-      message: `${who} has no MxID (or does not exist): the license activated before stays, but set spec.mxid on the contact. ${kept.message}`,
+      message: `${who} ${NO_MXID} (or does not exist): the license activated before stays, but set spec.mxid on the contact. ${kept.message}`,
     };
   }
   if (!primary?.mxid) {
@@ -163,11 +166,22 @@ export function decideLicense(input: LicenseInput): LicenseDecision {
       warning: "LicensePendingMxID",
       reason: "PendingMxID",
       message:
-        `The license is not activated: ${who} has no MxID. Set spec.mxid on it (the person's Mendix account id); ` +
+        `The license is not activated: ${who} ${NO_MXID}. Set spec.mxid on it (the person's Mendix account id); ` +
         `activation then happens by itself. ${trial}`,
     };
   }
-  if (!input.license.expiresAt) {
+  return activeDecision(input, input.license, base, trial);
+}
+
+/** The decision for a license that is (or stays) activated: Active, Expiring or Expired, and reminders due. */
+function activeDecision(
+  input: LicenseInput,
+  license: NonNullable<LicenseInput["license"]>,
+  base: Pick<LicenseDecision, "renewal" | "expandVia" | "remindersSent">,
+  trial: string,
+): LicenseDecision {
+  const cloud = input.hosting === "MendixCloud";
+  if (!license.expiresAt) {
     return {
       ...base,
       state: "Active",
@@ -176,7 +190,7 @@ export function decideLicense(input: LicenseInput): LicenseDecision {
       message: "License activated (no expiry date given).",
     };
   }
-  const days = daysRemaining(input.license.expiresAt, input.nowMs);
+  const days = daysRemaining(license.expiresAt, input.nowMs);
   const renew = cloud
     ? "Mendix renews Mendix Cloud licenses."
     : "Renew it with Mendix; for more users ask your account executive.";
@@ -189,7 +203,7 @@ export function decideLicense(input: LicenseInput): LicenseDecision {
       warning: "LicenseExpired",
       daysRemaining: days,
       reason: "Expired",
-      message: `The license expired on ${input.license.expiresAt}. ${renew} ${trial}`,
+      message: `The license expired on ${license.expiresAt}. ${renew} ${trial}`,
     };
   }
   const state: LicenseState = days <= EXPIRING_DAYS ? "Expiring" : "Active";
@@ -199,7 +213,7 @@ export function decideLicense(input: LicenseInput): LicenseDecision {
     activate: true,
     daysRemaining: days,
     reason: state,
-    message: `License active until ${input.license.expiresAt} (${days} day(s) left). ${renew}`,
+    message: `License active until ${license.expiresAt} (${days} day(s) left). ${renew}`,
   };
   if (cloud) return decision;
   // On-premises: remind at 90, 30, 15 and 7 days, each once. Boundaries passed together (an app created with

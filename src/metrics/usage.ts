@@ -113,8 +113,7 @@ function podsOf(w: WorkloadShape, ns: NamespaceUsage): PodSample[] {
       : within
         ? (within.values ?? []).flatMap((v) => index.get(labelKey(within.key, v)) ?? [])
         : ns.pods.filter((p) => p.labels);
-    const full = { matchLabels: w.matchLabels, matchExpressions: expressions };
-    byLabels = candidates.filter((p) => p.labels && selects(full, p.labels));
+    byLabels = candidates.filter((p) => p.labels && selects(w, p.labels));
   }
   return [...byLabels, ...(indexed(byOwnerName, ns, ownerKeys).get(`${w.kind}/${w.name}`) ?? [])];
 }
