@@ -35,6 +35,11 @@ export function contactsActingAs(caller: Caller, contacts: ContactIdentity[]): s
     .map((c) => c.name);
 }
 
+/** Whether the caller is a cluster admin or acts as one of `contacts`. */
+function mayActFor(caller: Caller, adminGroups: string[], contacts: ContactIdentity[]): boolean {
+  return isAdmin(caller, adminGroups) || contactsActingAs(caller, contacts).length > 0;
+}
+
 /** "alice (user alice@example.com, group crm-owners)". */
 function describeContact(c: ContactIdentity): string {
   const parts = [
@@ -112,9 +117,10 @@ export function reviewMendixApp(
     (c) => `TechnicalContact ${c} does not exist (yet); the app stays ContactAssigned=False until it does`,
   );
   if (!newSpec) return { allowed: true, warnings };
-  const admin = isAdmin(caller, adminGroups);
-  const actingAs = contactsActingAs(caller, currentContacts);
-  const deny = (what: string, allowedTo: string) => ({
+  const actingAs = contactsActingAs(caller, currentContacts).length > 0;
+  const mayAct = mayActFor(caller, adminGroups, currentContacts);
+  const contactsAndAdmins = `${who(app, currentContacts)}, and cluster admins,`;
+  const deny = (what: string, allowedTo = contactsAndAdmins) => ({
     allowed: false,
     message: `${caller.username} may not ${what} of ${app}: only ${allowedTo} may`,
     warnings,
@@ -123,39 +129,31 @@ export function reviewMendixApp(
     // Created with ManagePermissions granted: by one of its contacts, or by an admin setting the app up (a
     // GitOps tool, say); anyone else could hand themselves the right to manage its permissions.
     const granted = [...grantsOf(newSpec.permissions, "ManagePermissions")];
-    if (granted.length && !admin && actingAs.length === 0)
-      return deny(
-        `grant ManagePermissions (to ${granted.join(", ")})`,
-        `${who(app, currentContacts)}, and cluster admins,`,
-      );
+    if (granted.length && !mayAct) return deny(`grant ManagePermissions (to ${granted.join(", ")})`);
     return { allowed: true, warnings };
   }
-  if (!deepEqual(oldSpec.technicalContacts, newSpec.technicalContacts) && !admin && actingAs.length === 0) {
-    return deny("change the technical contacts", `${who(app, currentContacts)}, and cluster admins,`);
-  }
-  // Which workload gets the license and is scaled, and which license Secret it gets: node permissions such as
-  // Deploy let their holders patch the app (to start and stop it), and the Roles they get name that workload,
-  // so retargeting it would hand them another workload (and its pod template) or another app's license.
-  if (!deepEqual(oldSpec.workloadRef, newSpec.workloadRef) && !admin && actingAs.length === 0)
-    return deny(
-      "change the workload (spec.workloadRef)",
-      `${who(app, currentContacts)}, and cluster admins,`,
-    );
-  if (!deepEqual(oldSpec.license?.secretRef, newSpec.license?.secretRef) && !admin && actingAs.length === 0)
-    return deny(
+  // The workload (which gets the license and is scaled) and the license Secret are guarded like the contacts:
+  // node permissions such as Deploy let their holders patch the app (to start and stop it), and the Roles they
+  // get name that workload, so retargeting it would hand them another workload (and its pod template) or
+  // another app's license.
+  const guarded: [unknown, unknown, string][] = [
+    [oldSpec.technicalContacts, newSpec.technicalContacts, "change the technical contacts"],
+    [oldSpec.workloadRef, newSpec.workloadRef, "change the workload (spec.workloadRef)"],
+    [
+      oldSpec.license?.secretRef,
+      newSpec.license?.secretRef,
       "change the license Secret (spec.license.secretRef)",
-      `${who(app, currentContacts)}, and cluster admins,`,
-    );
+    ],
+  ];
+  for (const [before, after, what] of guarded) if (!mayAct && !deepEqual(before, after)) return deny(what);
   if (!deepEqual(oldSpec.permissions ?? [], newSpec.permissions ?? [])) {
     const before = grantsOf(oldSpec.permissions, "ManagePermissions");
     const newlyManaging = [...grantsOf(newSpec.permissions, "ManagePermissions")].filter(
       (s) => !before.has(s),
     );
-    if (newlyManaging.length && actingAs.length === 0) {
+    if (newlyManaging.length && !actingAs)
       return deny(`grant ManagePermissions (to ${newlyManaging.join(", ")})`, who(app, currentContacts));
-    }
-    if (!admin && actingAs.length === 0)
-      return deny("change the node permissions", `${who(app, currentContacts)}, and cluster admins,`);
+    if (!mayAct) return deny("change the node permissions");
   }
   return { allowed: true, warnings };
 }
@@ -185,8 +183,7 @@ export function reviewTechnicalContact(
 ): Verdict {
   if (deepEqual(normalized(contact.identities), normalized(newIdentities)))
     return { allowed: true, warnings: [] };
-  if (isAdmin(caller, adminGroups) || contactsActingAs(caller, [contact]).length)
-    return { allowed: true, warnings: [] };
+  if (mayActFor(caller, adminGroups, [contact])) return { allowed: true, warnings: [] };
   return {
     allowed: false,
     message: `${caller.username} may not change who acts as TechnicalContact ${describeContact(contact)}: only that person, and cluster admins, may`,
@@ -205,7 +202,7 @@ export function reviewAppLabels(
   currentContacts: ContactIdentity[],
   policies: string[],
 ): Verdict {
-  if (!policies.length || isAdmin(caller, adminGroups) || contactsActingAs(caller, currentContacts).length)
+  if (!policies.length || mayActFor(caller, adminGroups, currentContacts))
     return { allowed: true, warnings: [] };
   return {
     allowed: false,
