@@ -111,6 +111,9 @@ export function registerMendixAppController(
     : undefined;
   const forDefaultContact = (record: { labels?: Record<string, string> }) =>
     record.labels?.defaultContact === "true";
+  /** The default contact, for the notices that are its (no app contact gets those). */
+  const defaultRecipients = (record: { labels?: Record<string, string> }): Recipient[] =>
+    forDefaultContact(record) && defaultContact ? [defaultContact] : [];
 
   /** Who a notification of the app goes to. */
   const addressees = (namespace: string, appName: string, record: { labels?: Record<string, string> }) => {
@@ -124,7 +127,7 @@ export function registerMendixAppController(
   };
   const recipientsFor =
     (namespace: string, appName: string, record: { labels?: Record<string, string> }) => async () => {
-      const people: Recipient[] = forDefaultContact(record) && defaultContact ? [defaultContact] : [];
+      const people = defaultRecipients(record);
       for (const c of addressees(namespace, appName, record))
         people.push(await contactRecipient(manager, c, deps.alertmanager));
       return people;
@@ -177,13 +180,16 @@ export function registerMendixAppController(
     return false;
   };
 
+  type WorkloadRef = { kind: "Deployment" | "StatefulSet"; name: string };
+  /** The workload `ref` names, from the shared cache (its changes reconcile the app: a GET would repeat them). */
+  const workloadOf = (namespace: string, ref: WorkloadRef | undefined) => ({
+    wrt: ref ? workloadType(ref.kind) : undefined,
+    workload: ref ? workloads[ref.kind].get(namespace, ref.name) : undefined,
+  });
+
   /** Takes back what the app added to a workload (the license env, a stop) and leaves it running. */
-  const releaseWorkload = async (
-    namespace: string,
-    workloadRef: { kind: "Deployment" | "StatefulSet"; name: string } | undefined,
-  ): Promise<void> => {
-    const wrt = workloadRef ? workloadType(workloadRef.kind) : undefined;
-    const workload = workloadRef ? workloads[workloadRef.kind].get(namespace, workloadRef.name) : undefined;
+  const releaseWorkload = async (namespace: string, workloadRef: WorkloadRef | undefined): Promise<void> => {
+    const { wrt, workload } = workloadOf(namespace, workloadRef);
     if (workload && wrt) {
       if (hasLicenseEnv(workload)) await own(workload, () => removeLicenseEnv(manager.client, wrt, workload));
       const remembered = replicasBeforeStop(workload);
@@ -195,7 +201,7 @@ export function registerMendixAppController(
   /** The app is being deleted: its license env is taken off the workload (left running), then the finalizer. */
   const finishDeletion = async (
     raw: AppObject,
-    workloadRef: { kind: "Deployment" | "StatefulSet"; name: string } | undefined,
+    workloadRef: WorkloadRef | undefined,
     log: { info(msg: string): void },
   ): Promise<void> => {
     const namespace = raw.metadata.namespace ?? "";
@@ -269,17 +275,12 @@ export function registerMendixAppController(
       }
       const app = parsed.data;
       const spec = app.spec;
-      const wrt = spec.workloadRef ? workloadType(spec.workloadRef.kind) : undefined;
-      // From the shared cache: its changes (creation, drift) reconcile the app, so a GET would only repeat it.
-      const workload = spec.workloadRef
-        ? workloads[spec.workloadRef.kind].get(namespace, spec.workloadRef.name)
-        : undefined;
-
       // Deletion: take back what we added to the workload, leave it running, then let the app go.
       if (raw.metadata.deletionTimestamp) {
         await finishDeletion(raw, spec.workloadRef, log);
         return;
       }
+      const { wrt, workload } = workloadOf(namespace, spec.workloadRef);
       // The latest copy of the app: the cache's, or what our own write returned (so the status write
       // below does not conflict with the finalizer patch).
       let base: AppObject = raw;
@@ -503,11 +504,10 @@ export function registerMendixAppController(
         });
       }
       // What no configured channel reaches is not recorded (its bookkeeping below still says it is done).
-      const toRecord = sender.reachable(notifications, (n) =>
-        forDefaultContact(n) && defaultContact
-          ? [defaultContact]
-          : addressees(namespace, name, n).map((c) => recipientOf(c, deps.alertmanager)),
-      );
+      const toRecord = sender.reachable(notifications, (n) => [
+        ...defaultRecipients(n),
+        ...addressees(namespace, name, n).map((c) => recipientOf(c, deps.alertmanager)),
+      ]);
 
       // An Event for a change of contacts; the first assignment is the app's creation, which its
       // ContactAssigned condition already tells (one Event less per new app).
