@@ -8,9 +8,8 @@
 import { spawn } from "node:child_process";
 import { createWriteStream, mkdirSync, readdirSync, renameSync, statSync } from "node:fs";
 import { join } from "node:path";
-import { FINALIZER } from "../src/controllers/mendix-app.ts";
 import { ALERT_POLICIES, MENDIX_APPS } from "../src/controllers/resources.ts";
-import { applyLicenseEnv, DEPLOYMENTS, type Workload } from "../src/controllers/workload.ts";
+import { DEPLOYMENTS } from "../src/controllers/workload.ts";
 import type { KubeClient, KubeObject, ResourceType } from "../src/runtime/client.ts";
 import { EventRecorder } from "../src/runtime/events.ts";
 import { Informer } from "../src/runtime/informer.ts";
@@ -22,7 +21,6 @@ import {
   appIds,
   arg,
   benchClient,
-  benchOperatorStatus,
   builtOperator,
   cpuByThread,
   createContacts,
@@ -32,6 +30,7 @@ import {
   groupOf,
   licenseSecretYaml,
   machine,
+  operatorRequests,
   pool,
   processCpuSeconds,
   samples,
@@ -325,7 +324,7 @@ try {
    * apps; the operator's informers of apps and Deployments). What the API server and etcd spend here against
    * the operator's run is what the operator costs them beyond its requests (its lists, start, timing).
    */
-  const operatorRequests = async () => {
+  const bareOperatorRequests = async () => {
     const mix = "mix";
     // The operator's user agent, hence its field manager, and a connection of its own like the operator's.
     const asOperator = benchClient(cp.kubeconfig, OPERATOR_USER_AGENT);
@@ -340,37 +339,14 @@ try {
       instance: "bench",
       log: silentLogger(),
     });
-    const status = benchOperatorStatus();
+    const requests = operatorRequests(asOperator, mix, { apps, deployments }, events);
     profiles.push(apiserverProfile("operator-requests"));
     // The first tenth apart, as for the operator's run (appsSettledAtSeconds, controlPlaneCpuSeconds).
     let done = 0;
     let firstTenth: Promise<Mark> | undefined;
     const run = await measured(async (mark) => {
       await pool(ids, CONCURRENCY, async (id) => {
-        const app = apps.get(mix, id) as KubeObject;
-        const withFinalizer = await asOperator.patch<KubeObject>(
-          MENDIX_APPS,
-          mix,
-          id,
-          { metadata: { finalizers: [FINALIZER], resourceVersion: app.metadata.resourceVersion } },
-          "merge",
-        );
-        await applyLicenseEnv(asOperator, DEPLOYMENTS, deployments.get(mix, id) as Workload, "license");
-        events.event(
-          withFinalizer,
-          "Normal",
-          "LicenseActivated",
-          "ActivateLicense",
-          `LICENSE_ID and LICENSE_KEY of Secret license set on Deployment ${id}`,
-        );
-        await asOperator.patch(
-          MENDIX_APPS,
-          mix,
-          id,
-          { metadata: { resourceVersion: withFinalizer.metadata.resourceVersion }, status },
-          "merge",
-          { subresource: "status" },
-        );
+        await requests.chained(id);
         if (++done === Math.ceil(N / 10)) firstTenth = mark();
       });
       await events.flush();
@@ -380,11 +356,11 @@ try {
       ...run,
       seconds: Number(run.seconds.toFixed(2)),
       firstTenth: await firstTenth,
-      statusBytes: JSON.stringify(status).length,
+      statusBytes: requests.statusBytes,
     };
   };
   const baselineOne = await baselineWrites(N);
-  const operatorRequestsBare = OPERATOR_REQUESTS ? await operatorRequests() : undefined;
+  const operatorRequestsBare = OPERATOR_REQUESTS ? await bareOperatorRequests() : undefined;
   const baselineSeconds = baselineOne.seconds;
   // The same-writes baseline right before the operator's run and right after it (ABA): this shared machine's
   // speed drifts over minutes (the same 40,000 writes cost kube-apiserver 156-202 s of CPU within one hour),

@@ -5,11 +5,14 @@ import { cpus, totalmem } from "node:os";
 import { join } from "node:path";
 import { KubeConfig } from "@kubernetes/client-node";
 import { parse } from "yaml";
+import { FINALIZER } from "../src/controllers/mendix-app.ts";
 import { ALERT_POLICIES, MENDIX_APPS, TECHNICAL_CONTACTS } from "../src/controllers/resources.ts";
-import { DEPLOYMENTS } from "../src/controllers/workload.ts";
+import { applyLicenseEnv, DEPLOYMENTS, type Workload } from "../src/controllers/workload.ts";
 import { resolveContacts } from "../src/domain/contacts.ts";
 import { decideLicense } from "../src/domain/license.ts";
 import { KubeClient, type KubeObject } from "../src/runtime/client.ts";
+import type { EventRecorder } from "../src/runtime/events.ts";
+import type { Informer } from "../src/runtime/informer.ts";
 
 const argv = process.argv.slice(2);
 
@@ -277,4 +280,63 @@ export function benchOperatorStatus(workloadName = "app-00000") {
     },
     workload: { kind: "Deployment", name: workloadName, licenseInjected: true },
   };
+}
+
+export const OPERATOR_REQUEST_KINDS = ["finalizer", "license", "event", "status"] as const;
+export type OperatorRequestKind = (typeof OPERATOR_REQUEST_KINDS)[number];
+
+/**
+ * What the operator asks of the API server for a new bench app, for a bare script to make: the finalizer patch,
+ * the license env's server-side apply (through the operator's own function), the LicenseActivated Event (through
+ * its EventRecorder, not awaited, as the operator sends it) and the status the operator writes. `apps` and
+ * `deployments` are informers of `namespace`, as the operator's; `client` should carry the operator's user agent
+ * (its field manager).
+ */
+export function operatorRequests(
+  client: KubeClient,
+  namespace: string,
+  informers: { apps: Informer<KubeObject>; deployments: Informer<KubeObject> },
+  events: EventRecorder,
+) {
+  const status = benchOperatorStatus();
+  const requests = {
+    finalizer: (id: string) =>
+      client.patch<KubeObject>(
+        MENDIX_APPS,
+        namespace,
+        id,
+        {
+          metadata: {
+            finalizers: [FINALIZER],
+            resourceVersion: (informers.apps.get(namespace, id) as KubeObject).metadata.resourceVersion,
+          },
+        },
+        "merge",
+      ),
+    license: (id: string) =>
+      applyLicenseEnv(client, DEPLOYMENTS, informers.deployments.get(namespace, id) as Workload, "license"),
+    event: (app: KubeObject, id: string) =>
+      events.event(
+        app,
+        "Normal",
+        "LicenseActivated",
+        "ActivateLicense",
+        `LICENSE_ID and LICENSE_KEY of Secret license set on Deployment ${id}`,
+      ),
+    status: (id: string, resourceVersion: string | undefined) =>
+      client.patch(MENDIX_APPS, namespace, id, { metadata: { resourceVersion }, status }, "merge", {
+        subresource: "status",
+      }),
+    /** All of them (or those of `kinds`) for app `id`, one after the other, as the operator's reconcile makes them. */
+    async chained(id: string, kinds: readonly OperatorRequestKind[] = OPERATOR_REQUEST_KINDS) {
+      const app = kinds.includes("finalizer")
+        ? await requests.finalizer(id)
+        : (informers.apps.get(namespace, id) as KubeObject);
+      if (kinds.includes("license")) await requests.license(id);
+      if (kinds.includes("event")) requests.event(app, id);
+      if (kinds.includes("status")) await requests.status(id, app.metadata.resourceVersion);
+    },
+    statusBytes: JSON.stringify(status).length,
+  };
+  return requests;
 }
