@@ -276,7 +276,6 @@ export function benchOperatorStatus(workloadName = "app-00000") {
       daysRemaining: license.daysRemaining,
       renewal: license.renewal,
       expandVia: license.expandVia,
-      message: license.message,
     },
     workload: { kind: "Deployment", name: workloadName, licenseInjected: true },
   };

@@ -252,10 +252,11 @@ export const MendixAppStatus = z
           .describe(
             "Who the contact asks for more users: AccountExecutive (OnPremises) or CustomerSuccessManager.",
           ),
-        message: z.string().max(4096).optional().describe("What the state means and what to do."),
       })
       .optional()
-      .describe("The license lifecycle."),
+      .describe(
+        "The license lifecycle. What the state means and what to do is the Licensed condition's message.",
+      ),
     workload: z
       .object({
         kind: z

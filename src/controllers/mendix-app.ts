@@ -622,7 +622,6 @@ export function registerMendixAppController(
             remindersSent: remindersSent.length ? remindersSent : undefined,
             renewal: decision.renewal,
             expandVia: decision.expandVia,
-            message: decision.message,
           },
           workload: spec.workloadRef
             ? {
