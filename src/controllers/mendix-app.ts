@@ -30,9 +30,9 @@ import { appMetrics } from "./app-metrics.ts";
 import { reportInvalidSpec } from "./invalid-spec.ts";
 import { rbacInformers, syncGrants } from "./rbac.ts";
 import {
-  APPS_BY_CONTACT,
-  appsByContact,
+  appsNamingContact,
   appsOnWorkload,
+  indexAppsByContact,
   indexAppsByWorkload,
   MENDIX_APPS,
   TECHNICAL_CONTACTS,
@@ -85,7 +85,7 @@ export function registerMendixAppController(
 ) {
   const apps = manager.informers.informerFor<AppObject>(MENDIX_APPS);
   const contacts = manager.informers.informerFor<ContactObject>(TECHNICAL_CONTACTS);
-  apps.addIndex(APPS_BY_CONTACT, appsByContact);
+  indexAppsByContact(apps);
   indexAppsByWorkload(apps);
   const workloads = {
     Deployment: manager.informers.informerFor<Workload>(DEPLOYMENTS, { transform: workloadForCache }),
@@ -237,9 +237,9 @@ export function registerMendixAppController(
       {
         informer: contacts as unknown as Informer<KubeObject>,
         map: (c) =>
-          apps
-            .byIndex(APPS_BY_CONTACT, `${c.metadata.namespace}/${c.metadata.name}`)
-            .map((a) => `${a.metadata.namespace}/${a.metadata.name}`),
+          appsNamingContact(apps, c.metadata.namespace ?? "", c.metadata.name).map(
+            (a) => `${a.metadata.namespace}/${a.metadata.name}`,
+          ),
       },
       ...(["Deployment", "StatefulSet"] as const).map((kind) => ({
         informer: workloads[kind] as unknown as Informer<KubeObject>,

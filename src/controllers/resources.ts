@@ -36,13 +36,18 @@ export function appsByContact(app: KubeObject & { spec?: unknown }): string[] {
     .map((c) => `${app.metadata.namespace}/${c.name}`);
 }
 
+/** Indexes apps by the contacts they name (once per informer; the controllers and the webhook share one). */
+export function indexAppsByContact<T extends KubeObject & { spec?: unknown }>(apps: Informer<T>): void {
+  if (!apps.hasIndex(APPS_BY_CONTACT)) apps.addIndex(APPS_BY_CONTACT, appsByContact);
+}
+
 /** The apps that name contact `name` in `namespace`, from the index (no scan of the namespace). */
 export function appsNamingContact<T extends KubeObject & { spec?: unknown }>(
   apps: Informer<T>,
   namespace: string,
   name: string,
 ): T[] {
-  if (!apps.hasIndex(APPS_BY_CONTACT)) apps.addIndex(APPS_BY_CONTACT, appsByContact);
+  indexAppsByContact(apps);
   return apps.byIndex(APPS_BY_CONTACT, `${namespace}/${name}`);
 }
 

@@ -11,7 +11,7 @@ import type { Informer } from "../runtime/informer.ts";
 import type { Manager } from "../runtime/manager.ts";
 import { patchStatusIfChanged, setCondition } from "../runtime/status.ts";
 import { reportInvalidSpec } from "./invalid-spec.ts";
-import { APPS_BY_CONTACT, appsByContact, MENDIX_APPS, TECHNICAL_CONTACTS } from "./resources.ts";
+import { appsByContact, appsNamingContact, MENDIX_APPS, TECHNICAL_CONTACTS } from "./resources.ts";
 import { secretValue } from "./secrets.ts";
 
 export { TECHNICAL_CONTACTS } from "./resources.ts";
@@ -190,8 +190,7 @@ export function registerTechnicalContactController(
             }),
       };
 
-      const assignedApps = apps
-        .byIndex(APPS_BY_CONTACT, `${namespace}/${name}`)
+      const assignedApps = appsNamingContact(apps, namespace, name)
         .map((a) => a.metadata.name)
         .sort();
       await patchStatusIfChanged(manager.client, TECHNICAL_CONTACTS, raw, (current) => ({
