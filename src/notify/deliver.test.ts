@@ -17,6 +17,22 @@ function gatedChannel(name: "email" | "webhook") {
   return { channel, gates };
 }
 
+/** A channel that reaches everyone and counts its sends; `onSend` (given the count so far) may throw to fail one. */
+function countingChannel(name: "email" | "webhook", onSend: (sends: number) => void = () => undefined) {
+  const counted = {
+    sends: 0,
+    channel: {
+      name,
+      reaches: () => true,
+      send: async () => {
+        counted.sends++;
+        onSend(counted.sends);
+      },
+    } as Channel,
+  };
+  return counted;
+}
+
 const notification: Notification = {
   id: "reminder/uid/2030-01-01/30",
   kind: "LicenseReminder",
@@ -54,17 +70,10 @@ describe("Deliverer", () => {
   });
 
   it("retries recording a delivered target, never by sending the message again", async () => {
-    let sends = 0;
-    const counting: Channel = {
-      name: "email",
-      reaches: () => true,
-      send: async () => {
-        sends++;
-      },
-    };
+    const counting = countingChannel("email");
     const webhook = gatedChannel("webhook"); // a second target, so the first is recorded on its own
     const d = new Deliverer({
-      channels: [counting, webhook.channel],
+      channels: [counting.channel, webhook.channel],
       registry: new Registry(),
       log: silentLogger(),
       sleep: async () => undefined,
@@ -78,49 +87,37 @@ describe("Deliverer", () => {
     await tick();
     [...webhook.gates.values()][0]?.();
     const outcomes = await run;
-    expect(sends).toBe(1);
+    expect(counting.sends).toBe(1);
     expect(writes).toBe(3);
     expect(outcomes.map((o) => o.ok)).toEqual([true, true]);
   });
 
   it("after stop() starts no attempt: a retry waiting on its backoff ends without sending", async () => {
-    let sends = 0;
-    const failing: Channel = {
-      name: "email",
-      reaches: () => true,
-      send: async () => {
-        sends++;
-        throw new Error("451 try again later");
-      },
-    };
+    const failing = countingChannel("email", () => {
+      throw new Error("451 try again later");
+    });
     // The real backoff wait (30-60 s, past the test's timeout), which stop() must cut short.
     const d = new Deliverer({
-      channels: [failing],
+      channels: [failing.channel],
       registry: new Registry(),
       log: silentLogger(),
       policy: { maxAttempts: 8, initialBackoffMs: 60_000, maxBackoffMs: 60_000 },
     });
     const run = d.deliver(notification, [alice], new Set(), async () => undefined);
     await tick();
-    expect(sends).toBe(1);
+    expect(failing.sends).toBe(1);
     d.stop();
     await expect(run).rejects.toThrow(/stopping; the delivery resumes later/);
-    expect(sends).toBe(1);
+    expect(failing.sends).toBe(1);
   });
 
   it("on stop() waits for a send in progress and records it, though the run ends without completing", async () => {
     const email = gatedChannel("email");
-    let webhookSends = 0;
-    const failingHook: Channel = {
-      name: "webhook",
-      reaches: () => true,
-      send: async () => {
-        webhookSends++;
-        throw new Error("HTTP 503");
-      },
-    };
+    const failingHook = countingChannel("webhook", () => {
+      throw new Error("HTTP 503");
+    });
     const d = new Deliverer({
-      channels: [email.channel, failingHook],
+      channels: [email.channel, failingHook.channel],
       registry: new Registry(),
       log: silentLogger(),
       policy: { maxAttempts: 8, initialBackoffMs: 60_000, maxBackoffMs: 60_000 },
@@ -142,7 +139,7 @@ describe("Deliverer", () => {
     await stopping;
     await expect(run).rejects.toThrow(/stopping/);
     expect(marked).toEqual([`${notification.id}/email/contact:alice`]);
-    expect(webhookSends).toBe(1);
+    expect(failingHook.sends).toBe(1);
   });
 
   it("mails an address once, however many recipients share it", async () => {
@@ -178,17 +175,12 @@ describe("Deliverer", () => {
   });
 
   it("honours Retry-After only up to 5 minutes (or the longest backoff, if longer)", async () => {
-    let sends = 0;
-    const busy: Channel = {
-      name: "webhook",
-      reaches: () => true,
-      send: async () => {
-        if (++sends < 3) throw new DeliveryError("429 Too Many Requests", true, 86_400_000); // "tomorrow"
-      },
-    };
+    const busy = countingChannel("webhook", (sends) => {
+      if (sends < 3) throw new DeliveryError("429 Too Many Requests", true, 86_400_000); // "tomorrow"
+    });
     const waits: number[] = [];
     const d = new Deliverer({
-      channels: [busy],
+      channels: [busy.channel],
       registry: new Registry(),
       log: silentLogger(),
       policy: { maxAttempts: 5, initialBackoffMs: 10, maxBackoffMs: 120_000 },
