@@ -7,8 +7,15 @@
 // - chain: for each app in turn, the operator's requests for a new app (finalizer, license env, Event, status),
 //   as its reconcile makes them and as `npm run bench -- --operator-requests` does; `chain:finalizer+status`
 //   makes only those kinds (in that order);
-// - bulk: the same requests, a round of each kind over all apps.
-// Each step has a fleet of its own, created before the first step. Writes bench/results/request-order-N.json.
+// - bulk: the same requests, a round of each kind over all apps;
+// - split: a round of finalizers over all apps, then per app in turn the rest (license env, Event, status): the
+//   order of a reconcile that adds the finalizer and requeues the app behind the others.
+// Each step has a fleet of its own, created before the first step. Writes bench/results/request-order-N[-L].json (--label L).
+// --apiserver-profile S: a pprof CPU profile of kube-apiserver over S seconds from each step's start (the step
+// waits for it), into .tmp/pprof/order-<i>-<step>-N.pb.gz (`go tool pprof -top`); S longer than the longest
+// step puts each step's whole CPU in its profile.
+import { spawn } from "node:child_process";
+import { createWriteStream, mkdirSync } from "node:fs";
 import { join } from "node:path";
 import { MENDIX_APPS } from "../src/controllers/resources.ts";
 import { DEPLOYMENTS } from "../src/controllers/workload.ts";
@@ -37,6 +44,8 @@ import {
 const N = Number(arg("apps", "10000"));
 const STEPS = arg("steps", "baseline,chain,baseline,chain").split(",");
 const CONCURRENCY = 16;
+const PROFILE_SECONDS = Number(arg("apiserver-profile", "0"));
+const LABEL = arg("label", "");
 const root = join(import.meta.dirname, "..");
 /** The request kinds of a `chain:a+b` step (all for `chain`), or undefined for another step. */
 const chainKinds = (step: string): OperatorRequestKind[] | undefined => {
@@ -49,10 +58,24 @@ const chainKinds = (step: string): OperatorRequestKind[] | undefined => {
   return kinds as OperatorRequestKind[];
 };
 for (const s of STEPS)
-  if (s !== "baseline" && s !== "bulk" && !chainKinds(s))
+  if (s !== "baseline" && s !== "bulk" && s !== "split" && !chainKinds(s))
     throw new Error(
-      `--steps: unknown step ${s} (baseline, chain, chain:finalizer+license+event+status, bulk)`,
+      `--steps: unknown step ${s} (baseline, chain, chain:finalizer+license+event+status, bulk, split)`,
     );
+
+/** With --apiserver-profile, kube-apiserver's CPU profile over the next PROFILE_SECONDS into .tmp/pprof/. */
+async function profileApiserver(kubeconfig: string, name: string): Promise<void> {
+  if (!PROFILE_SECONDS) return;
+  const dir = join(root, ".tmp", "pprof");
+  mkdirSync(dir, { recursive: true });
+  const child = spawn(
+    "kubectl",
+    ["--kubeconfig", kubeconfig, "get", "--raw", `/debug/pprof/profile?seconds=${PROFILE_SECONDS}`],
+    { stdio: ["ignore", "pipe", "inherit"] },
+  );
+  child.stdout.pipe(createWriteStream(join(dir, `${name}.pb.gz`)));
+  await new Promise((resolve) => child.on("close", resolve));
+}
 
 const ids = appIds(N);
 const cp = await startControlPlane();
@@ -104,6 +127,7 @@ try {
     const api0 = processCpuSeconds(pids.apiserver);
     const etcd0 = processCpuSeconds(pids.etcd);
     const bench0 = process.cpuUsage();
+    const profile = profileApiserver(cp.kubeconfig, `order-${i + 1}-${step.replace(/[^a-z+]/g, "_")}-${N}`);
     const t0 = performance.now();
     if (step === "baseline") {
       for (let round = 1; round <= 4; round++)
@@ -117,6 +141,19 @@ try {
             { subresource: "status" },
           ),
         );
+    } else if (step === "split") {
+      const withFinalizer = new Map<string, KubeObject>();
+      await pool(ids, CONCURRENCY, async (id) => withFinalizer.set(id, await requests.finalizer(id)));
+      // The second reconcile reads the app from its cache: wait until the cache has every finalizer.
+      const apps = informers[1] as Informer<KubeObject>;
+      while (
+        ids.some(
+          (id) =>
+            apps.get(ns, id)?.metadata.resourceVersion !== withFinalizer.get(id)?.metadata.resourceVersion,
+        )
+      )
+        await new Promise((r) => setTimeout(r, 20));
+      await pool(ids, CONCURRENCY, (id) => requests.chained(id, ["license", "event", "status"]));
     } else if (chainKinds(step)) {
       const kinds = chainKinds(step);
       await pool(ids, CONCURRENCY, (id) => requests.chained(id, kinds));
@@ -147,6 +184,7 @@ try {
     rows.push(row);
     console.log(JSON.stringify(row));
     for (const i of informers) await i.stop();
+    await profile;
   }
 } finally {
   await cp.stop();
@@ -171,11 +209,11 @@ const ratios = rows.flatMap((r, i) => {
   ];
 });
 console.log(JSON.stringify(ratios));
-const file = writeResult(root, `request-order-${N}.json`, {
+const file = writeResult(root, `request-order-${N}${LABEL ? `-${LABEL}` : ""}.json`, {
   benchmark: "request-order",
   apps: N,
   machine: machine(),
-  command: `npm run bench:order -- --apps ${N} --steps ${STEPS.join(",")}`,
+  command: `npm run bench:order -- --apps ${N} --steps ${STEPS.join(",")}${PROFILE_SECONDS ? ` --apiserver-profile ${PROFILE_SECONDS}` : ""}${LABEL ? ` --label ${LABEL}` : ""}`,
   date: new Date().toISOString(),
   workers: CONCURRENCY,
   steps: rows,
