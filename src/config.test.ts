@@ -51,6 +51,25 @@ describe("loadConfig", () => {
     expect(bad).toThrow(/MXOPS_LOG_LEVEL .*"loud"/);
   });
 
+  it("refuses an empty or non-decimal number instead of reading it as 0, and ports past 65535", () => {
+    // An empty variable (a Helm value left unset) must not turn the webhook or the notification cap off.
+    expect(() => loadConfig([], { MXOPS_WEBHOOK_PORT: "" })).toThrow(
+      /MXOPS_WEBHOOK_PORT \(--webhook-port \/ MXOPS_WEBHOOK_PORT\) = "": must be a whole number/,
+    );
+    expect(() => loadConfig(["--notify-hourly-cap="], {})).toThrow(
+      /--notify-hourly-cap .*= "": must be a whole number/,
+    );
+    expect(() => loadConfig(["--webhook-port=1e3"], {})).toThrow(/"1e3": must be a whole number/);
+    expect(() => loadConfig(["--webhook-port=70000"], {})).toThrow(/"70000": must be at most 65535/);
+    expect(() => loadConfig(["--metrics-bind-address=:70000"], {})).toThrow(
+      /--metrics-bind-address .*":70000": must be host:port, :port \(port 0-65535\)/,
+    );
+    expect(loadConfig([], { MXOPS_WEBHOOK_PORT: " 0 ", MXOPS_NOTIFY_HOURLY_CAP: "5" })).toMatchObject({
+      webhookPort: 0,
+      notifyHourlyCap: 5,
+    });
+  });
+
   it("refuses durations under a setting's minimum, and leader timings that let two leaders run", () => {
     expect(() => loadConfig(["--evaluation-interval=0s"], {})).toThrow(
       /--evaluation-interval .*"0s": must be at least 1s/,

@@ -36,11 +36,22 @@ const bool = z
 const address = z
   .string()
   .refine(
-    (s) => s === "" || s === "0" || /^(\[[^\]]+\]|[^:]*):\d{1,5}$/.test(s),
-    "must be host:port, :port, or 0 to disable",
+    (s) =>
+      s === "" ||
+      s === "0" ||
+      (/^(\[[^\]]+\]|[^:]*):\d{1,5}$/.test(s) && Number(s.split(":").pop()) <= 65535),
+    "must be host:port, :port (port 0-65535), or 0 to disable",
   )
   .transform((s) => (s === "0" ? "" : s));
-const port = z.coerce.number().int().min(1).max(65535);
+/** A whole number in [min, max]. Not z.coerce: that reads "" as 0 (an empty variable would turn a port or a cap off) and takes 1e3 or 0x10. */
+const wholeNumber = (min: number, max: number) =>
+  z
+    .string()
+    .trim()
+    .regex(/^\d+$/, "must be a whole number")
+    .transform(Number)
+    .pipe(z.number().min(min, `must be at least ${min}`).max(max, `must be at most ${max}`));
+const port = wholeNumber(1, 65535);
 const list = z.string().transform((s) =>
   s
     .split(",")
@@ -84,7 +95,7 @@ export const SETTINGS = {
     env: "MXOPS_WEBHOOK_PORT",
     default: "9443",
     description: "HTTPS port of the validating admission webhook; 0 disables it.",
-    parse: z.coerce.number().int().min(0).max(65535),
+    parse: wholeNumber(0, 65535),
   },
   webhookCertDir: {
     flag: "webhook-cert-dir",
@@ -176,7 +187,7 @@ export const SETTINGS = {
     default: "16",
     description:
       "Workers of the MendixApp controller (one app is never reconciled by two at once). A reconcile mostly waits on the API server: 16 converged 1,000 new apps twice as fast as 4 (BENCHMARKS.md).",
-    parse: z.coerce.number().int().min(1).max(256),
+    parse: wholeNumber(1, 256),
   },
   resyncPeriod: {
     flag: "resync-period",
@@ -299,7 +310,7 @@ export const SETTINGS = {
     default: "13",
     description:
       "Delivery attempts per recipient and channel before a notification counts as failed; with the default backoff 13 retry for 6-12 minutes (past SMTP greylisting).",
-    parse: z.coerce.number().int().min(1).max(100),
+    parse: wholeNumber(1, 100),
   },
   notifyInitialBackoff: {
     flag: "notify-initial-backoff",
@@ -322,7 +333,7 @@ export const SETTINGS = {
     default: "20",
     description:
       "Messages per recipient and channel per --notify-cap-window; more go out as one digest when there is room again. Critical alerts are never held. 0: no cap.",
-    parse: z.coerce.number().int().min(0).max(100000),
+    parse: wholeNumber(0, 100000),
   },
   notifyCapWindow: {
     flag: "notify-cap-window",
