@@ -214,7 +214,8 @@ async function main(): Promise<number> {
         })
       : undefined;
   manager.addReadyCheck("webhook", () => config.webhookPort === 0 || webhook !== undefined);
-  await manager.start();
+  // A SIGTERM while the webhook started: nothing more starts (the manager's start returns at once).
+  if (!stopping) await manager.start();
   await new Promise<void>((resolve) => {
     const wait = setInterval(() => {
       if (stopping) {
@@ -223,6 +224,8 @@ async function main(): Promise<number> {
       }
     }, 100);
   });
+  // Closed here too: a shutdown that began while the webhook started did not have it to close.
+  await webhook?.close();
   return 0;
 }
 

@@ -163,7 +163,11 @@ export class Controller<P extends KubeObject = KubeObject> {
     this.scheduleResync();
   }
 
-  /** Stops taking work and waits up to `graceMs` for in-flight reconciles; then aborts them. */
+  /**
+   * Stops taking work and waits up to `graceMs` for in-flight reconciles; then aborts them and returns without
+   * waiting further, as controller-runtime's graceful-shutdown timeout does (a reconcile stuck on a request must
+   * not hold the process past its termination grace period; what it leaves half done is redone, level-based).
+   */
   async stop(graceMs = 30_000): Promise<void> {
     if (!this.running) return;
     this.running = false;
@@ -177,6 +181,7 @@ export class Controller<P extends KubeObject = KubeObject> {
     if (timedOut) {
       this.opts.log.warn({ graceMs }, "in-flight reconciles did not finish in time; aborting them");
       this.abort.abort();
+      return;
     }
     await Promise.all(this.workers);
   }

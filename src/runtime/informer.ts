@@ -171,7 +171,8 @@ export class Informer<T extends KubeObject> {
   }
 
   async waitForSync(signal?: AbortSignal): Promise<boolean> {
-    if (this.hasSynced()) return true;
+    // An aborted signal fires no "abort" event for a listener added now: it must not wait for one.
+    if (this.hasSynced() || signal?.aborted) return this.hasSynced();
     await new Promise<void>((resolve) => {
       this.syncWaiters.push(resolve);
       signal?.addEventListener("abort", () => resolve(), { once: true });

@@ -90,8 +90,17 @@ export class LeaderElector {
    */
   async run(signal: AbortSignal, onStartedLeading: () => void, onStoppedLeading: () => void): Promise<void> {
     const { retryPeriodMs, renewDeadlineMs, clock, log } = this.opts;
-    while (!signal.aborted && !(await this.tryAcquireOrRenew())) await sleep(retryPeriodMs, signal);
-    if (signal.aborted) return;
+    let acquired = false;
+    while (!signal.aborted && !acquired) {
+      acquired = await this.tryAcquireOrRenew();
+      if (!acquired) await sleep(retryPeriodMs, signal);
+    }
+    if (!acquired) return;
+    if (signal.aborted) {
+      // Won in the round that the stop interrupted: given back, or the others would wait out a lease duration.
+      await this.release();
+      return;
+    }
     this.leading = true;
     this.setGauge(1);
     log.info(
@@ -146,7 +155,9 @@ export class LeaderElector {
       }
       const spec = lease.spec ?? {};
       const record = JSON.stringify(spec);
-      if (this.observed?.record !== record) this.observed = { record, at: now };
+      // Seen when the answer arrived, not when it was asked for (client-go's observedTime): a slow GET may read
+      // a renewal made while it waited, and dating that renewal back would end the holder's lease early.
+      if (this.observed?.record !== record) this.observed = { record, at: clock.now() };
       const heldByOther = !!spec.holderIdentity && spec.holderIdentity !== identity;
       // Expiry is judged by when *we* saw the record change, not by the holder's clock.
       const expiresAt = (this.observed?.at ?? now) + (spec.leaseDurationSeconds ?? 0) * 1000;

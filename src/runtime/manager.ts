@@ -113,6 +113,8 @@ export class Manager {
 
   /** Serves probes and metrics, fills the caches, then (as leader) starts the controllers. Resolves once synced. */
   async start(): Promise<void> {
+    // Stopped before it started (a SIGTERM during start-up): nothing is opened, so nothing keeps the process up.
+    if (this.stopped) return;
     if (this.opts.metricsAddr) {
       const { server, port } = await serveMetrics(this.opts.metricsAddr, this.registry);
       this.servers.push(server);
@@ -125,6 +127,11 @@ export class Manager {
       });
       this.servers.push(server);
       this.ports.probes = port;
+    }
+    if (this.stopped) {
+      // stop() ran while the listeners opened: it closed those it saw, these are closed here.
+      await Promise.all(this.servers.map(closeServer));
+      return;
     }
     this.informers.start();
     const started = Date.now();

@@ -1,7 +1,7 @@
 // The controller runtime on the shared control plane: caches, reconciles without churn, events, leader election.
 import { afterAll, beforeAll, describe, expect, it, vi } from "vitest";
 import { checkSecretFromCache, SECRETS } from "../../src/controllers/secrets.ts";
-import { KubeClient } from "../../src/runtime/client.ts";
+import { KubeClient, type KubeObject, type ResourceType } from "../../src/runtime/client.ts";
 import { EventRecorder } from "../../src/runtime/events.ts";
 import { Informer } from "../../src/runtime/informer.ts";
 import { LeaderElector } from "../../src/runtime/leader.ts";
@@ -544,5 +544,141 @@ describe("controller runtime on a real API server", () => {
     await manager.stop();
     expect(finished).toEqual(started);
     expect(started.length).toBe(1);
+  });
+});
+
+describe("controller runtime: stopping and the Lease at the edges", () => {
+  it("stops waiting for a reconcile that outlives the grace period", async () => {
+    const sns = await newNamespace("overdue");
+    await kubectl(adminKubeconfig(), ["create", "configmap", "stuck", "-n", sns]);
+    const manager = new Manager({
+      kubeConfig: kc(),
+      log: testLog,
+      namespaces: [sns],
+      gracefulShutdownMs: 300,
+      leaderElection: { enabled: false, namespace: sns, name: "x", identity: "x" },
+    });
+    const informer = manager.informers.informerFor<ConfigMap>(CONFIGMAPS);
+    let started = 0;
+    manager.addController<ConfigMap>({
+      name: "stuck",
+      primary: informer,
+      concurrency: 1,
+      // Ignores its abort signal, as a request with no signal of its own does.
+      reconcile: async () => {
+        started++;
+        await new Promise((r) => setTimeout(r, 4000));
+        return undefined;
+      },
+    });
+    await manager.start();
+    await eventually(async () => (started === 1 ? true : undefined), { what: "the reconcile" });
+    const t0 = Date.now();
+    await manager.stop();
+    expect(Date.now() - t0).toBeLessThan(2500);
+  });
+
+  it("opens nothing and returns at once when stopped before it started (a SIGTERM during start-up)", async () => {
+    const sns = await newNamespace("early-stop");
+    const manager = new Manager({
+      kubeConfig: kc(),
+      log: testLog,
+      namespaces: [sns],
+      metricsAddr: "127.0.0.1:0",
+      probeAddr: "127.0.0.1:0",
+      leaderElection: { enabled: true, namespace: sns, name: "early", identity: "early" },
+    });
+    const informer = manager.informers.informerFor<ConfigMap>(CONFIGMAPS);
+    await manager.stop();
+    const t0 = Date.now();
+    await manager.start();
+    expect(Date.now() - t0).toBeLessThan(1000);
+    expect(manager.ports).toEqual({});
+    // A cache asked to wait with a signal that already fired answers at once, not never.
+    expect(await informer.waitForSync(AbortSignal.abort())).toBe(false);
+  });
+
+  it("dates a Lease renewal from when its slow GET answered, not from when it asked", async () => {
+    const lns = await newNamespace("slow-get");
+    const holder = new LeaderElector({
+      client: new KubeClient(kc()),
+      namespace: lns,
+      name: "op",
+      identity: "holder",
+      leaseDurationMs: 3000,
+      log: testLog,
+    });
+    // The follower's Lease reads take 1.5 s before they reach the API server (a slow path to it).
+    class SlowLeaseReads extends KubeClient {
+      override async get<T extends KubeObject>(
+        rt: ResourceType,
+        namespace: string | undefined,
+        name: string,
+        opts: { resourceVersion?: string; signal?: AbortSignal } = {},
+      ): Promise<T | undefined> {
+        await new Promise((r) => setTimeout(r, 1500));
+        return await super.get<T>(rt, namespace, name, opts);
+      }
+    }
+    const follower = new LeaderElector({
+      client: new SlowLeaseReads(kc()),
+      namespace: lns,
+      name: "op",
+      identity: "follower",
+      leaseDurationMs: 3000,
+      log: testLog,
+    });
+    expect(await holder.tryAcquireOrRenew()).toBe(true);
+    // The follower asks; while its read waits, the holder renews; the read returns that renewal.
+    const asked = follower.tryAcquireOrRenew();
+    await new Promise((r) => setTimeout(r, 700));
+    expect(await holder.tryAcquireOrRenew()).toBe(true);
+    const renewedAt = Date.now();
+    expect(await asked).toBe(false);
+    // The holder now stops renewing: the follower may take over a lease duration after it saw the renewal.
+    let tookOver = 0;
+    while (!tookOver) {
+      const attempt = Date.now();
+      if (await follower.tryAcquireOrRenew()) tookOver = attempt;
+      else await new Promise((r) => setTimeout(r, 200));
+    }
+    expect(tookOver - renewedAt).toBeGreaterThanOrEqual(3000);
+  });
+
+  it("gives back a Lease won in the round a stop interrupted", async () => {
+    const lns = await newNamespace("won-late");
+    const stop = new AbortController();
+    // The Lease's creation succeeds as the stop arrives.
+    class StopOnCreate extends KubeClient {
+      override async create<T extends KubeObject>(
+        rt: ResourceType,
+        obj: T,
+        opts: { fieldManager?: string; signal?: AbortSignal } = {},
+      ): Promise<T> {
+        const created = await super.create<T>(rt, obj, opts);
+        stop.abort();
+        return created;
+      }
+    }
+    const elector = new LeaderElector({
+      client: new StopOnCreate(kc()),
+      namespace: lns,
+      name: "op",
+      identity: "late",
+      log: testLog,
+    });
+    let led = false;
+    await elector.run(
+      stop.signal,
+      () => {
+        led = true;
+      },
+      () => undefined,
+    );
+    expect(led).toBe(false);
+    const lease = JSON.parse(
+      await kubectl(adminKubeconfig(), ["get", "lease", "op", "-n", lns, "-o", "json"]),
+    ) as { spec: { holderIdentity?: string } };
+    expect(lease.spec.holderIdentity ?? "").toBe("");
   });
 });
