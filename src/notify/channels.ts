@@ -127,9 +127,18 @@ function retryAfterMs(header: string | null, now = Date.now()): number | undefin
   return Number.isNaN(at) ? undefined : Math.max(0, at - now);
 }
 
-/** Classifies an HTTP answer: 2xx done; 429 and 5xx retry (honouring Retry-After); other 4xx are final. */
+/**
+ * Classifies an HTTP answer: 2xx done; 429 and 5xx retry (honouring Retry-After); other 4xx are final, and so is a
+ * redirect, which is not followed: fetch would repeat a 301/302/303 as a GET without the body, and that GET's 2xx
+ * would count as delivered.
+ */
 function httpOutcome(status: number, retryAfter: string | null, what: string): void {
   if (status >= 200 && status < 300) return;
+  if (status >= 300 && status < 400)
+    throw new DeliveryError(
+      `${what}: HTTP ${status}, a redirect (not followed: set the URL it points to)`,
+      false,
+    );
   const retryable = status === 429 || status >= 500 || status === 408;
   throw new DeliveryError(
     `${what}: HTTP ${status}`,
@@ -151,6 +160,7 @@ async function post(
       method: "POST",
       body,
       headers: { "content-type": "application/json", "user-agent": "mxops", ...headers },
+      redirect: "manual",
       signal: AbortSignal.timeout(timeoutMs),
     });
   } catch (err) {

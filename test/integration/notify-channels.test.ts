@@ -238,6 +238,24 @@ describe("signed webhooks", () => {
     expect(c?.[0]?.error).toMatch(/HTTP 400/);
   });
 
+  it("does not follow a redirect: a POST turned into a GET is not a delivery", async () => {
+    const landing = await startHttpReceiver(() => ({ status: 200 }));
+    const redirecting = await startHttpReceiver(() => ({
+      status: 302,
+      headers: { location: `${landing.url}/login` },
+    }));
+    cleanups.push(
+      () => landing.close(),
+      () => redirecting.close(),
+    );
+    const { d } = deliverer([new WebhookChannel({ timeoutMs: 2000 })]);
+    const [outcome] = await d.deliver(alert, [hook(redirecting.url)], new Set(), async () => {});
+    expect(outcome).toMatchObject({ ok: false, attempts: 1 });
+    expect(outcome?.error).toMatch(/HTTP 302, a redirect \(not followed/);
+    expect(redirecting.received).toHaveLength(1);
+    expect(landing.received).toHaveLength(0);
+  });
+
   it("delivers to one recipient while another's endpoint keeps failing, and skips targets already delivered", async () => {
     const good = await startHttpReceiver();
     const bad = await startHttpReceiver(() => ({ status: 503 }));
