@@ -1,7 +1,9 @@
 import { describe, expect, it } from "vitest";
+import { NotificationRecord } from "../api/common.ts";
 import type { TargetOutcome } from "./deliver.ts";
 import { boundedId, fingerprint, type Notification, renderMail, webhookPayload } from "./message.ts";
 import {
+  boundedText,
   complete,
   isUrgent,
   markDelivered,
@@ -239,5 +241,35 @@ describe("rendering", () => {
     expect(fingerprint({ a: "1", b: "2" })).toBe(fingerprint({ b: "2", a: "1" }));
     expect(fingerprint({ a: "1" })).not.toBe(fingerprint({ a: "2" }));
     expect(webhookPayload(n("x"), "x/webhook/contact:alice").status).toBe("firing");
+  });
+});
+
+describe("recordIntents with long texts", () => {
+  it("cuts a title and a body to the status schema's limits, so the owner's status write is not refused", () => {
+    const longName = "a".repeat(253); // a valid object name
+    const [record] = recordIntents(
+      [],
+      [
+        {
+          ...n("contact-added/uid/c/1"),
+          title: `You are now the technical contact of ${longName}`,
+          body: `contacts: ${"c".repeat(5000)}`,
+        },
+      ],
+      now,
+    );
+    expect(record?.title).toHaveLength(256);
+    expect(record?.title.endsWith("…")).toBe(true);
+    expect(record?.body).toHaveLength(4096);
+    expect(NotificationRecord.safeParse(record).success).toBe(true);
+    // Short texts are kept as they are.
+    const [short] = recordIntents([], [n("x")], now);
+    expect(short?.title).toBe("License of crm expires in 30 days");
+    expect(short?.body).toBe(n("x").body);
+  });
+
+  it("never leaves half a surrogate pair at the cut", () => {
+    expect(boundedText(`${"a".repeat(254)}😀😀`, 256)).toBe(`${"a".repeat(254)}…`);
+    expect(boundedText("short", 256)).toBe("short");
   });
 });

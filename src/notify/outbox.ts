@@ -5,6 +5,9 @@ import type { TargetOutcome } from "./deliver.ts";
 import type { Notification, NotificationKind } from "./message.ts";
 
 const KEEP_COMPLETED = 16;
+/** The status schema's limits of a record's title and body (NotificationRecord). */
+const MAX_TITLE = 256;
+const MAX_BODY = 4096;
 
 /**
  * How many new records fit in the outbox now: what is pending stays until delivered, completed records are
@@ -16,7 +19,19 @@ export function outboxRoom(records: NotificationRecord[] | undefined): number {
   return Math.max(0, urgentRoom(records) - Math.min(completed, KEEP_COMPLETED));
 }
 
-/** Adds Pending records for notifications not recorded yet (same id = same notification); prunes old completed ones. */
+/** `text` cut to `max` characters, the cut marked with an ellipsis (never half a surrogate pair). */
+export function boundedText(text: string, max: number): string {
+  if (text.length <= max) return text;
+  let cut = text.slice(0, max - 1);
+  if (/[\uD800-\uDBFF]$/.test(cut)) cut = cut.slice(0, -1);
+  return `${cut}…`;
+}
+
+/**
+ * Adds Pending records for notifications not recorded yet (same id = same notification); prunes old completed ones.
+ * Titles and bodies are cut to what the status schema takes (256 and 4,096 characters): a long app name in a
+ * title must not make every status write of its owner fail.
+ */
 export function recordIntents(
   records: NotificationRecord[] | undefined,
   notifications: Notification[],
@@ -27,7 +42,13 @@ export function recordIntents(
   for (const n of notifications) {
     if (known.has(n.id)) continue;
     known.add(n.id);
-    list.push({ ...n, state: "Pending", createdAt: iso(now) });
+    list.push({
+      ...n,
+      title: boundedText(n.title, MAX_TITLE),
+      body: boundedText(n.body, MAX_BODY),
+      state: "Pending",
+      createdAt: iso(now),
+    });
   }
   return prune(list);
 }
