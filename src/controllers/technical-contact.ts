@@ -2,7 +2,7 @@
 // mxops.dev/send-test annotation with a test message through every channel of the person.
 import { API_VERSION, type NotificationRecord } from "../api/common.ts";
 import { TechnicalContact } from "../api/technical-contact.ts";
-import type { Notification, Recipient } from "../notify/message.ts";
+import { boundedId, type Notification, type Recipient } from "../notify/message.ts";
 import type { NotificationSender, Owner, SubmitOptions } from "../notify/sender.ts";
 import type { KubeObject } from "../runtime/client.ts";
 import type { Clock } from "../runtime/clock.ts";
@@ -79,9 +79,23 @@ export async function contactRecipient(
   return recipient;
 }
 
+/**
+ * What a send-test annotation value is answered as (status.lastTest.nonce, the end of the record's id): the value, or
+ * for one too long for the id's 253 characters a cut of it with a hash, so any value can be asked for.
+ */
+export function testNonce(contact: TechnicalContact, value: string): string {
+  const prefix = `test/${contact.metadata.uid ?? contact.metadata.name}/`;
+  return boundedId(value, Math.max(64, 253 - prefix.length));
+}
+
+/** The annotation value (as testNonce gave it) a test record answers: all after "test/<uid>/", slashes and all. */
+export function nonceOfTestRecord(id: string): string {
+  return id.split("/").slice(2).join("/");
+}
+
 export function testNotification(contact: TechnicalContact, nonce: string, nowMs: number): Notification {
   return {
-    id: `test/${contact.metadata.uid ?? contact.metadata.name}/${nonce}`,
+    id: `test/${contact.metadata.uid ?? contact.metadata.name}/${testNonce(contact, nonce)}`,
     kind: "Test",
     severity: "Ok",
     title: "mxops test message",
@@ -113,7 +127,7 @@ export function registerTechnicalContactController(
       },
       onComplete: (status, closed, outcomes) => {
         if (record.kind !== "Test") return;
-        const nonce = record.id.split("/").pop() ?? "";
+        const nonce = nonceOfTestRecord(record.id);
         const result = outcomes.length
           ? [...outcomes]
               .sort((a, b) => a.channel.localeCompare(b.channel))
@@ -160,7 +174,7 @@ export function registerTechnicalContactController(
       deps.sender.resume(owner, raw, submitOptions(namespace, name));
 
       const nonce = raw.metadata.annotations?.[SEND_TEST_ANNOTATION];
-      if (nonce && raw.status?.lastTest?.nonce !== nonce) {
+      if (nonce && raw.status?.lastTest?.nonce !== testNonce(contact, nonce)) {
         const notification = testNotification(contact, nonce, deps.clock.now());
         if (!raw.status?.notifications?.some((r) => r.id === notification.id)) {
           const written = await deps.sender.record(owner, [notification]);
