@@ -295,4 +295,22 @@ describe("maintenance window", () => {
       noticeFor: nextWeek,
     });
   });
+
+  it("tells every window whose notice time has come, nearest first, when several are due at once", () => {
+    const long = { ...w, noticeHours: 336 };
+    const start = Date.parse("2026-11-29T02:00:00Z");
+    const nextWeek = start + 7 * 24 * 3_600_000;
+    const now = start - 24 * 3_600_000; // a new app, a day before the window: it and next week's are both due
+    const first = decideMaintenance(long, undefined, now);
+    expect(first).toMatchObject({ noticeDue: true, noticeFor: start, recheckAt: now });
+    const second = decideMaintenance(long, start, now + 1000);
+    expect(second).toMatchObject({ noticeDue: true, noticeFor: nextWeek });
+    expect(second.recheckAt).toBeGreaterThan(now + 1000);
+    expect(decideMaintenance(long, nextWeek, now + 2000).noticeDue).toBe(false);
+    // A window that moved: the time last told is none of the new windows, so the nearest new one is told.
+    expect(decideMaintenance(long, start + 3_600_000, now)).toMatchObject({
+      noticeDue: true,
+      noticeFor: start,
+    });
+  });
 });

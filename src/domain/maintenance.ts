@@ -31,9 +31,9 @@ export interface MaintenanceDecision {
   nextWindowStart: number;
   /** Send a notice now: noticeFor is set. */
   noticeDue: boolean;
-  /** The window to tell about now: the latest not yet started whose notice time has come, unless told already. */
+  /** The window to tell about now: the nearest not yet started whose notice time has come and that was not told. */
   noticeFor?: number;
-  /** When to look again: the next notice time, or the end of the window in progress. */
+  /** When to look again: now when another window is due too, else the next notice time or the window's end. */
   recheckAt: number;
 }
 
@@ -44,17 +44,25 @@ export function decideMaintenance(
 ): MaintenanceDecision {
   const { start, end } = currentOrNextWindow(w, nowMs);
   const notice = w.noticeHours * HOUR_MS;
-  // noticeHours reaches up to two weeks, beyond the next window: the notice due is that of the latest window
-  // not yet started whose notice time has come (an earlier one's was due, and sent, before it).
+  // noticeHours reaches up to two weeks, beyond the next window, so several windows not yet started may have
+  // their notice time come at once (a new app, a longer noticeHours). Each is told, nearest first, one per
+  // reconcile: after the window last told (lastNoticeFor) when that is one of them, else from the nearest (a new
+  // app; a window that moved, whose old time is none of these).
   const upcoming = [0, 1, 2].map((k) => start + k * WEEK_MS).filter((s) => s > nowMs);
-  const due = upcoming.filter((s) => s - notice <= nowMs).at(-1);
-  const noticeFor = due !== lastNoticeFor ? due : undefined;
+  const due = upcoming.filter((s) => s - notice <= nowMs);
+  const untold =
+    lastNoticeFor !== undefined && upcoming.includes(lastNoticeFor)
+      ? due.filter((s) => s > lastNoticeFor)
+      : due;
+  const noticeFor = untold[0];
   const nextNotice = upcoming.map((s) => s - notice).find((t) => t > nowMs);
   return {
     nextWindowStart: start,
     noticeDue: noticeFor !== undefined,
     ...(noticeFor !== undefined ? { noticeFor } : {}),
     recheckAt: Math.min(
+      // Another window is due as well: at once, once this notice is recorded.
+      untold.length > 1 ? nowMs : Number.POSITIVE_INFINITY,
       nextNotice ?? Number.POSITIVE_INFINITY,
       start <= nowMs ? end : Number.POSITIVE_INFINITY,
     ),
