@@ -42,6 +42,7 @@ import { cachedContacts, contactRecipient, recipientOf } from "./technical-conta
 import {
   applyLicenseEnv,
   DEPLOYMENTS,
+  forgetStop,
   hasLicenseEnv,
   licenseInjected,
   removeLicenseEnv,
@@ -207,6 +208,18 @@ export function registerMendixAppController(
     const namespace = raw.metadata.namespace ?? "";
     const name = raw.metadata.name;
     await releaseWorkload(namespace, workloadRef);
+    // A workload the app named before, while handing it back had not worked yet (the status still names it), is
+    // handed back too, unless another app names it now; until that works the finalizer stays and this is retried.
+    const before = raw.status?.workload;
+    if (
+      before?.kind &&
+      before.name &&
+      (before.kind !== workloadRef?.kind || before.name !== workloadRef.name) &&
+      !appsOnWorkload(apps, namespace, { kind: before.kind, name: before.name }).some(
+        (a) => a.metadata.name !== name,
+      )
+    )
+      await releaseWorkload(namespace, { kind: before.kind, name: before.name });
     if (raw.metadata.finalizers?.includes(FINALIZER)) {
       const finalizers = raw.metadata.finalizers.filter((f) => f !== FINALIZER);
       await manager.client
@@ -400,10 +413,14 @@ export function registerMendixAppController(
                 return stopped.object;
               });
             } else if (spec.state === "Running" && remembered !== undefined) {
-              if (replicas === 0) {
-                const to = remembered;
-                await own(workload, () => startWorkload(manager.client, wrt, workload, to));
-              }
+              const to = remembered;
+              // Running again: the remembered count is restored, or, when the workload already runs (its owner set
+              // replicas with the change to Running), the note is dropped, or a later scale to 0 would be undone.
+              await own(workload, () =>
+                replicas === 0
+                  ? startWorkload(manager.client, wrt, workload, to)
+                  : forgetStop(manager.client, wrt, workload),
+              );
               remembered = undefined;
             }
           }

@@ -202,3 +202,15 @@ export async function startWorkload(
     { fieldManager: STATE_FIELD_MANAGER },
   );
 }
+
+/** Forgets a stop that something else undid (the workload runs again with replicas set by its owner): drops the note. */
+export async function forgetStop(client: KubeClient, rt: ResourceType, w: Workload): Promise<KubeObject> {
+  return await client.patch(
+    rt,
+    w.metadata.namespace,
+    w.metadata.name,
+    { metadata: { annotations: { [REPLICAS_BEFORE_STOP]: null } } },
+    "merge",
+    { fieldManager: STATE_FIELD_MANAGER },
+  );
+}

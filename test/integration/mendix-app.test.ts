@@ -166,6 +166,8 @@ describe("MendixApp rules end to end", () => {
     "change",
     "delete",
     "locked",
+    "moved",
+    "gitops",
   ];
 
   const start = () => {
@@ -661,5 +663,109 @@ spec:
       expect((c.env ?? []).map((e) => e.name)).not.toContain("LICENSE_ID");
     expect(d.spec.template.spec.containers[0]?.env?.map((e) => e.name)).toEqual(["RUNTIME_PARAMS"]);
     await expect(k(["get", "mxapp", "crm", "-n", n])).rejects.toThrow(/NotFound/);
+  });
+  it("on deletion also hands back the workload it was moved away from, once a refusing policy lets it", async () => {
+    const n = ns.moved ?? "";
+    await applyAll(
+      contact(n, "alice", "alice@example.com"),
+      licenseSecret(n),
+      deployment(n, "crm", 2),
+      deployment(n, "crm-v2", 1),
+      app(n, { contacts: ["alice"] }),
+    );
+    await until("activation", async () => (await appStatus(n)).workload?.licenseInjected === true);
+    const envOf = async (name: string) =>
+      (await deploymentJson(n, name)).spec.template.spec.containers.flatMap((c) =>
+        (c.env ?? []).map((e) => e.name),
+      );
+    // A policy refuses changes to crm only: the app is pointed at crm-v2, but crm cannot be handed back yet.
+    const policy = `mxops-test-moved-${n}`;
+    await applyAll(`
+apiVersion: admissionregistration.k8s.io/v1
+kind: ValidatingAdmissionPolicy
+metadata: {name: ${policy}}
+spec:
+  failurePolicy: Fail
+  matchConstraints:
+    resourceRules: [{apiGroups: [apps], apiVersions: [v1], operations: [UPDATE], resources: [deployments]}]
+  validations: [{expression: "object.metadata.name != 'crm'", message: "crm is frozen"}]
+---
+apiVersion: admissionregistration.k8s.io/v1
+kind: ValidatingAdmissionPolicyBinding
+metadata: {name: ${policy}}
+spec:
+  policyName: ${policy}
+  validationActions: [Deny]
+  matchResources: {namespaceSelector: {matchLabels: {kubernetes.io/metadata.name: ${n}}}}
+`);
+    let lifted = false;
+    try {
+      await until("the policy in force", async () =>
+        k(["annotate", "deployment", "crm", "-n", n, `probe=${Date.now()}`, "--overwrite"]).then(
+          () => false,
+          (e: Error) => /crm is frozen/.test(e.message),
+        ),
+      );
+      // (crm-v2 gets the license only once crm is handed back: one license, one workload.)
+      await patchApp(n, '{"spec":{"workloadRef":{"kind":"Deployment","name":"crm-v2"}}}');
+      await until("the hand-back refused", async () => {
+        const c = condition(await appStatus(n), "Ready");
+        return c?.reason === "WorkloadUpdateFailed";
+      });
+      expect((await appStatus(n)).workload?.name).toBe("crm"); // still naming the workload it could not hand back
+      expect(await envOf("crm")).toContain("LICENSE_ID");
+      // Deleted now: the app waits for crm, it does not leave crm with the license.
+      await k(["delete", "mxapp", "crm", "-n", n, "--wait=false"]);
+      await new Promise((r) => setTimeout(r, 2000));
+      await k(["get", "mxapp", "crm", "-n", n]);
+      await k(["delete", "validatingadmissionpolicybinding,validatingadmissionpolicy", policy]);
+      lifted = true;
+    } finally {
+      if (!lifted) await k(["delete", "validatingadmissionpolicybinding,validatingadmissionpolicy", policy]);
+    }
+    await until(
+      "the app gone",
+      async () =>
+        k(["get", "mxapp", "crm", "-n", n]).then(
+          () => false,
+          (e: Error) => /NotFound/.test(e.message),
+        ),
+      60_000,
+    );
+    expect(await envOf("crm")).not.toContain("LICENSE_ID");
+    expect(await envOf("crm-v2")).not.toContain("LICENSE_ID");
+    expect((await deploymentJson(n, "crm")).spec.replicas).toBe(2);
+  });
+
+  it("forgets a stop its workload's owner undid with the change to Running, so a later scale to 0 stays", async () => {
+    const n = ns.gitops ?? "";
+    await applyAll(
+      contact(n, "alice", "alice@example.com"),
+      licenseSecret(n),
+      deployment(n, "crm", 3),
+      app(n, { contacts: ["alice"], state: "Stopped" }),
+    );
+    await until("0 replicas", async () => (await deploymentJson(n)).spec.replicas === 0);
+    await until("remembered replicas", async () => (await appStatus(n)).workload?.rememberedReplicas === 3);
+    // A GitOps sync applies both manifests, the Deployment with its replicas and the app Running, and the
+    // operator sees both at once (here: while it was restarting; otherwise a matter of timing).
+    await op.stop();
+    await applyAll(deployment(n, "crm", 3), app(n, { contacts: ["alice"] }));
+    start();
+    const note = async () =>
+      (
+        JSON.parse(await k(["get", "deployment", "crm", "-n", n, "-o", "json"])) as {
+          metadata: { annotations?: Record<string, string> };
+        }
+      ).metadata.annotations?.["mxops.dev/replicas-before-stop"];
+    await until("the stop forgotten", async () => (await note()) === undefined);
+    await until(
+      "the status without it",
+      async () => (await appStatus(n)).workload?.rememberedReplicas === undefined,
+    );
+    // Someone scales the running app's workload to 0 (a drill): the operator leaves it there.
+    await k(["scale", "deployment", "crm", "-n", n, "--replicas=0"]);
+    await new Promise((r) => setTimeout(r, 3000));
+    expect((await deploymentJson(n)).spec.replicas).toBe(0);
   });
 });
