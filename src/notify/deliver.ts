@@ -278,26 +278,30 @@ export class Deliverer {
       }
       // Sent. Recording it (a status write) may fail (a 429 in an alert storm, a timeout): that is retried on
       // its own, never by sending the message again.
-      const marking = new Backoff({
-        initialMs: this.policy.initialBackoffMs,
-        maxMs: this.policy.maxBackoffMs,
-      });
-      for (let mark = 1; ; mark++) {
-        try {
-          await onDelivered(target);
-          break;
-        } catch (err) {
-          if (mark >= this.policy.maxAttempts) {
-            log.warn(
-              { err: (err as Error).message },
-              "notification delivered, but recording it failed; it stays pending in the status",
-            );
-            break;
-          }
-          await this.sleep(marking.next());
-        }
-      }
+      const recorded = await this.recording(() => onDelivered(target));
+      if (!recorded.ok)
+        log.warn(
+          { err: (recorded.err as Error).message },
+          "notification delivered, but recording it failed; it stays pending in the status",
+        );
       return { ...base, ok: true, attempts: attempt };
+    }
+  }
+
+  /**
+   * Runs `write`, a status write that records what was delivered, until it succeeds, with the delivery backoff and
+   * attempt budget: a failed record is retried on its own, never by sending the message again. Not ok when the
+   * budget ran out (the record stays Pending, and a resume sends what it does not list as delivered).
+   */
+  async recording<T>(write: () => Promise<T>): Promise<{ ok: true; value: T } | { ok: false; err: unknown }> {
+    const backoff = new Backoff({ initialMs: this.policy.initialBackoffMs, maxMs: this.policy.maxBackoffMs });
+    for (let attempt = 1; ; attempt++) {
+      try {
+        return { ok: true, value: await write() };
+      } catch (err) {
+        if (attempt >= this.policy.maxAttempts) return { ok: false, err };
+        await this.sleep(backoff.next());
+      }
     }
   }
 

@@ -357,39 +357,48 @@ export class NotificationSender {
     // Closed as Failed with no target failing: nobody was left to send it to.
     let nobody = false;
     const now = new Date(this.clock.now());
-    const obj = await this.update(
-      owner,
-      (status) => {
-        status.notifications = complete(status.notifications ?? [], record.id, outcomes, now);
-        const closed = status.notifications.find((r) => r.id === record.id);
-        nobody = !failed.length && closed?.state === "Failed";
-        if (failed.length || nobody) {
-          status.conditions = setCondition(
-            status.conditions,
-            {
-              type: "NotificationFailed",
-              status: "True",
-              reason: "DeliveryFailed",
-              message: `${record.kind} ${record.id}: ${closed?.message ?? "delivery failed"}`.slice(0, 2048),
-            },
-            now,
-          );
-        } else if (status.conditions?.some((c) => c.type === "NotificationFailed" && c.status === "True")) {
-          status.conditions = setCondition(
-            status.conditions,
-            {
-              type: "NotificationFailed",
-              status: "False",
-              reason: "Delivered",
-              message: `${record.kind} ${record.id} delivered`,
-            },
-            now,
-          );
-        }
-        if (closed) opts.onComplete?.(status, closed, outcomes);
-      },
-      latest,
+    // The write that closes the record also records the targets delivered without a write of their own (a
+    // single target, the last to finish): retried like those, or a failed write would send them again.
+    const closing = await this.deliverer.recording(() =>
+      this.update(
+        owner,
+        (status) => {
+          status.notifications = complete(status.notifications ?? [], record.id, outcomes, now);
+          const closed = status.notifications.find((r) => r.id === record.id);
+          nobody = !failed.length && closed?.state === "Failed";
+          if (failed.length || nobody) {
+            status.conditions = setCondition(
+              status.conditions,
+              {
+                type: "NotificationFailed",
+                status: "True",
+                reason: "DeliveryFailed",
+                message: `${record.kind} ${record.id}: ${closed?.message ?? "delivery failed"}`.slice(
+                  0,
+                  2048,
+                ),
+              },
+              now,
+            );
+          } else if (status.conditions?.some((c) => c.type === "NotificationFailed" && c.status === "True")) {
+            status.conditions = setCondition(
+              status.conditions,
+              {
+                type: "NotificationFailed",
+                status: "False",
+                reason: "Delivered",
+                message: `${record.kind} ${record.id} delivered`,
+              },
+              now,
+            );
+          }
+          if (closed) opts.onComplete?.(status, closed, outcomes);
+        },
+        latest,
+      ),
     );
+    if (!closing.ok) throw closing.err;
+    const obj = closing.value;
     const delivered = outcomes.filter((o) => o.ok);
     if (obj && delivered.length && !failed.length) {
       this.events.event(

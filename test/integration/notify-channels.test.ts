@@ -2,6 +2,7 @@
 // that fail, throttle and hang, and an Alertmanager-API-compatible receiver.
 import { createHmac } from "node:crypto";
 import { afterEach, describe, expect, it } from "vitest";
+import { TECHNICAL_CONTACTS } from "../../src/controllers/resources.ts";
 import {
   AlertmanagerChannel,
   type Channel,
@@ -11,11 +12,16 @@ import {
 } from "../../src/notify/channels.ts";
 import { Deliverer, type RetryPolicy } from "../../src/notify/deliver.ts";
 import type { Notification, Recipient } from "../../src/notify/message.ts";
+import { NotificationSender, type Owner, type OwnerObject } from "../../src/notify/sender.ts";
+import { KubeClient, type KubeObject, type PatchType, type ResourceType } from "../../src/runtime/client.ts";
+import { EventRecorder } from "../../src/runtime/events.ts";
 import { newRegistry } from "../../src/runtime/metrics.ts";
 import { createCertificateAuthority } from "../../src/runtime/pki.ts";
 import { startHttpReceiver } from "../support/http-receiver.ts";
 import { type SmtpSink, startSmtpSink } from "../support/smtp.ts";
-import { counterSum, testLog } from "./runtime-support.ts";
+import { adminKubeconfig, kubectl, newNamespace } from "./helpers.ts";
+import { installCrds } from "./operator.ts";
+import { counterSum, loadKubeConfig, testLog } from "./runtime-support.ts";
 
 const alert: Notification = {
   id: "policy-uid/crm/cpu/3",
@@ -459,5 +465,72 @@ describe("Alertmanager", () => {
       ["MendixAppCPU", "info", "2026-11-27T10:00:00Z", "2026-11-27T11:00:00.000Z"],
     ]);
     expect(channel.activeCount()).toBe(0); // nothing kept to re-send or resolve
+  });
+});
+
+describe("the outbox on a real API server", () => {
+  it("retries the write that closes a record instead of sending the message again", async () => {
+    await installCrds();
+    const ns = await newNamespace("closing");
+    await kubectl(
+      adminKubeconfig(),
+      ["apply", "-f", "-"],
+      `apiVersion: mxops.dev/v1alpha1
+kind: TechnicalContact
+metadata: {name: carol, namespace: ${ns}}
+spec: {displayName: Carol, email: carol@example.com}
+`,
+    );
+    // The API server is briefly unavailable for the one status write that closes the record as Sent.
+    let refused = 0;
+    class RefusesFirstClose extends KubeClient {
+      override async patch<T extends KubeObject>(
+        rt: ResourceType,
+        namespace: string | undefined,
+        name: string,
+        patch: unknown,
+        type: PatchType,
+        opts: { subresource?: string; fieldManager?: string; force?: boolean } = {},
+      ): Promise<T> {
+        if (opts.subresource === "status" && !refused && JSON.stringify(patch).includes('"Sent"')) {
+          refused++;
+          throw new Error("the server is currently unable to handle the request (503)");
+        }
+        return await super.patch<T>(rt, namespace, name, patch, type, opts);
+      }
+    }
+    const client = new RefusesFirstClose(loadKubeConfig(adminKubeconfig()));
+    const receiver = await startHttpReceiver();
+    cleanups.push(() => receiver.close());
+    const registry = newRegistry();
+    const sender = new NotificationSender({
+      client,
+      deliverer: new Deliverer({ channels: [new WebhookChannel()], policy: fast, registry, log: testLog }),
+      events: new EventRecorder({ client, controller: "mxops.dev/operator", instance: "test", log: testLog }),
+      log: testLog,
+      registry,
+    });
+    const owner: Owner = { rt: TECHNICAL_CONTACTS, namespace: ns, name: "carol" };
+    const carol: Recipient = {
+      key: "contact:carol",
+      displayName: "Carol",
+      webhook: { url: receiver.url, secret: "whsec_c2VjcmV0LWtleQ==" },
+    };
+    const opts = () => ({ recipients: async () => [carol] });
+    const written = await sender.record(owner, [{ ...alert, id: `closing/${ns}` }]);
+    const record = written?.status?.notifications?.[0];
+    if (!written || !record) throw new Error("the record was not written");
+    sender.submit(owner, record, opts(), written);
+    await sender.idle();
+    // As the next reconcile would: resume whatever is still Pending.
+    const stored = async () =>
+      JSON.parse(
+        await kubectl(adminKubeconfig(), ["get", "technicalcontact", "carol", "-n", ns, "-o", "json"]),
+      ) as OwnerObject;
+    sender.resume(owner, await stored(), opts);
+    await sender.idle();
+    expect(refused).toBe(1);
+    expect(receiver.received).toHaveLength(1);
+    expect((await stored()).status?.notifications?.[0]).toMatchObject({ state: "Sent" });
   });
 });
