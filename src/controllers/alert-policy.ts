@@ -10,7 +10,15 @@ import {
 import { API_VERSION, type NotificationRecord, parseDuration } from "../api/common.ts";
 import { MendixApp } from "../api/mendix-app.ts";
 import type { TechnicalContact } from "../api/technical-contact.ts";
-import { alertMessage, effectiveRule, firingOrGap, remembered, selects, step } from "../domain/alerts.ts";
+import {
+  alertMessage,
+  announcedWhileFiring,
+  effectiveRule,
+  firingOrGap,
+  remembered,
+  selects,
+  step,
+} from "../domain/alerts.ts";
 import { currentOrNextWindow } from "../domain/maintenance.ts";
 import { SampleHistory, timeUntilFull } from "../domain/prediction.ts";
 import { alertTeamMembers, mergeRecipients } from "../domain/recipients.ts";
@@ -475,8 +483,10 @@ export function registerAlertPolicyController(
             startsAt: r.firingSince ?? iso(now),
             summary: `${r.app}: ${r.rule} ${r.severity}${r.volume ? ` (${r.volume})` : ""}`,
           };
-          // A muted app's firing alert is neither announced nor changed, but kept if Alertmanager has it.
-          (mutedApps.has(r.app) ? held : alerts).push(alert);
+          // A muted app's firing alert is neither announced nor changed, but kept if Alertmanager has it: it
+          // had it if the alert was announced while firing (a notification of it recorded since it began).
+          if (mutedApps.has(r.app)) held.push({ ...alert, announced: announcedWhileFiring(r) });
+          else alerts.push(alert);
         }
         await tellFiring(namespace, name, alerts, held, log);
       }

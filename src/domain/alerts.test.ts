@@ -3,6 +3,7 @@ import type { RuleStatus } from "../api/alert-policy.ts";
 import {
   type AlertEvent,
   alertMessage,
+  announcedWhileFiring,
   effectiveRule,
   levelFor,
   NO_DATA_GRACE_MS,
@@ -505,5 +506,17 @@ describe("appSelector", () => {
       ),
     ).toBe(false);
     expect(selects(undefined, labels)).toBe(false);
+  });
+});
+
+describe("announcedWhileFiring", () => {
+  it("is true only for a notification since the alert began firing", () => {
+    const firingSince = "2026-11-27T10:00:00Z";
+    expect(announcedWhileFiring({ firingSince, lastNotifiedAt: "2026-11-27T10:05:00Z" })).toBe(true);
+    expect(announcedWhileFiring({ firingSince, lastNotifiedAt: firingSince })).toBe(true);
+    // Told of an earlier episode, or never: Alertmanager was not told of this one.
+    expect(announcedWhileFiring({ firingSince, lastNotifiedAt: "2026-11-27T09:00:00Z" })).toBe(false);
+    expect(announcedWhileFiring({ firingSince })).toBe(false);
+    expect(announcedWhileFiring({ since: firingSince, lastNotifiedAt: "2026-11-27T10:05:00Z" })).toBe(true);
   });
 });

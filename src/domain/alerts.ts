@@ -90,6 +90,14 @@ export function remembered(r: RuleStatus): boolean {
   return r.state !== "Inactive" || (r.sequence ?? 0) > 0 || r.lastNotifiedAt !== undefined;
 }
 
+/** Whether a notification of the rule's alert went out since it began firing (so Alertmanager was told of it). */
+export function announcedWhileFiring(
+  r: Pick<RuleStatus, "lastNotifiedAt" | "firingSince" | "since">,
+): boolean {
+  const began = Date.parse(r.firingSince ?? r.since ?? "");
+  return !!r.lastNotifiedAt && !Number.isNaN(began) && Date.parse(r.lastNotifiedAt) >= began;
+}
+
 /**
  * A rule whose alert is firing: Firing, or in a gap in its data since it was (Unknown with firingSince). A gap
  * neither ends the alert nor starts a new one.

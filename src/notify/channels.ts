@@ -247,6 +247,12 @@ export interface FiringAlert {
   severity: "warning" | "critical";
   startsAt: string;
   summary: string;
+  /**
+   * For a held one (its app muted): it was announced while firing (a notification of it went out), so Alertmanager
+   * had it. After a restart, which forgets what was posted, it is posted again to keep it, not left to lapse and
+   * be announced anew when the mute ends.
+   */
+  announced?: boolean;
 }
 
 /**
@@ -344,7 +350,8 @@ export class AlertmanagerChannel implements Channel {
   /**
    * The alerts of policy `namespace/policy` that fire now: those Alertmanager lacks (or has at another severity)
    * are posted, those no longer firing are ended. `held` ones (a muted app's firing alerts) are kept as they are
-   * if Alertmanager has them, and neither announced nor changed.
+   * if Alertmanager has them, and neither announced nor changed; after a restart, the announced ones are posted
+   * again (Alertmanager had them).
    */
   async setFiring(
     namespace: string,
@@ -364,6 +371,17 @@ export class AlertmanagerChannel implements Channel {
       if (f && f.severity === l.severity) continue;
       this.active.delete(key);
       batch.push({ ...alert, endsAt });
+    }
+    for (const f of held) {
+      const key = alertKey(f.labels);
+      if (!f.announced || this.active.has(key)) continue;
+      const alert: AmAlert = {
+        labels: { ...f.labels, severity: f.severity },
+        annotations: { summary: f.summary },
+        startsAt: f.startsAt,
+      };
+      this.active.set(key, alert);
+      batch.push(alert);
     }
     for (const [key, f] of wanted) {
       if (this.active.has(key)) continue;

@@ -428,6 +428,27 @@ describe("Alertmanager", () => {
     expect(channel.activeCount()).toBe(0);
   });
 
+  it("after a restart keeps a muted app's alert that was announced, and still announces none that was not", async () => {
+    const { am, channel } = await alertmanagerOn(0); // a fresh channel: what a restarted operator has
+    const held = (app: string, announced: boolean) => ({
+      labels: { alertname: "MendixCPU", namespace: "apps", app, rule: "cpu", policy: "team" },
+      severity: "warning" as const,
+      startsAt: "2026-11-27T10:00:00Z",
+      summary: `${app}: cpu`,
+      announced,
+    });
+    const at = new Date("2026-11-27T11:00:00Z");
+    await channel.setFiring("apps", "team", [], [held("crm", true), held("billing", false)], at);
+    const posts = am.received.map((p) =>
+      (JSON.parse(p.body) as { labels: Record<string, string> }[]).map((a) => a.labels.app),
+    );
+    expect(posts).toEqual([["crm"]]);
+    // Kept from now on as before the restart: re-sent, not posted again, ended when it stops firing.
+    await channel.setFiring("apps", "team", [], [held("crm", true), held("billing", false)], at);
+    expect(am.received).toHaveLength(1);
+    expect(channel.activeCount()).toBe(1);
+  });
+
   it("sends credentials in --alertmanager-url as basic auth, and no failure message repeats them", async () => {
     const { am, d } = await alertmanagerOn(0, (u) => u.replace("http://", "http://ops:pa%3Ass@"));
     const [sent] = await d.deliver({ ...alert, id: "auth" }, [r], new Set(), async () => {});
