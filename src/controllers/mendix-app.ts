@@ -188,9 +188,15 @@ export function registerMendixAppController(
     workload: ref ? workloads[ref.kind].get(namespace, ref.name) : undefined,
   });
 
-  /** Takes back what the app added to a workload (the license env, a stop) and leaves it running. */
+  /**
+   * Takes back what the app added to a workload (the license env, a stop) and leaves it running. Read from the
+   * API server, not the cache: this is the app's last look at the workload (it goes, or names another), and a
+   * write of ours the cache has not shown yet (the license just applied, a stop) must be taken back too.
+   */
   const releaseWorkload = async (namespace: string, workloadRef: WorkloadRef | undefined): Promise<void> => {
-    const { wrt, workload } = workloadOf(namespace, workloadRef);
+    const wrt = workloadRef ? workloadType(workloadRef.kind) : undefined;
+    const workload =
+      workloadRef && wrt ? await manager.client.get<Workload>(wrt, namespace, workloadRef.name) : undefined;
     if (workload && wrt) {
       if (hasLicenseEnv(workload)) await own(workload, () => removeLicenseEnv(manager.client, wrt, workload));
       const remembered = replicasBeforeStop(workload);
