@@ -167,6 +167,65 @@ describe("the outbox", () => {
     expect(records[0]?.body).toBeUndefined();
   });
 
+  it("keeps a failed target failed while held ones keep the record Pending, and closes it Failed with its reason", () => {
+    let records = recordIntents(undefined, [n("a")], now);
+    records = complete(
+      records,
+      "a",
+      [
+        outcome("a/webhook/contact:alice", false, { error: "HTTP 400" }),
+        outcome("a/email/contact:alice", false, { held: true, attempts: 0 }),
+      ],
+      now,
+    );
+    expect(records[0]).toMatchObject({ state: "Pending", failed: ["a/webhook/contact:alice"] });
+    const reason = records[0]?.message;
+    expect(reason).toMatch(/HTTP 400/);
+    // A resume (the sender skips the failed target) finds the mail still held: nothing about the failure changes.
+    records = complete(
+      records,
+      "a",
+      [outcome("a/email/contact:alice", false, { held: true, attempts: 0 })],
+      now,
+    );
+    expect(records[0]).toMatchObject({
+      state: "Pending",
+      failed: ["a/webhook/contact:alice"],
+      message: reason,
+    });
+    // The digest carries the mail: closed as Failed, for the webhook, with its reason.
+    records = releaseHeld(records, "a", "a/email/contact:alice", now);
+    expect(records[0]).toMatchObject({
+      state: "Failed",
+      failed: ["a/webhook/contact:alice"],
+      message: reason,
+    });
+  });
+
+  it("drops what an earlier run left that no longer holds: a failure delivered since, an empty held list", () => {
+    let records = recordIntents(undefined, [n("a")], now);
+    records = complete(
+      records,
+      "a",
+      [
+        outcome("a/webhook/contact:alice", false, { error: "HTTP 503" }),
+        outcome("a/email/contact:alice", false, { held: true, attempts: 0 }),
+      ],
+      now,
+    );
+    // Both go out in a later run (the cap had room when the record was resumed).
+    records = complete(
+      records,
+      "a",
+      [outcome("a/webhook/contact:alice", true), outcome("a/email/contact:alice", true)],
+      now,
+    );
+    expect(records[0]?.state).toBe("Sent");
+    expect(records[0]?.failed).toBeUndefined();
+    expect(records[0]?.message).toBeUndefined();
+    expect(records[0]?.held).toBeUndefined();
+  });
+
   it("keeps of a finished record what it was and how it went, not its text, labels or thread", () => {
     const pending = recordIntents(
       undefined,

@@ -110,15 +110,22 @@ export function complete(
       ...new Set([...(r.delivered ?? []), ...outcomes.filter((o) => o.ok).map((o) => o.target)]),
     ];
     const next: NotificationRecord = { ...r, delivered };
+    // A run that resumes a record kept Pending by held targets does not retry the ones that failed before (see
+    // the sender): they stay failed, with their reasons, unless delivered since.
+    const failedTargets = [
+      ...new Set([...(r.failed ?? []).filter((t) => !delivered.includes(t)), ...failed.map((o) => o.target)]),
+    ];
     if (failed.length) {
-      next.failed = failed.map((o) => o.target);
       next.message = failed
         .map((o) => `${o.channel} to ${o.recipient} after ${o.attempts} attempt(s): ${o.error ?? "failed"}`)
         .join("; ")
         .slice(0, 1024);
-    }
+    } else if (!failedTargets.length) delete next.message;
+    if (failedTargets.length) next.failed = failedTargets;
+    else delete next.failed;
     // Each run decides anew for every target not yet delivered, so its held list replaces the old one.
     if (held.length) return { ...next, held };
+    delete next.held;
     // Nothing to send to any more (the contact or app went away between recording and sending, or its channels
     // were turned off): not Sent, which would claim someone was told.
     if (!outcomes.length && !delivered.length)
@@ -129,7 +136,7 @@ export function complete(
           "nobody to send it to when it was sent: its recipients were removed or none of their channels is on",
         completedAt: iso(now),
       });
-    return settle({ ...next, state: failed.length ? "Failed" : "Sent", completedAt: iso(now) });
+    return settle({ ...next, state: failedTargets.length ? "Failed" : "Sent", completedAt: iso(now) });
   });
 }
 

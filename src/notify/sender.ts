@@ -324,7 +324,9 @@ export class NotificationSender {
     const outcomes = await this.deliverer.deliver(
       toNotification(record),
       recipients,
-      new Set(record.delivered ?? []),
+      // Delivered targets are done; so are failed ones (a record Pending only for its held targets): a resume
+      // must not send or count them again.
+      new Set([...(record.delivered ?? []), ...(record.failed ?? [])]),
       async (target) => {
         latest =
           (await this.update(
@@ -365,7 +367,9 @@ export class NotificationSender {
         (status) => {
           status.notifications = complete(status.notifications ?? [], record.id, outcomes, now);
           const closed = status.notifications.find((r) => r.id === record.id);
-          nobody = !failed.length && closed?.state === "Failed";
+          // Failed in an earlier run of a record that held targets kept Pending: the condition already says so.
+          const failedBefore = !failed.length && !!closed?.failed?.length;
+          nobody = !failed.length && !failedBefore && closed?.state === "Failed";
           if (failed.length || nobody) {
             status.conditions = setCondition(
               status.conditions,
@@ -380,7 +384,10 @@ export class NotificationSender {
               },
               now,
             );
-          } else if (status.conditions?.some((c) => c.type === "NotificationFailed" && c.status === "True")) {
+          } else if (
+            !failedBefore &&
+            status.conditions?.some((c) => c.type === "NotificationFailed" && c.status === "True")
+          ) {
             status.conditions = setCondition(
               status.conditions,
               {

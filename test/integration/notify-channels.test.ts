@@ -3,6 +3,7 @@
 import { createHmac } from "node:crypto";
 import { afterEach, describe, expect, it } from "vitest";
 import { TECHNICAL_CONTACTS } from "../../src/controllers/resources.ts";
+import { RecipientCap } from "../../src/notify/cap.ts";
 import {
   AlertmanagerChannel,
   type Channel,
@@ -553,5 +554,86 @@ spec: {displayName: Carol, email: carol@example.com}
     expect(refused).toBe(1);
     expect(receiver.received).toHaveLength(1);
     expect((await stored()).status?.notifications?.[0]).toMatchObject({ state: "Sent" });
+  });
+
+  it("does not send or count again a target that failed while another one is held for the digest", async () => {
+    await installCrds();
+    const ns = await newNamespace("held-failed");
+    await kubectl(
+      adminKubeconfig(),
+      ["apply", "-f", "-"],
+      `apiVersion: mxops.dev/v1alpha1
+kind: TechnicalContact
+metadata: {name: carol, namespace: ${ns}}
+spec: {displayName: Carol, email: carol@example.com}
+`,
+    );
+    const client = new KubeClient(loadKubeConfig(adminKubeconfig()));
+    const refusing = await startHttpReceiver(() => ({ status: 400 }));
+    const fine = await startHttpReceiver();
+    cleanups.push(
+      () => refusing.close(),
+      () => fine.close(),
+    );
+    // Two messages per hour: dave had his two, carol has room for another (a retry would not be held).
+    const cap = new RecipientCap(2, 3_600_000);
+    for (let i = 0; i < 2; i++) cap.admit("webhook:contact:dave", "Warning", Date.now());
+    const registry = newRegistry();
+    const sender = new NotificationSender({
+      client,
+      deliverer: new Deliverer({
+        channels: [new WebhookChannel()],
+        policy: fast,
+        registry,
+        log: testLog,
+        cap,
+      }),
+      events: new EventRecorder({ client, controller: "mxops.dev/operator", instance: "test", log: testLog }),
+      log: testLog,
+      registry,
+    });
+    const owner: Owner = { rt: TECHNICAL_CONTACTS, namespace: ns, name: "carol" };
+    const hookTo = (key: string, url: string): Recipient => ({
+      key,
+      displayName: key,
+      webhook: { url, secret: "whsec_c2VjcmV0LWtleQ==" },
+    });
+    const opts = () => ({
+      recipients: async () => [hookTo("contact:carol", refusing.url), hookTo("contact:dave", fine.url)],
+    });
+    const warning: Notification = {
+      ...alert,
+      id: `held-failed/${ns}`,
+      kind: "AlertFiring",
+      severity: "Warning",
+    };
+    const written = await sender.record(owner, [warning]);
+    const record = written?.status?.notifications?.[0];
+    if (!written || !record) throw new Error("the record was not written");
+    sender.submit(owner, record, opts(), written);
+    await sender.idle();
+    const stored = async () =>
+      JSON.parse(
+        await kubectl(adminKubeconfig(), ["get", "technicalcontact", "carol", "-n", ns, "-o", "json"]),
+      ) as OwnerObject;
+    expect((await stored()).status?.notifications?.[0]).toMatchObject({
+      state: "Pending",
+      failed: [`held-failed/${ns}/webhook/contact:carol`],
+      held: [`held-failed/${ns}/webhook/contact:dave`],
+    });
+    // The next two reconciles resume it: carol's refused webhook is not tried again, nor counted again.
+    for (let i = 0; i < 2; i++) {
+      sender.resume(owner, await stored(), opts);
+      await sender.idle();
+    }
+    expect(refusing.received).toHaveLength(1);
+    expect(fine.received).toHaveLength(0);
+    expect(
+      await counterSum(
+        registry,
+        "mxops_notifications_total",
+        (l) => l.channel === "webhook" && l.result === "failed",
+      ),
+    ).toBe(1);
   });
 });
