@@ -1,4 +1,6 @@
-// Prints one closing line for CI, "N passed, N failed, N skipped", from the vitest JSON reports in .tmp/.
+// Prints one closing line for CI, "N passed, N failed, N skipped", from the vitest JSON reports in .tmp/, and fails
+// unless every test of every project ran and passed: a failed test, a test file or hook that failed (vitest then
+// reports its tests as skipped, not failed), a skipped test, or a project that reports no success.
 import { existsSync, readFileSync } from "node:fs";
 import { join } from "node:path";
 
@@ -6,6 +8,7 @@ const root = join(import.meta.dirname, "..");
 let passed = 0;
 let failed = 0;
 let skipped = 0;
+const broken: string[] = [];
 for (const project of ["unit", "integration", "faults"]) {
   const file = join(root, ".tmp", `vitest-${project}.json`);
   if (!existsSync(file)) {
@@ -17,10 +20,16 @@ for (const project of ["unit", "integration", "faults"]) {
     numFailedTests: number;
     numPendingTests: number;
     numTodoTests: number;
+    numFailedTestSuites: number;
+    success: boolean;
   };
   passed += r.numPassedTests;
   failed += r.numFailedTests;
   skipped += r.numPendingTests + r.numTodoTests;
+  if (r.numFailedTestSuites > 0)
+    broken.push(`${project}: ${r.numFailedTestSuites} test file(s) or hook(s) failed`);
+  else if (!r.success) broken.push(`${project}: vitest reported no success`);
 }
 console.log(`${passed} passed, ${failed} failed${skipped ? `, ${skipped} skipped` : ""}`);
-process.exit(failed > 0 || passed === 0 ? 1 : 0);
+for (const b of broken) console.error(b);
+process.exit(failed > 0 || skipped > 0 || broken.length > 0 || passed === 0 ? 1 : 0);
