@@ -280,7 +280,10 @@ export function registerAlertPolicyController(
           : undefined;
         if (ref && w) {
           try {
-            usage = aggregateUsage(workloadShape(ref.kind, w), await namespaceUsage(namespace));
+            const read = await namespaceUsage(namespace);
+            usage = aggregateUsage(workloadShape(ref.kind, w), read);
+            // One of two sources down: its rules have no data, and the policy says why.
+            if (read.errors) sourceError = read.errors.join("; ");
           } catch (err) {
             sourceError = (err as Error).message;
           }

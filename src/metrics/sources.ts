@@ -124,8 +124,22 @@ export class CombinedSource implements UsageSource {
     this.disk = disk;
     this.name = `${pods.name}+${disk.name}`;
   }
+  /**
+   * One source down must not blank the other's rules: without the pod source CPU and memory have no data (Unknown)
+   * and without the disk source disk has none, while the other's are evaluated as usual. Throws only when neither
+   * answered.
+   */
   async read(namespace: string): Promise<NamespaceUsage> {
-    const [p, d] = await Promise.all([this.pods.read(namespace), this.disk.read(namespace)]);
-    return { pods: p.pods, volumes: d.volumes };
+    const [p, d] = await Promise.allSettled([this.pods.read(namespace), this.disk.read(namespace)]);
+    if (p.status === "rejected" && d.status === "rejected") throw p.reason;
+    const errors = [
+      ...(p.status === "rejected" ? [`${this.pods.name}: ${(p.reason as Error).message}`] : []),
+      ...(d.status === "rejected" ? [`${this.disk.name}: ${(d.reason as Error).message}`] : []),
+    ];
+    return {
+      pods: p.status === "fulfilled" ? p.value.pods : [],
+      volumes: d.status === "fulfilled" ? d.value.volumes : undefined,
+      ...(errors.length ? { errors } : {}),
+    };
   }
 }

@@ -24,6 +24,8 @@ export interface VolumeSample {
 export interface NamespaceUsage {
   pods: PodSample[];
   volumes?: VolumeSample[];
+  /** What a source that could not answer said, when the other one did (see CombinedSource). */
+  errors?: string[];
 }
 
 export interface WorkloadShape {
