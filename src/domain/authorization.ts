@@ -66,6 +66,33 @@ export function isClusterCleanup(caller: Caller): boolean {
 }
 
 /**
+ * Changing an app's or a policy's ownerReferences: its contacts and cluster admins only (and Kubernetes' own
+ * clean-up, which drops owners that are gone). An owner that does not exist makes the garbage collector delete
+ * the object as itself, which the webhook lets through: whoever may patch the object (a node permission such
+ * as Deploy, any app's contact on the namespace's policies) could otherwise have it deleted.
+ */
+export function reviewOwnerReferences(
+  caller: Caller,
+  adminGroups: string[],
+  what: string,
+  before: unknown,
+  after: unknown,
+  contacts: ContactIdentity[],
+): Verdict | undefined {
+  if (
+    deepEqual(before ?? [], after ?? []) ||
+    isClusterCleanup(caller) ||
+    mayActFor(caller, adminGroups, contacts)
+  )
+    return undefined;
+  return {
+    allowed: false,
+    message: `${caller.username} may not change the ownerReferences of ${what}: only ${contacts.length ? `its technical contacts (${contacts.map(describeContact).join("; ")})` : "its technical contacts"} and cluster admins may (an owner that does not exist has the garbage collector delete it)`,
+    warnings: [],
+  };
+}
+
+/**
  * Creating, changing or deleting an AlertPolicy: the contacts of every app it covers (`apps`, the existing ones
  * it covered before and covers after a change) and cluster admins only; one whose appRef names an app that does
  * not exist (not among `apps`), admins only.

@@ -81,6 +81,34 @@ describe("the webhook on AlertPolicies", () => {
   });
 });
 
+describe("the webhook on owners", () => {
+  const policy = obj("p", { appRef: { name: "crm" }, rules: [{ name: "cpu", metric: "CPU" }] });
+  const app = obj("crm", { hosting: "OnPremises", technicalContacts: [{ name: "alice" }] });
+  const owned = (o: Obj): Obj => ({
+    ...o,
+    metadata: {
+      ...o.metadata,
+      ownerReferences: [{ apiVersion: "v1", kind: "ConfigMap", name: "x", uid: "gone" }],
+    },
+  });
+
+  it("lets only the contacts and admins add an owner, which would have the garbage collector delete it", () => {
+    // A node permission (Deploy) lets mallory patch the app; another app's contact may patch any policy.
+    for (const [kind, o] of [
+      ["AlertPolicy", policy],
+      ["MendixApp", app],
+    ] as const) {
+      const verdict = review(request(kind, "UPDATE", as("mallory"), owned(o), o), opts);
+      expect(verdict.allowed).toBe(false);
+      expect(verdict.message).toMatch(/may not change the ownerReferences|only/);
+      expect(review(request(kind, "UPDATE", as("alice"), owned(o), o), opts).allowed).toBe(true);
+      // The garbage collector dropping an owner that is gone.
+      const gc = as("system:serviceaccount:kube-system:generic-garbage-collector");
+      expect(review(request(kind, "UPDATE", gc, o, owned(o)), opts).allowed).toBe(true);
+    }
+  });
+});
+
 describe("the webhook on TechnicalContacts", () => {
   // An email the CRD's format accepts and the operator does not: not the webhook's business.
   const stored = obj("alice", {

@@ -20,6 +20,7 @@ import {
   reviewAppLabels,
   reviewContactCreation,
   reviewMendixApp,
+  reviewOwnerReferences,
   reviewTechnicalContact,
   type Verdict,
 } from "../domain/authorization.ts";
@@ -113,8 +114,15 @@ export function review(
     // person: refused, it would leave the namespace Terminating for good.
     if (req.operation === "DELETE" && isClusterCleanup(caller)) return { allowed: true, warnings: [] };
     // Only the spec is the alert settings: labels, annotations, finalizers (a GitOps tool's tracking marks,
-    // the garbage collector orphaning) change nobody's alerts.
-    if (req.operation === "UPDATE" && deepEqual(req.oldObject?.spec, req.object?.spec))
+    // the garbage collector orphaning) change nobody's alerts. Owners do: one that does not exist has the
+    // garbage collector delete the policy, so a change of them is judged as a change of its alerts (but for
+    // Kubernetes' own clean-up, which drops owners that are gone).
+    if (
+      req.operation === "UPDATE" &&
+      deepEqual(req.oldObject?.spec, req.object?.spec) &&
+      (deepEqual(req.oldObject?.metadata.ownerReferences ?? [], req.object?.metadata.ownerReferences ?? []) ||
+        isClusterCleanup(caller))
+    )
       return { allowed: true, warnings: [] };
     const wanted =
       req.operation === "DELETE" ? undefined : AlertPolicy.shape.spec.safeParse(req.object?.spec);
@@ -189,6 +197,17 @@ export function review(
       namespace,
       newSpec?.data?.technicalContacts.map((c) => c.name) ?? [],
     );
+    if (req.operation === "UPDATE") {
+      const owners = reviewOwnerReferences(
+        caller,
+        opts.adminGroups,
+        `MendixApp ${req.name ?? ""}`,
+        req.oldObject?.metadata.ownerReferences,
+        req.object?.metadata.ownerReferences,
+        current.found,
+      );
+      if (owners) return owners;
+    }
     if (req.operation === "UPDATE" && oldSpec && newSpec) {
       const before = req.oldObject?.metadata.labels ?? {};
       const after = req.object?.metadata.labels ?? {};
@@ -400,6 +419,7 @@ export async function startWebhook(opts: WebhookOptions): Promise<WebhookServer>
     // An AdmissionReview is at most what the API server accepts as a request (3 MiB) plus the old object;
     // anything larger is not from the API server, and reading it whole would let any client that reaches
     // the port exhaust the operator's memory.
+    const chunks: Buffer[] = [];
     let body = "";
     let size = 0;
     let tooLarge = false;
@@ -408,16 +428,18 @@ export async function startWebhook(opts: WebhookOptions): Promise<WebhookServer>
       if (size > MAX_REVIEW_BYTES) {
         if (!tooLarge) {
           tooLarge = true;
-          body = "";
+          chunks.length = 0;
           res.writeHead(413, { connection: "close" }).end();
           req.destroy();
         }
         return;
       }
-      body += d.toString();
+      chunks.push(d);
     });
     req.on("end", () => {
       if (tooLarge) return;
+      // Decoded once: a character split between two chunks, decoded chunk by chunk, would turn into U+FFFD.
+      body = Buffer.concat(chunks).toString("utf8");
       const path = req.url?.split("?")[0];
       if (req.method !== "POST" || !Object.values(PATHS).includes(path ?? "")) {
         res.writeHead(404).end();

@@ -179,4 +179,58 @@ describe("webhook TLS", () => {
       await client.delete(VALIDATING_WEBHOOKS, undefined, vwc);
     }
   });
+
+  it("reads a review whose UTF-8 is split between two TLS records", async () => {
+    const ca = createCertificateAuthority("split-test-ca");
+    const c = ca.issueServing("localhost", ["localhost"], ["127.0.0.1"]);
+    writeFileSync(join(dir, "tls.key"), c.keyPem);
+    writeFileSync(join(dir, "tls.crt"), c.certPem);
+    const client = new KubeClient(loadKubeConfig(adminKubeconfig()));
+    const webhook = await startWebhook({ ...webhookOn(client), certDir: dir });
+    try {
+      // Kubernetes' clean-up deleting a policy: allowed whatever it is; the answer echoes the uid.
+      const uid = "réview-1";
+      const body = Buffer.from(
+        JSON.stringify({
+          apiVersion: "admission.k8s.io/v1",
+          kind: "AdmissionReview",
+          request: {
+            uid,
+            kind: { group: "mxops.dev", version: "v1alpha1", kind: "AlertPolicy" },
+            namespace: "apps",
+            name: "p",
+            operation: "DELETE",
+            userInfo: { username: "system:serviceaccount:kube-system:namespace-controller" },
+            oldObject: { metadata: { name: "p", namespace: "apps" }, spec: {} },
+          },
+        }),
+      );
+      const cut = body.indexOf(Buffer.from("é")) + 1; // inside the two bytes of "é"
+      const answer = await new Promise<string>((resolve, reject) => {
+        const socket = connect(
+          { host: "127.0.0.1", port: webhook.port, ca: ca.certPem, servername: "localhost" },
+          () => {
+            socket.write(
+              `POST /validate-mxops-dev-v1alpha1-alertpolicy HTTP/1.1\r\nHost: localhost\r\nContent-Type: application/json\r\nContent-Length: ${body.length}\r\nConnection: close\r\n\r\n`,
+            );
+            socket.write(body.subarray(0, cut));
+            setTimeout(() => socket.write(body.subarray(cut)), 100);
+          },
+        );
+        let got = "";
+        socket.on("data", (d: Buffer) => {
+          got += d.toString("utf8");
+        });
+        socket.on("end", () => resolve(got));
+        socket.on("error", reject);
+      });
+      // The JSON of the answer, whether sent with a length or in chunks.
+      const json = JSON.parse(answer.slice(answer.indexOf("{"), answer.lastIndexOf("}") + 1)) as {
+        response: { uid: string; allowed: boolean };
+      };
+      expect(json.response).toMatchObject({ uid, allowed: true });
+    } finally {
+      await webhook.close();
+    }
+  });
 });
