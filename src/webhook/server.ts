@@ -57,7 +57,7 @@ interface AdmissionRequest {
   namespace?: string;
   name?: string;
   operation: "CREATE" | "UPDATE" | "DELETE" | "CONNECT";
-  userInfo: { username?: string; groups?: string[] };
+  userInfo: { username?: string; groups?: string[]; uid?: string; extra?: Record<string, string[]> };
   object?: KubeObject & { spec?: unknown };
   oldObject?: KubeObject & { spec?: unknown };
 }
@@ -393,6 +393,76 @@ export interface WebhookServer {
   close(): Promise<void>;
 }
 
+const SUBJECT_ACCESS_REVIEWS: ResourceType = {
+  group: "authorization.k8s.io",
+  version: "v1",
+  plural: "subjectaccessreviews",
+  kind: "SubjectAccessReview",
+  namespaced: false,
+};
+
+/**
+ * The workload a MendixApp claims with this request (created naming it, or pointed at it), if any. Claiming hands
+ * rights on it (its contacts' Role and node permissions such as Deploy patch and scale it, as the operator,
+ * which holds those rights): like RBAC, which lets nobody grant what they do not hold, the requester must hold
+ * them already (checkClaim).
+ */
+export function claimedWorkload(req: AdmissionRequest): { kind: string; name: string } | undefined {
+  if (req.kind.kind !== "MendixApp" || (req.operation !== "CREATE" && req.operation !== "UPDATE"))
+    return undefined;
+  const ref = MendixAppSpec.shape.workloadRef.safeParse(
+    (req.object?.spec as { workloadRef?: unknown })?.workloadRef,
+  ).data;
+  if (!ref) return undefined;
+  const before = (req.oldObject?.spec as { workloadRef?: unknown } | undefined)?.workloadRef;
+  return req.operation === "CREATE" || !deepEqual(before, ref) ? ref : undefined;
+}
+
+/** A refusal when the requester may not update the workload the app claims (a SubjectAccessReview); else undefined. */
+async function checkClaim(
+  req: AdmissionRequest,
+  opts: Pick<WebhookOptions, "adminGroups" | "client">,
+): Promise<Verdict | undefined> {
+  const claimed = claimedWorkload(req);
+  const caller: Caller = { username: req.userInfo.username ?? "", groups: req.userInfo.groups ?? [] };
+  if (!claimed || isAdmin(caller, opts.adminGroups)) return undefined;
+  const resource = claimed.kind === "StatefulSet" ? "statefulsets" : "deployments";
+  const what = `${claimed.kind} ${claimed.name}`;
+  try {
+    const sar = await opts.client.create<KubeObject & { status?: { allowed?: boolean } }>(
+      SUBJECT_ACCESS_REVIEWS,
+      {
+        metadata: { name: "" },
+        spec: {
+          user: req.userInfo.username,
+          groups: req.userInfo.groups,
+          uid: req.userInfo.uid,
+          extra: req.userInfo.extra,
+          resourceAttributes: {
+            namespace: req.namespace,
+            verb: "update",
+            group: "apps",
+            resource,
+            name: claimed.name,
+          },
+        },
+      } as KubeObject,
+    );
+    if (sar.status?.allowed) return undefined;
+  } catch (err) {
+    return {
+      allowed: false,
+      message: `could not check whether ${caller.username} may update ${what} (${(err as Error).message}); try again`,
+      warnings: [],
+    };
+  }
+  return {
+    allowed: false,
+    message: `${caller.username} may not make ${what} the workload of MendixApp ${req.name ?? ""}: the app hands rights on it to its contacts and node permissions, so that needs the right to update it (update on ${resource} ${claimed.name})`,
+    warnings: [],
+  };
+}
+
 export async function startWebhook(opts: WebhookOptions): Promise<WebhookServer> {
   let cert: string;
   let key: string;
@@ -436,7 +506,7 @@ export async function startWebhook(opts: WebhookOptions): Promise<WebhookServer>
       }
       chunks.push(d);
     });
-    req.on("end", () => {
+    req.on("end", async () => {
       if (tooLarge) return;
       // Decoded once: a character split between two chunks, decoded chunk by chunk, would turn into U+FFFD.
       body = Buffer.concat(chunks).toString("utf8");
@@ -449,7 +519,9 @@ export async function startWebhook(opts: WebhookOptions): Promise<WebhookServer>
       try {
         const review_ = JSON.parse(body) as { request: AdmissionRequest };
         uid = review_.request.uid;
-        const verdict = review(review_.request, opts);
+        const reviewed = review(review_.request, opts);
+        const claim = reviewed.allowed ? await checkClaim(review_.request, opts) : undefined;
+        const verdict = claim ? { ...claim, warnings: reviewed.warnings } : reviewed;
         if (!verdict.allowed)
           opts.log.info(
             {

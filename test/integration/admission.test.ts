@@ -341,6 +341,51 @@ webhooks:${hook("alertpolicies", "/validate-mxops-dev-v1alpha1-alertpolicy", "al
     await admin(["delete", "mxapp", "twin", "-n", ns]);
   });
 
+  it("lets nobody make a workload an app's without the right to update it: the app hands rights on it", async () => {
+    await admin(
+      ["apply", "-f", "-"],
+      `apiVersion: apps/v1
+kind: Deployment
+metadata: {name: vault, namespace: ${ns}}
+spec:
+  replicas: 1
+  selector: {matchLabels: {app: vault}}
+  template:
+    metadata: {labels: {app: vault}}
+    spec: {containers: [{name: vault, image: "hashicorp/vault:latest"}]}
+`,
+    );
+    // Mallory may edit mxops objects, not Deployments: she names herself the contact of a new app on vault.
+    await kubectl(
+      mallory(),
+      ["apply", "-f", "-"],
+      `apiVersion: mxops.dev/v1alpha1\nkind: TechnicalContact\nmetadata: {name: mal, namespace: ${ns}}\nspec: {displayName: Mal, email: mallory@example.com, identities: {users: [mallory@example.com]}}\n`,
+    );
+    const grab = `apiVersion: mxops.dev/v1alpha1\nkind: MendixApp\nmetadata: {name: grab, namespace: ${ns}}\nspec:\n  hosting: OnPremises\n  technicalContacts: [{name: mal}]\n  workloadRef: {kind: Deployment, name: vault}\n`;
+    expect(await refusal(mallory(), ["apply", "-f", "-"], grab)).toMatch(
+      /mallory@example\.com may not make Deployment vault the workload of MendixApp grab: .*update on deployments vault/,
+    );
+    expect(await canI(mallory(), "patch", "deployment/vault")).toBe(false);
+    // With the right to update vault herself she hands nobody more than she holds.
+    await admin(
+      ["apply", "-f", "-"],
+      `apiVersion: rbac.authorization.k8s.io/v1
+kind: Role
+metadata: {name: vault-editor, namespace: ${ns}}
+rules: [{apiGroups: [apps], resources: [deployments], resourceNames: [vault], verbs: [get, update, patch]}]
+---
+apiVersion: rbac.authorization.k8s.io/v1
+kind: RoleBinding
+metadata: {name: mallory-vault, namespace: ${ns}}
+roleRef: {apiGroup: rbac.authorization.k8s.io, kind: Role, name: vault-editor}
+subjects: [{apiGroup: rbac.authorization.k8s.io, kind: User, name: mallory@example.com}]
+`,
+    );
+    expect(await refusal(mallory(), ["apply", "-f", "-"], grab)).toBe("(allowed)");
+    await admin(["delete", "mxapp", "grab", "-n", ns]);
+    await admin(["delete", "technicalcontact", "mal", "-n", ns]);
+  });
+
   it("turns each right into exactly the RBAC it needs", async () => {
     await eventually(
       async () =>
