@@ -170,6 +170,31 @@ describe("charts/mxops", () => {
     await kubectl(adminKubeconfig(), ["apply", "--dry-run=server", "-n", "mxops-chart", "-f", "-"], r.out);
   });
 
+  it("scopes the webhook to the watched namespaces, whose caches it decides from", async () => {
+    type Hooks = Doc & { webhooks?: { name: string; namespaceSelector?: unknown }[] };
+    const hooks = (out: string) =>
+      YAML.parseAllDocuments(out)
+        .map((d) => d.toJS() as Hooks)
+        .find((d) => d.kind === "ValidatingWebhookConfiguration")?.webhooks ?? [];
+    const scoped = await template("--set", "watchNamespaces={apps,team-b}");
+    expect(scoped.code, scoped.err).toBe(0);
+    expect(hooks(scoped.out).map((h) => h.namespaceSelector)).toEqual(
+      Array(3).fill({
+        matchExpressions: [
+          { key: "kubernetes.io/metadata.name", operator: "In", values: ["apps", "team-b"] },
+        ],
+      }),
+    );
+    await kubectl(
+      adminKubeconfig(),
+      ["apply", "--dry-run=server", "-n", "mxops-chart", "-f", "-"],
+      scoped.out,
+    );
+    // Watching every namespace: no selector.
+    const all = await template();
+    expect(hooks(all.out).map((h) => h.namespaceSelector)).toEqual([undefined, undefined, undefined]);
+  });
+
   it("grants the operator exactly the rules deploy/base explains", async () => {
     const r = await template();
     const chartRules = YAML.parseAllDocuments(r.out)
