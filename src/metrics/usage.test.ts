@@ -117,6 +117,29 @@ describe("aggregateUsage", () => {
     ];
     expect(aggregateUsage({ ...deploy, matchLabels: {} }, { pods })).toMatchObject({ pods: 1, cpuCores: 1 });
   });
+  it("matches a long-named Deployment's pods, whose generated names the API server cut to 58 + 5", () => {
+    const name = "customer-relationship-management-production-europe"; // 50 characters
+    const generated = (base: string, suffix = "x2k4p") => base.slice(0, 58) + suffix;
+    const pods: PodSample[] = [
+      { pod: generated(`${name}-5d9f8b6c5d-`), cpuCores: 1, memoryBytes: 1, timestamp: 1 },
+      { pod: generated(`${name}-other-5d9f8b6c5d-`), cpuCores: 4, memoryBytes: 1, timestamp: 1 },
+    ];
+    expect(pods[0]?.pod).toHaveLength(63);
+    expect(pods[0]?.pod).not.toContain("-x2k4p"); // the dash before the suffix was cut
+    expect(aggregateUsage({ ...deploy, name, matchLabels: {} }, { pods })).toMatchObject({
+      pods: 1,
+      cpuCores: 1,
+    });
+    // A name of 58 or more: only the name's own first 58 characters are left.
+    const longer = `${name}-blue-green-x`; // 63 characters
+    const cut = [
+      { pod: generated(`${longer}-5d9f8b6c5d-`, "q8z4n"), cpuCores: 2, memoryBytes: 1, timestamp: 1 },
+    ];
+    expect(aggregateUsage({ ...deploy, name: longer, matchLabels: {} }, { pods: cut })).toMatchObject({
+      pods: 1,
+      cpuCores: 2,
+    });
+  });
   it("matches pods and claims by name when the source has no labels (StatefulSet)", () => {
     const sts: WorkloadShape = {
       kind: "StatefulSet",

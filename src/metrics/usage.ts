@@ -117,7 +117,31 @@ function podsOf(w: WorkloadShape, ns: NamespaceUsage): PodSample[] {
         : ns.pods.filter((p) => p.labels);
     byLabels = candidates.filter((p) => p.labels && selects(w, p.labels));
   }
-  return [...byLabels, ...(indexed(byOwnerName, ns, ownerKeys).get(`${w.kind}/${w.name}`) ?? [])];
+  return [
+    ...byLabels,
+    ...(indexed(byOwnerName, ns, ownerKeys).get(`${w.kind}/${w.name}`) ?? []),
+    ...(w.kind === "Deployment" ? truncatedPodsOf(w.name, ns) : []),
+  ];
+}
+
+const SAFE = /^[bcdfghjklmnpqrstvwxz2456789]*$/;
+/**
+ * A long-named Deployment's pods: the API server cuts a generated name's base (`<deployment>-<hash>-`) to 58
+ * characters before the 5 random ones, so the dash before them, and part of the hash, may be gone. Pods of
+ * that full length whose first 58 characters are the Deployment's name, a dash and hash characters.
+ */
+function truncatedPodsOf(name: string, ns: NamespaceUsage): PodSample[] {
+  const base = `${name}-`;
+  if (base.length + 11 <= 58) return []; // even a 10-character hash and its dash fit: never cut
+  return ns.pods.filter(
+    (p) =>
+      !p.labels &&
+      p.pod.length === 63 &&
+      (base.length >= 58
+        ? p.pod.startsWith(base.slice(0, 58))
+        : p.pod.startsWith(base) && SAFE.test(p.pod.slice(base.length, 58))) &&
+      SAFE.test(p.pod.slice(58)),
+  );
 }
 
 function volumeOf(w: WorkloadShape, claim: string): string | undefined {
