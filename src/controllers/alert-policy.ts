@@ -258,7 +258,7 @@ export function registerAlertPolicyController(
       const notifications: Notification[] = [];
       /** For each notification: its rule's entry in `rules` and the state before, to keep if it is deferred. */
       const transitions = new Map<string, { index: number; previous?: RuleStatus }>();
-      let oldestSample = now;
+      let oldestSample: number | undefined;
       let sourceError: string | undefined;
 
       const findings = new Map<string, AppFindings>();
@@ -288,7 +288,7 @@ export function registerAlertPolicyController(
             sourceError = (err as Error).message;
           }
         }
-        if (usage?.sampledAt) oldestSample = Math.min(oldestSample, usage.sampledAt);
+        if (usage?.sampledAt) oldestSample = Math.min(oldestSample ?? usage.sampledAt, usage.sampledAt);
         const appFindings: AppFindings = { usage, rules: [] };
         findings.set(appName, appFindings);
         const maintenance =
@@ -385,7 +385,7 @@ export function registerAlertPolicyController(
         }
       }
       exporter.setPolicy(namespace, name, findings);
-      exporter.lag.set(Math.max(0, (now - oldestSample) / 1000));
+      exporter.setLag(namespace, name, oldestSample, now);
       exporter.evaluations.inc({ result: sourceError ? "source_error" : "ok" });
 
       let base: PolicyObject = raw;

@@ -65,4 +65,19 @@ describe("UsageExporter", () => {
     expect(text).toContain('mxops_app_disk_usage_ratio{namespace="shop",app="crm",volume="logs"} 1\n');
     expect(text).toContain('mxops_app_cpu_usage_cores{namespace="shop",app="crm"} 2.2\n');
   });
+
+  it("keeps the evaluation lag per policy, with no series while an evaluation used no sample", async () => {
+    const registry = new Registry();
+    const exporter = new UsageExporter(registry);
+    exporter.setLag("shop", "cpu", 10_000, 40_000);
+    exporter.setLag("shop", "disk", 39_000, 40_000);
+    let text = await metricsText(registry);
+    expect(text).toContain('mxops_alert_evaluation_lag_seconds{namespace="shop",policy="cpu"} 30');
+    expect(text).toContain('mxops_alert_evaluation_lag_seconds{namespace="shop",policy="disk"} 1');
+    // The source went down: no sample, so no figure (not a 0 that reads as fresh data).
+    exporter.setLag("shop", "cpu", undefined, 70_000);
+    exporter.removePolicy("shop", "disk");
+    text = await metricsText(registry);
+    expect(text).not.toMatch(/mxops_alert_evaluation_lag_seconds\{/);
+  });
 });

@@ -121,14 +121,15 @@ function* usageExposition(policies: Iterable<PolicyFindings>): Generator<string>
 
 export class UsageExporter {
   private readonly findings = new Map<string, PolicyFindings>();
-  readonly lag: Gauge;
+  readonly lag: Gauge<"namespace" | "policy">;
   readonly evaluations: Counter<"result">;
 
   constructor(registry: Registry) {
     const registers = [registry];
     this.lag = new Gauge({
       name: "mxops_alert_evaluation_lag_seconds",
-      help: "Age of the oldest usage sample used in the last evaluation.",
+      help: "Age of the oldest usage sample used in the policy's last evaluation (no series while it had none).",
+      labelNames: ["namespace", "policy"],
       registers,
     });
     this.evaluations = new Counter({
@@ -148,5 +149,12 @@ export class UsageExporter {
   /** The policy is gone (or invalid): its series go. */
   removePolicy(namespace: string, policy: string): void {
     this.findings.delete(`${namespace}/${policy}`);
+    this.lag.remove({ namespace, policy });
+  }
+
+  /** How old the oldest sample an evaluation used was; none used (no data, the source down): no series. */
+  setLag(namespace: string, policy: string, oldestSampleMs: number | undefined, nowMs: number): void {
+    if (oldestSampleMs === undefined) this.lag.remove({ namespace, policy });
+    else this.lag.set({ namespace, policy }, Math.max(0, (nowMs - oldestSampleMs) / 1000));
   }
 }

@@ -192,7 +192,9 @@ ${podMetrics(ns, "100m")}`,
     expect(text).toContain(
       `mxops_alert_state{namespace="${ns}",policy="crm",app="crm",rule="cpu",severity="Ok"} 1`,
     );
-    expect(text).toMatch(/mxops_alert_evaluation_lag_seconds \d/);
+    expect(text).toMatch(
+      new RegExp(`mxops_alert_evaluation_lag_seconds\\{namespace="${ns}",policy="crm"\\} \\d`),
+    );
     expect(text).toContain(
       'mxops_notifications_total{channel="email",kind="AlertEscalated",result="sent"} 2',
     );
