@@ -88,8 +88,13 @@ export const AlertRule = cel(
     .strict()
     .describe("One alert rule."),
   {
-    rule: "!has(self.warningPercent) || !has(self.criticalPercent) || self.warningPercent < self.criticalPercent",
-    message: "warningPercent must be lower than criticalPercent",
+    // With the defaults of the one not set (CPU 75/85, Memory 90/95, Disk 75/85): a warning of 90 alone on a CPU
+    // rule would sit above its default critical, and the rule would go straight to Critical.
+    rule:
+      "(has(self.warningPercent) ? self.warningPercent : (self.metric == 'Memory' ? 90.0 : 75.0)) < " +
+      "(has(self.criticalPercent) ? self.criticalPercent : (self.metric == 'Memory' ? 95.0 : 85.0))",
+    message:
+      "warningPercent must be lower than criticalPercent (where one is not set, its default: CPU 75/85, Memory 90/95, Disk 75/85)",
     fieldPath: ".warningPercent",
   },
   {

@@ -4,6 +4,7 @@ import {
   type AlertEvent,
   alertMessage,
   announcedWhileFiring,
+  DEFAULT_THRESHOLDS,
   effectiveRule,
   levelFor,
   NO_DATA_GRACE_MS,
@@ -518,5 +519,19 @@ describe("announcedWhileFiring", () => {
     expect(announcedWhileFiring({ firingSince, lastNotifiedAt: "2026-11-27T09:00:00Z" })).toBe(false);
     expect(announcedWhileFiring({ firingSince })).toBe(false);
     expect(announcedWhileFiring({ since: firingSince, lastNotifiedAt: "2026-11-27T10:05:00Z" })).toBe(true);
+  });
+});
+
+describe("the CRD's threshold rule", () => {
+  it("uses the defaults effectiveRule uses", async () => {
+    const { AlertRule } = await import("../api/alert-policy.ts");
+    const rules = (AlertRule.meta()?.["x-kubernetes-validations"] ?? []) as { rule: string }[];
+    const threshold = rules.find((r) => r.rule.includes("warningPercent"))?.rule ?? "";
+    const { CPU, Memory, Disk } = DEFAULT_THRESHOLDS;
+    expect(CPU).toMatchObject({ warning: Disk.warning, critical: Disk.critical }); // the rule's "otherwise"
+    expect(threshold).toBe(
+      `(has(self.warningPercent) ? self.warningPercent : (self.metric == 'Memory' ? ${Memory.warning}.0 : ${CPU.warning}.0)) < ` +
+        `(has(self.criticalPercent) ? self.criticalPercent : (self.metric == 'Memory' ? ${Memory.critical}.0 : ${CPU.critical}.0))`,
+    );
   });
 });

@@ -211,6 +211,16 @@ const invalid: [string, Obj, RegExp][] = [
     /spec\.rules\[0\]\.warningPercent.*warningPercent must be lower than criticalPercent/,
   ],
   [
+    "rule whose warning alone is above its metric's default critical",
+    policy(rule({ warningPercent: 90 })),
+    /spec\.rules\[0\]\.warningPercent.*warningPercent must be lower than criticalPercent \(where one is not set, its default/,
+  ],
+  [
+    "Disk rule whose critical alone is below its default warning",
+    policy({ rules: [{ name: "disk", metric: "Disk", criticalPercent: 70 }] }),
+    /spec\.rules\[0\]\.warningPercent.*warningPercent must be lower than criticalPercent/,
+  ],
+  [
     "rule with warning equal to critical",
     policy(rule({ warningPercent: 80, criticalPercent: 80 })),
     /spec\.rules\[0\]\.warningPercent.*warningPercent must be lower than criticalPercent/,
