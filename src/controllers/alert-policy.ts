@@ -25,7 +25,13 @@ import { alertTeamMembers, mergeRecipients } from "../domain/recipients.ts";
 import { type AppFindings, UsageExporter } from "../metrics/exporter.ts";
 import { parseQuantity } from "../metrics/quantity.ts";
 import type { UsageSource } from "../metrics/sources.ts";
-import { type AppUsage, aggregateUsage, type NamespaceUsage, type WorkloadShape } from "../metrics/usage.ts";
+import {
+  type AppUsage,
+  aggregateUsage,
+  mountsClaim,
+  type NamespaceUsage,
+  type WorkloadShape,
+} from "../metrics/usage.ts";
 import type { FiringAlert } from "../notify/channels.ts";
 import { alertLabels, boundedId, type Notification, type Recipient } from "../notify/message.ts";
 import type { NotificationSender, Owner, OwnerObject } from "../notify/sender.ts";
@@ -45,6 +51,7 @@ type PolicyObject = KubeObject & { spec: AlertPolicy["spec"]; status?: AlertPoli
 type AppObject = KubeObject & { spec: MendixApp["spec"]; status?: MendixApp["status"] };
 interface WorkloadObject extends KubeObject {
   spec?: {
+    replicas?: number;
     selector?: { matchLabels?: Record<string, string>; matchExpressions?: WorkloadShape["matchExpressions"] };
     template?: {
       spec?: {
@@ -74,12 +81,15 @@ export function workloadShape(kind: "Deployment" | "StatefulSet", w: WorkloadObj
     matchExpressions: w.spec?.selector?.matchExpressions,
     cpuLimitCores: sum((c) => c.resources?.limits?.cpu),
     memoryLimitBytes: sum((c) => c.resources?.limits?.memory),
-    claims:
-      kind === "StatefulSet"
-        ? (w.spec?.volumeClaimTemplates ?? []).map((t) => t.metadata.name)
-        : (w.spec?.template?.spec?.volumes ?? []).flatMap((v) =>
-            v.persistentVolumeClaim ? [v.persistentVolumeClaim.claimName] : [],
-          ),
+    claims: (w.spec?.template?.spec?.volumes ?? []).flatMap((v) =>
+      v.persistentVolumeClaim ? [v.persistentVolumeClaim.claimName] : [],
+    ),
+    ...(kind === "StatefulSet"
+      ? {
+          claimTemplates: (w.spec?.volumeClaimTemplates ?? []).map((t) => t.metadata.name),
+          replicas: w.spec?.replicas ?? 1,
+        }
+      : {}),
   };
 }
 
@@ -278,10 +288,11 @@ export function registerAlertPolicyController(
         const w = ref
           ? (ref.kind === "Deployment" ? deployments : statefulsets).get(namespace, ref.name)
           : undefined;
-        if (ref && w) {
+        const shape = ref && w ? workloadShape(ref.kind, w) : undefined;
+        if (shape) {
           try {
             const read = await namespaceUsage(namespace);
-            usage = aggregateUsage(workloadShape(ref.kind, w), read);
+            usage = aggregateUsage(shape, read);
             // One of two sources down: its rules have no data, and the policy says why.
             if (read.errors) sourceError = read.errors.join("; ");
           } catch (err) {
@@ -306,7 +317,11 @@ export function registerAlertPolicyController(
           const samples: { volume?: string; value?: number }[] =
             rule.metric === "Disk"
               ? diskSamples(usage?.volumes ?? [], [
-                  ...(firingVolumes.get(ruleKey(appName, rule.name)) ?? []),
+                  // A firing volume the workload no longer mounts (moved to another claim, a StatefulSet
+                  // scaled down) is not kept: its alert ends, as a removed rule's does.
+                  ...(firingVolumes.get(ruleKey(appName, rule.name)) ?? []).filter(
+                    (v) => !shape || mountsClaim(shape, v),
+                  ),
                   ...(usage?.volumesWithoutData ?? []),
                 ])
               : [

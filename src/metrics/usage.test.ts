@@ -1,6 +1,6 @@
 import { describe, expect, it } from "vitest";
 import { parseQuantity } from "./quantity.ts";
-import { aggregateUsage, type PodSample, type WorkloadShape } from "./usage.ts";
+import { aggregateUsage, mountsClaim, type PodSample, type WorkloadShape } from "./usage.ts";
 
 describe("parseQuantity", () => {
   it.each([
@@ -146,7 +146,8 @@ describe("aggregateUsage", () => {
       name: "portal",
       matchLabels: {},
       cpuLimitCores: 1,
-      claims: ["data"],
+      claims: [],
+      claimTemplates: ["data"],
     };
     const u = aggregateUsage(sts, {
       pods: [
@@ -157,6 +158,33 @@ describe("aggregateUsage", () => {
     });
     expect(u.cpuRatio).toBe(0.5);
     expect(u.volumes.map((v) => [v.volume, v.ratio])).toEqual([["data-portal-0", 0.25]]);
+  });
+  it("watches a StatefulSet's ordinary claims too, and knows which claims it mounts now", () => {
+    const sts: WorkloadShape = {
+      kind: "StatefulSet",
+      name: "portal",
+      matchLabels: {},
+      claims: ["shared-files"],
+      claimTemplates: ["data"],
+      replicas: 2,
+    };
+    const u = aggregateUsage(sts, {
+      pods: [],
+      volumes: [
+        { claim: "data-portal-0", usedBytes: 1, capacityBytes: 4, timestamp: 1 },
+        { claim: "shared-files", usedBytes: 3, capacityBytes: 4, timestamp: 1 },
+      ],
+    });
+    expect(u.volumes.map((v) => [v.volume, v.ratio])).toEqual([
+      ["data-portal-0", 0.25],
+      ["shared-files", 0.75],
+    ]);
+    // Left out by the disk source: Unknown, as a Deployment's claims are.
+    expect(aggregateUsage(sts, { pods: [], volumes: [] }).volumesWithoutData).toEqual(["shared-files"]);
+    expect(mountsClaim(sts, "data-portal-1")).toBe(true);
+    expect(mountsClaim(sts, "data-portal-2")).toBe(false); // scaled down from 3
+    expect(mountsClaim(sts, "shared-files")).toBe(true);
+    expect(mountsClaim({ ...deploy, claims: ["crm-data-v2"] }, "crm-data")).toBe(false); // moved to a new claim
   });
   it("has no ratios without pods or limits (Unknown, not zero)", () => {
     expect(aggregateUsage(deploy, { pods: [] })).toEqual({ pods: 0, volumes: [] });

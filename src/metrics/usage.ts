@@ -37,8 +37,12 @@ export interface WorkloadShape {
   /** Sums over the pod template's containers; undefined when a container has no limit. */
   cpuLimitCores?: number;
   memoryLimitBytes?: number;
-  /** Claim names (Deployment volumes) or claim templates (StatefulSet). */
+  /** Names of the claims its pods mount (the pod template's persistentVolumeClaim volumes, either kind). */
   claims: string[];
+  /** A StatefulSet's volumeClaimTemplates: claims `<template>-<statefulset>-<ordinal>`, one per replica. */
+  claimTemplates?: string[];
+  /** A StatefulSet's replicas: which ordinals' claims are mounted. */
+  replicas?: number;
 }
 
 export interface AppUsage {
@@ -145,16 +149,23 @@ function truncatedPodsOf(name: string, ns: NamespaceUsage): PodSample[] {
 }
 
 function volumeOf(w: WorkloadShape, claim: string): string | undefined {
-  for (const c of w.claims) {
-    if (w.kind === "Deployment" && claim === c) return c;
-    if (
-      w.kind === "StatefulSet" &&
-      claim.startsWith(`${c}-${w.name}-`) &&
-      /^\d+$/.test(claim.slice(c.length + w.name.length + 2))
-    )
+  if (w.claims.includes(claim)) return claim;
+  for (const c of w.claimTemplates ?? []) {
+    if (claim.startsWith(`${c}-${w.name}-`) && /^\d+$/.test(claim.slice(c.length + w.name.length + 2)))
       return claim;
   }
   return undefined;
+}
+
+/**
+ * Whether the workload mounts `claim` now: one of its claims, or a StatefulSet's claim of a replica it runs
+ * (a claim left behind by a scale-down, or by moving to another claim, is not its volume any more).
+ */
+export function mountsClaim(w: WorkloadShape, claim: string): boolean {
+  if (w.claims.includes(claim)) return true;
+  if (volumeOf(w, claim) === undefined) return false;
+  const ordinal = Number(claim.slice(claim.lastIndexOf("-") + 1));
+  return w.replicas === undefined || ordinal < w.replicas;
 }
 
 export function aggregateUsage(w: WorkloadShape, ns: NamespaceUsage): AppUsage {
@@ -185,9 +196,9 @@ export function aggregateUsage(w: WorkloadShape, ns: NamespaceUsage): AppUsage {
     });
     times.push(v.timestamp);
   }
-  // A Deployment's claims are known by name: one the disk source answered without is Unknown, not left out
-  // (a StatefulSet's claims per replica are not known from its templates).
-  if (ns.volumes && w.kind === "Deployment") {
+  // Claims mounted by name are known: one the disk source answered without is Unknown, not left out (a
+  // StatefulSet's claims per replica are known only as the source names them).
+  if (ns.volumes) {
     const missing = w.claims.filter((c) => !reported.has(c));
     if (missing.length) usage.volumesWithoutData = missing;
   }
