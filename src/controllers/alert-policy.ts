@@ -15,6 +15,7 @@ import {
   announcedWhileFiring,
   effectiveRule,
   firingOrGap,
+  NO_DATA_GRACE_MS,
   remembered,
   selects,
   step,
@@ -123,6 +124,11 @@ export function registerAlertPolicyController(
   const { sender, clock } = deps;
   const usageCache = new Map<string, { at: number; usage: Promise<NamespaceUsage> }>();
   const diskHistory = new SampleHistory();
+  /**
+   * When each policy's app was last evaluated muted (within the NoData grace after): its NoData notice waits the
+   * grace from then. In memory: after a restart the grace counts from when the data went missing, as before.
+   */
+  const lastMuted = new Map<string, number>();
 
   /** One source read per namespace per pass, however many policies and apps share it. */
   const namespaceUsage = (namespace: string): Promise<NamespaceUsage> => {
@@ -220,6 +226,8 @@ export function registerAlertPolicyController(
         exporter.removePolicy(namespace, name);
         selections.delete(`${namespace}/${name}`);
         staleTries.delete(`${namespace}/${name}`);
+        for (const key of lastMuted.keys())
+          if (key.startsWith(`${namespace}/${name}/`)) lastMuted.delete(key);
         await tellFiring(namespace, name, [], [], log);
         return;
       }
@@ -311,6 +319,9 @@ export function registerAlertPolicyController(
           app.spec.state === "Stopped" ||
           (maintenance ? maintenance.start <= now && now < maintenance.end : false);
         if (muted) mutedApps.add(appName);
+        const mutedKey = `${namespace}/${name}/${appName}`;
+        if (muted) lastMuted.set(mutedKey, now);
+        else if ((lastMuted.get(mutedKey) ?? now) <= now - NO_DATA_GRACE_MS) lastMuted.delete(mutedKey);
 
         for (const ruleSpec of spec.rules) {
           const rule = effectiveRule(ruleSpec);
@@ -359,6 +370,7 @@ export function registerAlertPolicyController(
               sendResolved: spec.sendResolved,
               muted,
               predictedFull,
+              lastMutedMs: lastMuted.get(`${namespace}/${name}/${appName}`),
             });
             rules.push(result.status);
             const sev: keyof typeof RANK =

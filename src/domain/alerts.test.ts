@@ -535,3 +535,36 @@ describe("the CRD's threshold rule", () => {
     );
   });
 });
+
+describe("NoData after a mute", () => {
+  it("waits the grace from when the mute ended, not from when the data went missing", () => {
+    const rule = effectiveRule({ name: "cpu", metric: "CPU" });
+    const since = Date.parse("2026-11-27T08:00:00Z"); // stopped for hours: no pods, no data
+    const previous: RuleStatus = {
+      app: "crm",
+      rule: "cpu",
+      state: "Unknown",
+      severity: "Ok",
+      since: new Date(since).toISOString(),
+      sequence: 0,
+    };
+    const unmutedAt = Date.parse("2026-11-27T12:00:00Z");
+    const at = (nowMs: number, lastMutedMs?: number) =>
+      step({
+        rule,
+        app: "crm",
+        previous,
+        nowMs,
+        repeatIntervalMs: 4 * 3_600_000,
+        sendResolved: true,
+        muted: false,
+        lastMutedMs,
+      });
+    // Running again; the first evaluation after the mute: no notice yet.
+    expect(at(unmutedAt + 30_000, unmutedAt).notify).toBeUndefined();
+    expect(at(unmutedAt + NO_DATA_GRACE_MS - 1000, unmutedAt).notify).toBeUndefined();
+    expect(at(unmutedAt + NO_DATA_GRACE_MS, unmutedAt).notify?.event).toBe("NoData");
+    // Never muted lately: the grace counts from when the data went missing, as before.
+    expect(at(unmutedAt).notify?.event).toBe("NoData");
+  });
+});

@@ -65,6 +65,11 @@ export interface StepInput {
   muted: boolean;
   /** Disk rules: the volume is predicted full within the rule's horizon, which warns early. */
   predictedFull?: boolean;
+  /**
+   * When the app was last seen muted, if lately: a NoData notice's grace counts from then too, so that data
+   * missing while muted (a stopped app has no pods) is not announced the moment the mute ends.
+   */
+  lastMutedMs?: number;
 }
 
 const ms = (s?: string) => (s ? Date.parse(s) : Number.NaN);
@@ -152,7 +157,8 @@ export function step(input: StepInput): AlertStep {
     }
     const since = ms(previous.since);
     const noticed = previous.lastNotifiedAt && ms(previous.lastNotifiedAt) >= since;
-    if (!noticed && nowMs - since >= NO_DATA_GRACE_MS) return emit("NoData", "Warning", { ...previous });
+    const graceFrom = Math.max(since, input.lastMutedMs ?? Number.NEGATIVE_INFINITY);
+    if (!noticed && nowMs - graceFrom >= NO_DATA_GRACE_MS) return emit("NoData", "Warning", { ...previous });
     return { status: previous };
   }
 
