@@ -407,6 +407,21 @@ subjects: [{apiGroup: rbac.authorization.k8s.io, kind: User, name: mallory@examp
         "mendixapps/crm",
         false,
       ],
+      [
+        "ManagePermissions: read the app",
+        () => userKubeconfig("erin@example.com"),
+        "get",
+        "mendixapps/crm",
+        true,
+      ],
+      // Changing permissions stays with the contacts (rule 7); patch would let erin stop the app (Deploy's right).
+      [
+        "ManagePermissions: no patching the app",
+        () => userKubeconfig("erin@example.com"),
+        "patch",
+        "mendixapps/crm",
+        false,
+      ],
       ["contact: alert policies", () => userKubeconfig("alice@example.com"), "create", "alertpolicies", true],
       ["contact: the workload", alice, "patch", "deployments/crm", true],
       ["outsider: nothing", () => userKubeconfig("outsider@example.com"), "get", "mendixapps/crm", false],
