@@ -195,6 +195,41 @@ describe("charts/mxops", () => {
     expect(hooks(all.out).map((h) => h.namespaceSelector)).toEqual([undefined, undefined, undefined]);
   });
 
+  it("spreads the replicas over nodes by default, and takes scheduling settings", async () => {
+    type PodSpec = Record<string, unknown> & { topologySpreadConstraints?: { topologyKey: string }[] };
+    const podOf = (out: string) =>
+      (YAML.parseAllDocuments(out)
+        .map((d) => d.toJS() as Doc & { spec?: { template: { spec: PodSpec } } })
+        .find((d) => d.kind === "Deployment")?.spec?.template.spec ?? {}) as PodSpec;
+    const byDefault = await template();
+    expect(podOf(byDefault.out).topologySpreadConstraints?.map((c) => c.topologyKey)).toEqual([
+      "kubernetes.io/hostname",
+    ]);
+    const set = await template(
+      "--set",
+      "priorityClassName=system-cluster-critical",
+      "--set",
+      "imagePullSecrets[0].name=registry",
+      "--set",
+      "nodeSelector.pool=ops",
+      "--set",
+      "tolerations[0].key=ops",
+      "--set",
+      "tolerations[0].operator=Exists",
+      "--set",
+      "terminationGracePeriodSeconds=70",
+    );
+    expect(set.code, set.err).toBe(0);
+    expect(podOf(set.out)).toMatchObject({
+      priorityClassName: "system-cluster-critical",
+      imagePullSecrets: [{ name: "registry" }],
+      nodeSelector: { pool: "ops" },
+      tolerations: [{ key: "ops", operator: "Exists" }],
+      terminationGracePeriodSeconds: 70,
+    });
+    await kubectl(adminKubeconfig(), ["apply", "--dry-run=server", "-n", "mxops-chart", "-f", "-"], set.out);
+  });
+
   it("grants the operator exactly the rules deploy/base explains", async () => {
     const r = await template();
     const chartRules = YAML.parseAllDocuments(r.out)
