@@ -28,10 +28,15 @@ describe("the operator process", () => {
   it("serves probes and metrics on the configured ports, leads, logs JSON, and exits 0 on SIGTERM releasing its Lease", async () => {
     const ns = await newNamespace("operator");
     const [metricsPort, probePort] = [await freePort(), await freePort()];
-    const op = run(["--leader-elect", `--health-probe-bind-address=127.0.0.1:${probePort}`], {
-      MXOPS_METRICS_BIND_ADDRESS: `127.0.0.1:${metricsPort}`,
-      MXOPS_LEADER_ELECTION_NAMESPACE: ns,
-    });
+    // Its own namespace only: an operator of every namespace would reconcile the apps of the test files running
+    // alongside (deploy.test's ServiceAccount operator found its app done before it had even led).
+    const op = run(
+      ["--leader-elect", `--namespaces=${ns}`, `--health-probe-bind-address=127.0.0.1:${probePort}`],
+      {
+        MXOPS_METRICS_BIND_ADDRESS: `127.0.0.1:${metricsPort}`,
+        MXOPS_LEADER_ELECTION_NAMESPACE: ns,
+      },
+    );
     started.push(op);
     await eventually(
       async () => ((await fetch(`http://127.0.0.1:${probePort}/readyz`)).ok ? true : undefined),
