@@ -36,6 +36,19 @@ export function appLabelValue(app: string): string {
 
 type Rbac = KubeObject & { rules?: unknown; subjects?: unknown; roleRef?: unknown };
 
+/**
+ * A Role or RoleBinding this app made that it no longer wants: its app label and owned by the app itself. The
+ * owner is checked too: a label value is cut and hashed for long names, and an app named exactly like another's
+ * cut value must not delete that app's grants.
+ */
+export function isStaleGrant(o: KubeObject, label: string, ownerUid: string, wanted: Set<string>): boolean {
+  return (
+    o.metadata.labels?.[APP_LABEL] === label &&
+    !!o.metadata.ownerReferences?.some((r) => r.uid === ownerUid) &&
+    !wanted.has(o.metadata.name)
+  );
+}
+
 export function rbacInformers(manager: Manager) {
   const selector = `${MANAGED_BY}=mxops`;
   return {
@@ -112,7 +125,7 @@ export async function syncGrants(
     [ROLES, caches.roles],
   ] as const) {
     for (const o of cache.list(namespace)) {
-      if (o.metadata.labels?.[APP_LABEL] === labels[APP_LABEL] && !wanted.has(o.metadata.name)) {
+      if (isStaleGrant(o, labels[APP_LABEL], owner.uid, wanted)) {
         await manager.client.delete(rt, namespace, o.metadata.name);
         writes++;
       }
