@@ -340,6 +340,7 @@ async function sharedCertificate(
   ref: { namespace: string; name: string },
   hostNames: string[],
   log: Logger,
+  known?: ServingPems,
 ): Promise<ServingPems> {
   type TlsSecret = KubeObject & { type?: string; data?: Record<string, string> };
   const enc = (v: string) => Buffer.from(v).toString("base64");
@@ -355,7 +356,9 @@ async function sharedCertificate(
         : "tls.key is empty"
       : undefined;
     if (current && !problem) return current;
-    const fresh = issueServing(hostNames, current);
+    // The Secret deleted (to force a new certificate): a new CA, and the one this process served from stays in
+    // the bundle, as on a renewal, so that the other replicas' certificates are trusted until they pick it up.
+    const fresh = issueServing(hostNames, current ?? (known ? { ...known, caKey: undefined } : undefined));
     const data = {
       ...existing?.data,
       "tls.crt": enc(fresh.cert),
@@ -472,7 +475,7 @@ export async function startWebhook(opts: WebhookOptions): Promise<WebhookServer>
   let generated: ServingPems | undefined;
   const generate = async (previous?: ServingPems): Promise<ServingPems> => {
     if (opts.certSecret)
-      return await sharedCertificate(opts.client, opts.certSecret, opts.hostNames, opts.log);
+      return await sharedCertificate(opts.client, opts.certSecret, opts.hostNames, opts.log, previous);
     if (previous && !servingCertificateProblem(previous.cert, previous.caPem, opts.hostNames))
       return previous;
     if (previous) opts.log.info("renewed the webhook certificate");

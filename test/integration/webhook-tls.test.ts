@@ -173,6 +173,22 @@ describe("webhook TLS", () => {
       );
       expect(unb64(again["ca.crt"])).toBe(unb64(renewed["ca.crt"]));
       expect(pemCertificates(await bundleOf())).toEqual(bundle);
+
+      // The Secret deleted (a way to force a new certificate): a new CA, and the one the replicas serve from
+      // stays in the bundle, so that their certificates are trusted until each picks up the new one.
+      await client.delete(SECRETS, ref.namespace, ref.name);
+      const regenerated = await eventually(
+        async () => (await client.get<TlsSecret>(SECRETS, ref.namespace, ref.name))?.data,
+        { what: "the Secret written again", timeoutMs: 15_000, intervalMs: 200 },
+      );
+      const afterDeletion = pemCertificates(unb64(regenerated["ca.crt"]));
+      expect(afterDeletion).toHaveLength(2);
+      expect(afterDeletion[0]?.trim()).not.toBe(newCaPem.trim());
+      expect(afterDeletion[1]?.trim()).toBe(newCaPem.trim());
+      await eventually(
+        async () => (pemCertificates(await bundleOf())[1]?.trim() === newCaPem.trim() ? true : undefined),
+        { what: "the bundle with both CAs", timeoutMs: 15_000, intervalMs: 200 },
+      );
     } finally {
       await webhook.close();
       await client.delete(SECRETS, ref.namespace, ref.name);
