@@ -1,6 +1,7 @@
 // Prints one closing line for CI, "N passed, N failed, N skipped", from the vitest JSON reports in .tmp/, and fails
 // unless every test of every project ran and passed: a failed test, a test file or hook that failed (vitest then
-// reports its tests as skipped, not failed), a skipped test, or a project that reports no success.
+// reports its tests as skipped, not failed), a skipped test (unless run against an existing cluster), or a project
+// that reports no success.
 import { existsSync, readFileSync } from "node:fs";
 import { join } from "node:path";
 
@@ -32,4 +33,7 @@ for (const project of ["unit", "integration", "faults"]) {
 }
 console.log(`${passed} passed, ${failed} failed${skipped ? `, ${skipped} skipped` : ""}`);
 for (const b of broken) console.error(b);
-process.exit(failed > 0 || skipped > 0 || broken.length > 0 || passed === 0 ? 1 : 0);
+// Skipped tests fail the run on the local control plane, where every test runs; against an existing cluster
+// (MXOPS_TEST_KUBECONFIG, see README) the tests that need a control plane of their own are skipped by design.
+const skipsAllowed = !!process.env.MXOPS_TEST_KUBECONFIG;
+process.exit(failed > 0 || (skipped > 0 && !skipsAllowed) || broken.length > 0 || passed === 0 ? 1 : 0);
