@@ -53,6 +53,7 @@ type AppObject = KubeObject & { spec: MendixApp["spec"]; status?: MendixApp["sta
 interface WorkloadObject extends KubeObject {
   spec?: {
     replicas?: number;
+    ordinals?: { start?: number };
     selector?: { matchLabels?: Record<string, string>; matchExpressions?: WorkloadShape["matchExpressions"] };
     template?: {
       spec?: {
@@ -89,6 +90,7 @@ export function workloadShape(kind: "Deployment" | "StatefulSet", w: WorkloadObj
       ? {
           claimTemplates: (w.spec?.volumeClaimTemplates ?? []).map((t) => t.metadata.name),
           replicas: w.spec?.replicas ?? 1,
+          ordinalsStart: w.spec?.ordinals?.start ?? 0,
         }
       : {}),
   };
@@ -128,7 +130,7 @@ export function registerAlertPolicyController(
    * When each policy's app was last evaluated muted (within the NoData grace after): its NoData notice waits the
    * grace from then. In memory: after a restart the grace counts from when the data went missing, as before.
    */
-  const lastMuted = new Map<string, number>();
+  const lastMuted = new Map<string, Map<string, number>>();
 
   /** One source read per namespace per pass, however many policies and apps share it. */
   const namespaceUsage = (namespace: string): Promise<NamespaceUsage> => {
@@ -226,8 +228,7 @@ export function registerAlertPolicyController(
         exporter.removePolicy(namespace, name);
         selections.delete(`${namespace}/${name}`);
         staleTries.delete(`${namespace}/${name}`);
-        for (const key of lastMuted.keys())
-          if (key.startsWith(`${namespace}/${name}/`)) lastMuted.delete(key);
+        lastMuted.delete(`${namespace}/${name}`);
         await tellFiring(namespace, name, [], [], log);
         return;
       }
@@ -236,6 +237,7 @@ export function registerAlertPolicyController(
       const parsed = AlertPolicy.safeParse({ ...raw, apiVersion: raw.apiVersion ?? API_VERSION });
       if (!parsed.success) {
         exporter.removePolicy(namespace, name);
+        lastMuted.delete(`${namespace}/${name}`);
         await reportInvalidSpec(manager, ALERT_POLICIES, raw, parsed.error, new Date(now));
         return;
       }
@@ -280,6 +282,9 @@ export function registerAlertPolicyController(
       let sourceError: string | undefined;
 
       const findings = new Map<string, AppFindings>();
+      // When each app of this policy was last evaluated muted, within the NoData grace after (see lastMuted).
+      const policyMuted = lastMuted.get(`${namespace}/${name}`) ?? new Map<string, number>();
+      lastMuted.set(`${namespace}/${name}`, policyMuted);
       const mutedApps = new Set<string>();
       let evaluated = 0;
       for (const app of targets) {
@@ -319,9 +324,7 @@ export function registerAlertPolicyController(
           app.spec.state === "Stopped" ||
           (maintenance ? maintenance.start <= now && now < maintenance.end : false);
         if (muted) mutedApps.add(appName);
-        const mutedKey = `${namespace}/${name}/${appName}`;
-        if (muted) lastMuted.set(mutedKey, now);
-        else if ((lastMuted.get(mutedKey) ?? now) <= now - NO_DATA_GRACE_MS) lastMuted.delete(mutedKey);
+        if (muted) policyMuted.set(appName, now);
 
         for (const ruleSpec of spec.rules) {
           const rule = effectiveRule(ruleSpec);
@@ -329,9 +332,10 @@ export function registerAlertPolicyController(
             rule.metric === "Disk"
               ? diskSamples(usage?.volumes ?? [], [
                   // A firing volume the workload no longer mounts (moved to another claim, a StatefulSet
-                  // scaled down) is not kept: its alert ends, as a removed rule's does.
+                  // scaled down) is not kept: its alert ends, as a removed rule's does. While the app is muted
+                  // (a stopped StatefulSet mounts nothing) its alerts are kept as they are.
                   ...(firingVolumes.get(ruleKey(appName, rule.name)) ?? []).filter(
-                    (v) => !shape || mountsClaim(shape, v),
+                    (v) => muted || !shape || mountsClaim(shape, v),
                   ),
                   ...(usage?.volumesWithoutData ?? []),
                 ])
@@ -370,7 +374,7 @@ export function registerAlertPolicyController(
               sendResolved: spec.sendResolved,
               muted,
               predictedFull,
-              lastMutedMs: lastMuted.get(`${namespace}/${name}/${appName}`),
+              lastMutedMs: policyMuted.get(appName),
             });
             rules.push(result.status);
             const sev: keyof typeof RANK =
@@ -412,6 +416,10 @@ export function registerAlertPolicyController(
         }
       }
       exporter.setPolicy(namespace, name, findings);
+      // Kept only for apps still evaluated and within the grace: deleted, relabelled out or long unmuted go.
+      for (const [app, at] of policyMuted)
+        if (!findings.has(app) || at <= now - NO_DATA_GRACE_MS) policyMuted.delete(app);
+      if (!policyMuted.size) lastMuted.delete(`${namespace}/${name}`);
       exporter.setLag(namespace, name, oldestSample, now);
       exporter.evaluations.inc({ result: sourceError ? "source_error" : "ok" });
 

@@ -41,6 +41,7 @@ interface CachedContainer {
 interface WorkloadSource extends KubeObject {
   spec?: {
     replicas?: number;
+    ordinals?: { start?: number };
     selector?: unknown;
     template?: {
       metadata?: { labels?: Record<string, string> };
@@ -67,6 +68,7 @@ export function workloadForCache(obj: KubeObject): KubeObject {
     metadata: w.metadata,
     spec: {
       replicas: w.spec?.replicas,
+      ...(w.spec?.ordinals ? { ordinals: { start: w.spec.ordinals.start } } : {}),
       selector: w.spec?.selector,
       template: {
         metadata: { labels: w.spec?.template?.metadata?.labels },

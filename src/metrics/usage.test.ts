@@ -185,6 +185,9 @@ describe("aggregateUsage", () => {
     expect(mountsClaim(sts, "data-portal-2")).toBe(false); // scaled down from 3
     expect(mountsClaim(sts, "shared-files")).toBe(true);
     expect(mountsClaim({ ...deploy, claims: ["crm-data-v2"] }, "crm-data")).toBe(false); // moved to a new claim
+    // Ordinals from spec.ordinals.start: replicas 2 from 5 are 5 and 6.
+    expect(mountsClaim({ ...sts, ordinalsStart: 5 }, "data-portal-6")).toBe(true);
+    expect(mountsClaim({ ...sts, ordinalsStart: 5 }, "data-portal-1")).toBe(false);
   });
   it("has no ratios without pods or limits (Unknown, not zero)", () => {
     expect(aggregateUsage(deploy, { pods: [] })).toEqual({ pods: 0, volumes: [] });

@@ -41,8 +41,9 @@ export interface WorkloadShape {
   claims: string[];
   /** A StatefulSet's volumeClaimTemplates: claims `<template>-<statefulset>-<ordinal>`, one per replica. */
   claimTemplates?: string[];
-  /** A StatefulSet's replicas: which ordinals' claims are mounted. */
+  /** A StatefulSet's replicas and first ordinal (spec.ordinals.start): which ordinals' claims are mounted. */
   replicas?: number;
+  ordinalsStart?: number;
 }
 
 export interface AppUsage {
@@ -165,7 +166,8 @@ export function mountsClaim(w: WorkloadShape, claim: string): boolean {
   if (w.claims.includes(claim)) return true;
   if (volumeOf(w, claim) === undefined) return false;
   const ordinal = Number(claim.slice(claim.lastIndexOf("-") + 1));
-  return w.replicas === undefined || ordinal < w.replicas;
+  const start = w.ordinalsStart ?? 0;
+  return w.replicas === undefined || (ordinal >= start && ordinal < start + w.replicas);
 }
 
 export function aggregateUsage(w: WorkloadShape, ns: NamespaceUsage): AppUsage {
