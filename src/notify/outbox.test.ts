@@ -202,6 +202,31 @@ describe("the outbox", () => {
     });
   });
 
+  it("keeps an earlier run's failure and its reason when a later run has nothing left to send or fails too", () => {
+    const first = complete(
+      recordIntents(undefined, [n("a")], now),
+      "a",
+      [
+        outcome("a/webhook/contact:alice", false, { error: "HTTP 400" }),
+        outcome("a/email/contact:alice", false, { held: true, attempts: 0 }),
+      ],
+      now,
+    );
+    // The held mail's channel was turned off: the resume has nothing to send (the failed webhook is skipped).
+    const [closed] = complete(first, "a", [], now);
+    expect(closed).toMatchObject({ state: "Failed", failed: ["a/webhook/contact:alice"] });
+    expect(closed?.message).toMatch(/HTTP 400/);
+    // Or the mail fails as well: both reasons are kept.
+    const [both] = complete(
+      first,
+      "a",
+      [outcome("a/email/contact:alice", false, { error: "550 no such user" })],
+      now,
+    );
+    expect(both?.failed).toEqual(["a/webhook/contact:alice", "a/email/contact:alice"]);
+    expect(both?.message).toMatch(/HTTP 400.*550 no such user/);
+  });
+
   it("drops what an earlier run left that no longer holds: a failure delivered since, an empty held list", () => {
     let records = recordIntents(undefined, [n("a")], now);
     records = complete(

@@ -115,9 +115,15 @@ export function complete(
     const failedTargets = [
       ...new Set([...(r.failed ?? []).filter((t) => !delivered.includes(t)), ...failed.map((o) => o.target)]),
     ];
+    const earlierStillFailed = (r.failed ?? []).some((t) => failedTargets.includes(t));
     if (failed.length) {
-      next.message = failed
-        .map((o) => `${o.channel} to ${o.recipient} after ${o.attempts} attempt(s): ${o.error ?? "failed"}`)
+      // This run's reasons, after those of targets that failed in an earlier run and still count.
+      next.message = [
+        ...(earlierStillFailed && r.message ? [r.message] : []),
+        ...failed.map(
+          (o) => `${o.channel} to ${o.recipient} after ${o.attempts} attempt(s): ${o.error ?? "failed"}`,
+        ),
+      ]
         .join("; ")
         .slice(0, 1024);
     } else if (!failedTargets.length) delete next.message;
@@ -128,7 +134,7 @@ export function complete(
     delete next.held;
     // Nothing to send to any more (the contact or app went away between recording and sending, or its channels
     // were turned off): not Sent, which would claim someone was told.
-    if (!outcomes.length && !delivered.length)
+    if (!outcomes.length && !delivered.length && !failedTargets.length)
       return settle({
         ...next,
         state: "Failed",
