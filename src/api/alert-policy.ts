@@ -175,6 +175,9 @@ export const RuleStatus = z
       .datetime()
       .optional()
       .describe("When the contact was last notified for this state."),
+    notifiedSeverity: Severity.optional().describe(
+      "The severity the alert's last notification announced (what Alertmanager was told).",
+    ),
     sequence: z
       .number()
       .int()

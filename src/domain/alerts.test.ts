@@ -511,14 +511,34 @@ describe("appSelector", () => {
 });
 
 describe("announcedWhileFiring", () => {
-  it("is true only for a notification since the alert began firing", () => {
+  it("is true only for a notification since the alert began firing, at the severity it has now", () => {
     const firingSince = "2026-11-27T10:00:00Z";
-    expect(announcedWhileFiring({ firingSince, lastNotifiedAt: "2026-11-27T10:05:00Z" })).toBe(true);
-    expect(announcedWhileFiring({ firingSince, lastNotifiedAt: firingSince })).toBe(true);
+    const told = { severity: "Warning" as const, notifiedSeverity: "Warning" as const };
+    const after = "2026-11-27T10:05:00Z";
+    expect(announcedWhileFiring({ ...told, firingSince, lastNotifiedAt: after })).toBe(true);
+    expect(announcedWhileFiring({ ...told, firingSince, lastNotifiedAt: firingSince })).toBe(true);
     // Told of an earlier episode, or never: Alertmanager was not told of this one.
-    expect(announcedWhileFiring({ firingSince, lastNotifiedAt: "2026-11-27T09:00:00Z" })).toBe(false);
-    expect(announcedWhileFiring({ firingSince })).toBe(false);
-    expect(announcedWhileFiring({ since: firingSince, lastNotifiedAt: "2026-11-27T10:05:00Z" })).toBe(true);
+    expect(announcedWhileFiring({ ...told, firingSince, lastNotifiedAt: "2026-11-27T09:00:00Z" })).toBe(
+      false,
+    );
+    expect(announcedWhileFiring({ ...told, firingSince })).toBe(false);
+    expect(announcedWhileFiring({ ...told, since: firingSince, lastNotifiedAt: after })).toBe(true);
+    // Escalated while muted: Alertmanager had it as a warning, so it is not posted as critical.
+    expect(announcedWhileFiring({ ...told, severity: "Critical", firingSince, lastNotifiedAt: after })).toBe(
+      false,
+    );
+  });
+
+  it("is what a firing notification records, and an escalation while muted leaves", () => {
+    const rule = effectiveRule({ name: "cpu", metric: "CPU", for: "0s" });
+    const at = Date.parse("2026-11-27T10:00:00Z");
+    const input = { rule, app: "crm", repeatIntervalMs: 4 * 3_600_000, sendResolved: true };
+    const fired = step({ ...input, value: 80, nowMs: at, muted: false });
+    expect(fired.status).toMatchObject({ state: "Firing", severity: "Warning", notifiedSeverity: "Warning" });
+    expect(announcedWhileFiring(fired.status)).toBe(true);
+    const escalated = step({ ...input, previous: fired.status, value: 95, nowMs: at + 60_000, muted: true });
+    expect(escalated.status).toMatchObject({ severity: "Critical", notifiedSeverity: "Warning" });
+    expect(announcedWhileFiring(escalated.status)).toBe(false);
   });
 });
 

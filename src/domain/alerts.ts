@@ -95,12 +95,20 @@ export function remembered(r: RuleStatus): boolean {
   return r.state !== "Inactive" || (r.sequence ?? 0) > 0 || r.lastNotifiedAt !== undefined;
 }
 
-/** Whether a notification of the rule's alert went out since it began firing (so Alertmanager was told of it). */
+/**
+ * Whether the rule's alert was announced as it is now: a notification of it went out since it began firing, at
+ * its current severity (an escalation while muted was not announced), so Alertmanager was told of it so.
+ */
 export function announcedWhileFiring(
-  r: Pick<RuleStatus, "lastNotifiedAt" | "firingSince" | "since">,
+  r: Pick<RuleStatus, "lastNotifiedAt" | "firingSince" | "since" | "severity" | "notifiedSeverity">,
 ): boolean {
   const began = Date.parse(r.firingSince ?? r.since ?? "");
-  return !!r.lastNotifiedAt && !Number.isNaN(began) && Date.parse(r.lastNotifiedAt) >= began;
+  return (
+    !!r.lastNotifiedAt &&
+    !Number.isNaN(began) &&
+    Date.parse(r.lastNotifiedAt) >= began &&
+    r.notifiedSeverity === r.severity
+  );
 }
 
 /**
@@ -130,8 +138,15 @@ export function step(input: StepInput): AlertStep {
     extra: Partial<AlertStep["notify"]> = {},
   ): AlertStep => {
     if (input.muted) return { status };
+    const announces =
+      event === "Firing" || event === "Escalated" || event === "Deescalated" || event === "Repeat";
     return {
-      status: { ...status, lastNotifiedAt: iso(nowMs), sequence: (status.sequence ?? seq) + 1 },
+      status: {
+        ...status,
+        lastNotifiedAt: iso(nowMs),
+        sequence: (status.sequence ?? seq) + 1,
+        ...(announces ? { notifiedSeverity: status.severity } : {}),
+      },
       notify: { event, severity, value: status.value, peak: status.peak, ...extra },
     };
   };
@@ -149,7 +164,9 @@ export function step(input: StepInput): AlertStep {
           severity:
             previous?.severity === "Critical" || previous?.severity === "Warning" ? previous.severity : "Ok",
           since: iso(nowMs),
-          ...(firingSince ? { firingSince, peak: previous?.peak } : {}),
+          ...(firingSince
+            ? { firingSince, peak: previous?.peak, notifiedSeverity: previous?.notifiedSeverity }
+            : {}),
           sequence: seq,
           lastNotifiedAt: previous?.lastNotifiedAt,
         },
