@@ -335,7 +335,8 @@ export function registerAlertPolicyController(
                   // scaled down) is not kept: its alert ends, as a removed rule's does. While the app is muted
                   // (a stopped StatefulSet mounts nothing) its alerts are kept as they are.
                   ...(firingVolumes.get(ruleKey(appName, rule.name)) ?? []).filter(
-                    (v) => muted || !shape || mountsClaim(shape, v),
+                    // (and through the grace after it: started again, its StatefulSet is scaled up after)
+                    (v) => muted || policyMuted.has(appName) || !shape || mountsClaim(shape, v),
                   ),
                   ...(usage?.volumesWithoutData ?? []),
                 ])

@@ -523,6 +523,8 @@ describe("announcedWhileFiring", () => {
     );
     expect(announcedWhileFiring({ ...told, firingSince })).toBe(false);
     expect(announcedWhileFiring({ ...told, since: firingSince, lastNotifiedAt: after })).toBe(true);
+    // A state stored before notifiedSeverity was recorded (an upgrade): announced as it is.
+    expect(announcedWhileFiring({ severity: "Critical", firingSince, lastNotifiedAt: after })).toBe(true);
     // Escalated while muted: Alertmanager had it as a warning, so it is not posted as critical.
     expect(announcedWhileFiring({ ...told, severity: "Critical", firingSince, lastNotifiedAt: after })).toBe(
       false,

@@ -107,7 +107,8 @@ export function announcedWhileFiring(
     !!r.lastNotifiedAt &&
     !Number.isNaN(began) &&
     Date.parse(r.lastNotifiedAt) >= began &&
-    r.notifiedSeverity === r.severity
+    // A state written before notifiedSeverity was recorded: taken as announced as it is (as it was then).
+    (r.notifiedSeverity ?? r.severity) === r.severity
   );
 }
 
