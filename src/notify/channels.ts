@@ -372,9 +372,9 @@ export class AlertmanagerChannel implements Channel {
       this.active.delete(key);
       batch.push({ ...alert, endsAt });
     }
-    for (const f of held) {
-      const key = alertKey(f.labels);
-      if (!f.announced || this.active.has(key)) continue;
+    // Posted (and kept from now on): what fires and Alertmanager lacks, and after a restart the held ones it had.
+    const post = (key: string, f: FiringAlert) => {
+      if (this.active.has(key)) return;
       const alert: AmAlert = {
         labels: { ...f.labels, severity: f.severity },
         annotations: { summary: f.summary },
@@ -382,17 +382,9 @@ export class AlertmanagerChannel implements Channel {
       };
       this.active.set(key, alert);
       batch.push(alert);
-    }
-    for (const [key, f] of wanted) {
-      if (this.active.has(key)) continue;
-      const alert: AmAlert = {
-        labels: { ...f.labels, severity: f.severity },
-        annotations: { summary: f.summary },
-        startsAt: f.startsAt,
-      };
-      this.active.set(key, alert);
-      batch.push(alert);
-    }
+    };
+    for (const f of held) if (f.announced) post(alertKey(f.labels), f);
+    for (const [key, f] of wanted) post(key, f);
     if (batch.length) await this.postAlerts(batch);
   }
 

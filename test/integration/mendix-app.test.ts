@@ -112,6 +112,40 @@ async function appStatus(ns: string, name = "crm"): Promise<AppStatus> {
 
 const condition = (s: AppStatus, type: string) => s.conditions?.find((c) => c.type === type);
 
+/**
+ * A cluster policy (as Kyverno or Gatekeeper would) refusing updates of namespace `ns`'s Deployments for which
+ * `expression` is false, in force once an update of Deployment crm is refused; returns its name.
+ */
+async function refuseDeploymentUpdates(ns: string, name: string, expression: string, message: string) {
+  await applyAll(`
+apiVersion: admissionregistration.k8s.io/v1
+kind: ValidatingAdmissionPolicy
+metadata: {name: ${name}}
+spec:
+  failurePolicy: Fail
+  matchConstraints:
+    resourceRules: [{apiGroups: [apps], apiVersions: [v1], operations: [UPDATE], resources: [deployments]}]
+  validations: [{expression: ${JSON.stringify(expression)}, message: ${JSON.stringify(message)}}]
+---
+apiVersion: admissionregistration.k8s.io/v1
+kind: ValidatingAdmissionPolicyBinding
+metadata: {name: ${name}}
+spec:
+  policyName: ${name}
+  validationActions: [Deny]
+  matchResources: {namespaceSelector: {matchLabels: {kubernetes.io/metadata.name: ${ns}}}}
+`);
+  await until("the policy in force", async () =>
+    k(["annotate", "deployment", "crm", "-n", ns, `probe=${Date.now()}`, "--overwrite"]).then(
+      () => false,
+      (e: Error) => e.message.includes(message),
+    ),
+  );
+  return name;
+}
+const liftPolicy = (name: string) =>
+  k(["delete", "validatingadmissionpolicybinding,validatingadmissionpolicy", name]);
+
 async function until<T>(
   what: string,
   check: () => Promise<T | undefined | false>,
@@ -601,33 +635,13 @@ spec: {displayName: ${name}, email: ${name}@example.com, mxid: ${name}@example.c
       ).subjects?.map((s) => s.name);
     expect(await bindingUsers()).toEqual(["alice@example.com"]);
     // A cluster policy (as Kyverno or Gatekeeper would) that refuses every change to this namespace's Deployments.
-    const policy = `mxops-test-locked-${n}`;
-    await applyAll(`
-apiVersion: admissionregistration.k8s.io/v1
-kind: ValidatingAdmissionPolicy
-metadata: {name: ${policy}}
-spec:
-  failurePolicy: Fail
-  matchConstraints:
-    resourceRules: [{apiGroups: [apps], apiVersions: [v1], operations: [UPDATE], resources: [deployments]}]
-  validations: [{expression: "false", message: "deployments are frozen for the audit"}]
----
-apiVersion: admissionregistration.k8s.io/v1
-kind: ValidatingAdmissionPolicyBinding
-metadata: {name: ${policy}}
-spec:
-  policyName: ${policy}
-  validationActions: [Deny]
-  matchResources: {namespaceSelector: {matchLabels: {kubernetes.io/metadata.name: ${n}}}}
-`);
+    const policy = await refuseDeploymentUpdates(
+      n,
+      `mxops-test-locked-${n}`,
+      "false",
+      "deployments are frozen for the audit",
+    );
     try {
-      // The policy is in force once a change of the Deployment is refused.
-      await until("the policy in force", async () =>
-        k(["annotate", "deployment", "crm", "-n", n, `probe=${Date.now()}`, "--overwrite"]).then(
-          () => false,
-          (e: Error) => /frozen for the audit/.test(e.message),
-        ),
-      );
       await patchApp(n, '{"spec":{"state":"Stopped","technicalContacts":[{"name":"carol"}]}}');
       // Stopping fails, the rest goes on: carol gets the role, alice loses it, and the status says why.
       await until("the role handed over", async () => (await bindingUsers())?.join() === "carol@example.com");
@@ -640,7 +654,7 @@ spec:
       expect((await appStatus(n)).contacts?.primary).toBe("carol");
       expect((await deploymentJson(n)).spec.replicas).toBe(2);
     } finally {
-      await k(["delete", "validatingadmissionpolicybinding,validatingadmissionpolicy", policy]);
+      await liftPolicy(policy);
     }
     // Lifted: the retry goes through.
     await until("0 replicas", async () => (await deploymentJson(n)).spec.replicas === 0, 60_000);
@@ -679,33 +693,14 @@ spec:
         (c.env ?? []).map((e) => e.name),
       );
     // A policy refuses changes to crm only: the app is pointed at crm-v2, but crm cannot be handed back yet.
-    const policy = `mxops-test-moved-${n}`;
-    await applyAll(`
-apiVersion: admissionregistration.k8s.io/v1
-kind: ValidatingAdmissionPolicy
-metadata: {name: ${policy}}
-spec:
-  failurePolicy: Fail
-  matchConstraints:
-    resourceRules: [{apiGroups: [apps], apiVersions: [v1], operations: [UPDATE], resources: [deployments]}]
-  validations: [{expression: "object.metadata.name != 'crm'", message: "crm is frozen"}]
----
-apiVersion: admissionregistration.k8s.io/v1
-kind: ValidatingAdmissionPolicyBinding
-metadata: {name: ${policy}}
-spec:
-  policyName: ${policy}
-  validationActions: [Deny]
-  matchResources: {namespaceSelector: {matchLabels: {kubernetes.io/metadata.name: ${n}}}}
-`);
+    const policy = await refuseDeploymentUpdates(
+      n,
+      `mxops-test-moved-${n}`,
+      "object.metadata.name != 'crm'",
+      "crm is frozen",
+    );
     let lifted = false;
     try {
-      await until("the policy in force", async () =>
-        k(["annotate", "deployment", "crm", "-n", n, `probe=${Date.now()}`, "--overwrite"]).then(
-          () => false,
-          (e: Error) => /crm is frozen/.test(e.message),
-        ),
-      );
       // (crm-v2 gets the license only once crm is handed back: one license, one workload.)
       await patchApp(n, '{"spec":{"workloadRef":{"kind":"Deployment","name":"crm-v2"}}}');
       await until("the hand-back refused", async () => {
@@ -718,10 +713,10 @@ spec:
       await k(["delete", "mxapp", "crm", "-n", n, "--wait=false"]);
       await new Promise((r) => setTimeout(r, 2000));
       await k(["get", "mxapp", "crm", "-n", n]);
-      await k(["delete", "validatingadmissionpolicybinding,validatingadmissionpolicy", policy]);
+      await liftPolicy(policy);
       lifted = true;
     } finally {
-      if (!lifted) await k(["delete", "validatingadmissionpolicybinding,validatingadmissionpolicy", policy]);
+      if (!lifted) await liftPolicy(policy);
     }
     await until(
       "the app gone",

@@ -491,9 +491,10 @@ describe("Alertmanager", () => {
 });
 
 describe("the outbox on a real API server", () => {
-  it("retries the write that closes a record instead of sending the message again", async () => {
+  /** A namespace with TechnicalContact carol, the outbox's owner; `stored()` reads her back as kubectl does. */
+  const carolIn = async (prefix: string) => {
     await installCrds();
-    const ns = await newNamespace("closing");
+    const ns = await newNamespace(prefix);
     await kubectl(
       adminKubeconfig(),
       ["apply", "-f", "-"],
@@ -503,6 +504,24 @@ metadata: {name: carol, namespace: ${ns}}
 spec: {displayName: Carol, email: carol@example.com}
 `,
     );
+    const owner: Owner = { rt: TECHNICAL_CONTACTS, namespace: ns, name: "carol" };
+    const stored = async () =>
+      JSON.parse(
+        await kubectl(adminKubeconfig(), ["get", "technicalcontact", "carol", "-n", ns, "-o", "json"]),
+      ) as OwnerObject;
+    return { ns, owner, stored };
+  };
+  const senderOn = (client: KubeClient, deliverer: Deliverer, registry = newRegistry()) =>
+    new NotificationSender({
+      client,
+      deliverer,
+      events: new EventRecorder({ client, controller: "mxops.dev/operator", instance: "test", log: testLog }),
+      log: testLog,
+      registry,
+    });
+
+  it("retries the write that closes a record instead of sending the message again", async () => {
+    const { ns, owner, stored } = await carolIn("closing");
     // The API server is briefly unavailable for the one status write that closes the record as Sent.
     let refused = 0;
     class RefusesFirstClose extends KubeClient {
@@ -525,14 +544,11 @@ spec: {displayName: Carol, email: carol@example.com}
     const receiver = await startHttpReceiver();
     cleanups.push(() => receiver.close());
     const registry = newRegistry();
-    const sender = new NotificationSender({
+    const sender = senderOn(
       client,
-      deliverer: new Deliverer({ channels: [new WebhookChannel()], policy: fast, registry, log: testLog }),
-      events: new EventRecorder({ client, controller: "mxops.dev/operator", instance: "test", log: testLog }),
-      log: testLog,
+      new Deliverer({ channels: [new WebhookChannel()], policy: fast, registry, log: testLog }),
       registry,
-    });
-    const owner: Owner = { rt: TECHNICAL_CONTACTS, namespace: ns, name: "carol" };
+    );
     const carol: Recipient = {
       key: "contact:carol",
       displayName: "Carol",
@@ -545,10 +561,6 @@ spec: {displayName: Carol, email: carol@example.com}
     sender.submit(owner, record, opts(), written);
     await sender.idle();
     // As the next reconcile would: resume whatever is still Pending.
-    const stored = async () =>
-      JSON.parse(
-        await kubectl(adminKubeconfig(), ["get", "technicalcontact", "carol", "-n", ns, "-o", "json"]),
-      ) as OwnerObject;
     sender.resume(owner, await stored(), opts);
     await sender.idle();
     expect(refused).toBe(1);
@@ -557,17 +569,7 @@ spec: {displayName: Carol, email: carol@example.com}
   });
 
   it("does not send or count again a target that failed while another one is held for the digest", async () => {
-    await installCrds();
-    const ns = await newNamespace("held-failed");
-    await kubectl(
-      adminKubeconfig(),
-      ["apply", "-f", "-"],
-      `apiVersion: mxops.dev/v1alpha1
-kind: TechnicalContact
-metadata: {name: carol, namespace: ${ns}}
-spec: {displayName: Carol, email: carol@example.com}
-`,
-    );
+    const { ns, owner, stored } = await carolIn("held-failed");
     const client = new KubeClient(loadKubeConfig(adminKubeconfig()));
     const refusing = await startHttpReceiver(() => ({ status: 400 }));
     const fine = await startHttpReceiver();
@@ -579,20 +581,11 @@ spec: {displayName: Carol, email: carol@example.com}
     const cap = new RecipientCap(2, 3_600_000);
     for (let i = 0; i < 2; i++) cap.admit("webhook:contact:dave", "Warning", Date.now());
     const registry = newRegistry();
-    const sender = new NotificationSender({
+    const sender = senderOn(
       client,
-      deliverer: new Deliverer({
-        channels: [new WebhookChannel()],
-        policy: fast,
-        registry,
-        log: testLog,
-        cap,
-      }),
-      events: new EventRecorder({ client, controller: "mxops.dev/operator", instance: "test", log: testLog }),
-      log: testLog,
+      new Deliverer({ channels: [new WebhookChannel()], policy: fast, registry, log: testLog, cap }),
       registry,
-    });
-    const owner: Owner = { rt: TECHNICAL_CONTACTS, namespace: ns, name: "carol" };
+    );
     const hookTo = (key: string, url: string): Recipient => ({
       key,
       displayName: key,
@@ -612,10 +605,6 @@ spec: {displayName: Carol, email: carol@example.com}
     if (!written || !record) throw new Error("the record was not written");
     sender.submit(owner, record, opts(), written);
     await sender.idle();
-    const stored = async () =>
-      JSON.parse(
-        await kubectl(adminKubeconfig(), ["get", "technicalcontact", "carol", "-n", ns, "-o", "json"]),
-      ) as OwnerObject;
     expect((await stored()).status?.notifications?.[0]).toMatchObject({
       state: "Pending",
       failed: [`held-failed/${ns}/webhook/contact:carol`],
