@@ -27,6 +27,8 @@ describe("license secret", () => {
     [undefined, "LicenseSecretNotFound"],
     [{ LICENSE_KEY: "k" }, "LicenseIdMissing"],
     [{ LICENSE_ID: "12345", LICENSE_KEY: "k" }, "LicenseIdNotUUID"],
+    // A file with a trailing newline (--from-file): the workload would get the newline too.
+    [{ LICENSE_ID: "3f1c2b8e-7d4a-4e2b-9c61-0a5d8e7f1b23\n", LICENSE_KEY: "k" }, "LicenseIdNotUUID"],
     [{ LICENSE_ID: "3f1c2b8e-7d4a-4e2b-9c61-0a5d8e7f1b23", LICENSE_KEY: " " }, "LicenseKeyMissing"],
   ])("%j -> %s", (data, reason) => {
     const r = checkLicenseSecret("l", data);

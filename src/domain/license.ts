@@ -31,6 +31,13 @@ export function checkLicenseSecret(
       reason: "LicenseIdMissing",
       message: `license Secret "${secretName}" has no LICENSE_ID`,
     };
+  // The workload reads the value as stored (a secretKeyRef): a UUID with a newline is not a UUID to the runtime.
+  if (id !== data.LICENSE_ID)
+    return {
+      ok: false,
+      reason: "LicenseIdNotUUID",
+      message: `LICENSE_ID in Secret "${secretName}" has whitespace around the UUID (a trailing newline from --from-file?), which the app would get as stored`,
+    };
   if (!UUID.test(id)) {
     return {
       ok: false,
