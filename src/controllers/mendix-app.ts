@@ -353,6 +353,7 @@ export function registerMendixAppController(
         primaryContact: primary,
         remindersSent: remindersSentFor(raw.status?.license, spec.license?.expiresAt),
         nowMs: now,
+        contactsExist: referenced.some((n) => found(n) !== undefined),
         // Activated by this operator (its status says so), not merely set in a manifest it was handed.
         alreadyActive:
           raw.status?.workload?.licenseInjected === true &&

@@ -83,7 +83,7 @@ describe("license lifecycle", () => {
       /^TechnicalContact "bob" has no MxID \(or does not exist\): the license activated before stays/,
     );
     expect(decideLicense({ ...base, primaryContact: undefined, alreadyActive: true }).activate).toBe(true);
-    // A reminder due while the contact is missing waits for it (it would reach nobody and count as sent).
+    // A reminder due while no contact exists waits for one (it would reach nobody and count as sent).
     const soon = {
       ...base,
       license: { secretRef: { name: "l" }, expiresAt: plusDays(20) },
@@ -93,6 +93,11 @@ describe("license lifecycle", () => {
     const missing = decideLicense({ ...soon, primaryContact: undefined });
     expect(missing.reminder).toBeUndefined();
     expect(missing.remindersSent).toEqual([]);
+    expect(
+      decideLicense({ ...soon, primaryContact: undefined, contactsExist: false }).reminder,
+    ).toBeUndefined();
+    // The primary gone, another contact there: the reminder goes to them (rule 4: every technical contact).
+    expect(decideLicense({ ...soon, primaryContact: undefined, contactsExist: true }).reminder).toBe(30);
     // A bad Secret is not kept for that reason: it is what the license is.
     const broken = decideLicense({
       ...base,

@@ -89,6 +89,8 @@ export interface LicenseInput {
   nowMs: number;
   /** This Secret's license is already injected into the workload (activated before). */
   alreadyActive?: boolean;
+  /** Some technical contact of the app exists (not only the primary): reminders reach them. Default: a primary. */
+  contactsExist?: boolean;
 }
 
 export interface LicenseDecision {
@@ -155,8 +157,10 @@ export function decideLicense(input: LicenseInput): LicenseDecision {
     // deleted and created again, must not take the license out of a running app (its pods would restart into
     // trial mode). It stays, and the status says what to fix.
     const kept = activeDecision(input, input.license, base, trial);
-    // With the contact missing, a reminder due now would reach nobody and still count as sent: it waits.
-    const reminders = primary ? {} : { reminder: undefined, remindersSent: input.remindersSent };
+    // With no contact at all, a reminder due now would reach nobody and still count as sent: it waits. With the
+    // primary missing but others there, it goes to them (rule 4: every technical contact).
+    const reachable = input.contactsExist ?? !!primary;
+    const reminders = reachable ? {} : { reminder: undefined, remindersSent: input.remindersSent };
     return {
       ...kept,
       ...reminders,
