@@ -57,7 +57,9 @@ export function recipientOf(contact: TechnicalContact, alertmanager: boolean): R
   const { spec, metadata } = contact;
   const recipient: Recipient = { key: `contact:${metadata.name}`, displayName: spec.displayName };
   if (spec.channels?.email?.enabled !== false) recipient.email = spec.email;
-  if (spec.channels?.webhook) recipient.webhook = { url: spec.channels.webhook.url, secret: "" };
+  // Only a signed webhook reaches anyone: one without secretRef fails every attempt ("no signing key"), so it
+  // must not count as a channel (Reachable, what is recorded).
+  if (spec.channels?.webhook?.secretRef) recipient.webhook = { url: spec.channels.webhook.url, secret: "" };
   if (alertmanager && spec.channels?.alertmanager?.enabled) recipient.alertmanager = true;
   return recipient;
 }
@@ -200,7 +202,7 @@ export function registerTechnicalContactController(
               status: "False" as const,
               reason: "NoChannel",
               message:
-                "no notification channel reaches this contact, so reminders, notices and alerts to it are not sent: email needs the operator's --smtp-host (MXOPS_SMTP_HOST) and spec.email not disabled; or set spec.channels.webhook",
+                "no notification channel reaches this contact, so reminders, notices and alerts to it are not sent: email needs the operator's --smtp-host (MXOPS_SMTP_HOST) and spec.email not disabled; or set spec.channels.webhook with its secretRef (a webhook is always signed)",
             }),
       };
 

@@ -110,5 +110,24 @@ describe("notifications no channel reaches (no SMTP configured)", () => {
       reason: "ChannelConfigured",
       message: "notifications reach this contact by webhook",
     });
+
+    // Carol's webhook has no secretRef: every attempt would fail unsigned, so it reaches nobody and says so.
+    await k(
+      ["apply", "-f", "-"],
+      `apiVersion: mxops.dev/v1alpha1
+kind: TechnicalContact
+metadata: {name: carol, namespace: ${ns}}
+spec: {displayName: carol, email: carol@example.com, channels: {webhook: {url: "${hooks.url}/hooks/carol"}}}
+`,
+    );
+    const carol = await eventually(
+      async () => {
+        const c = condition(await statusOf("technicalcontact", ns, "carol"), "Reachable");
+        return c ? c : undefined;
+      },
+      { what: "carol's Reachable condition" },
+    );
+    expect(carol).toMatchObject({ status: "False", reason: "NoChannel" });
+    expect(carol.message).toMatch(/spec\.channels\.webhook with its secretRef/);
   });
 });
