@@ -1,7 +1,7 @@
 import { describe, expect, it } from "vitest";
 import type { KubeClient, KubeObject } from "./client.ts";
 import { ManualClock } from "./clock.ts";
-import { EventRecorder } from "./events.ts";
+import { cutToBytes, EventRecorder } from "./events.ts";
 import { silentLogger } from "./log.ts";
 
 // The names the recorder gives new Events (what it sends is checked against a real API server in
@@ -52,5 +52,43 @@ describe("EventRecorder's Event names", () => {
       expect(name.length).toBeLessThanOrEqual(253);
       expect(name).toMatch(DNS_SUBDOMAIN);
     }
+  });
+});
+
+describe("EventRecorder when a write fails", () => {
+  it("creates the Event again after a failed create, instead of counting repeats on one that does not exist", async () => {
+    const clock = new ManualClock(Date.parse("2026-12-06T05:00:00Z"));
+    let fail = true;
+    const created: KubeObject[] = [];
+    const patched: string[] = [];
+    const client = {
+      create: async (_rt: unknown, obj: KubeObject) => {
+        if (fail) throw new Error("429 Too Many Requests");
+        created.push(obj);
+        return obj;
+      },
+      patch: async (_rt: unknown, _ns: string, name: string) => {
+        patched.push(name);
+        return {};
+      },
+    } as unknown as KubeClient;
+    const events = new EventRecorder({ client, controller: "c", instance: "t", log: silentLogger(), clock });
+    events.event(app("shop"), "Warning", "ContactNotFound", "Reconcile", "contact bob not found");
+    await events.flush();
+    fail = false;
+    clock.advance(1000);
+    events.event(app("shop"), "Warning", "ContactNotFound", "Reconcile", "contact bob not found");
+    await events.flush();
+    expect(created).toHaveLength(1);
+    expect(patched).toEqual([]);
+  });
+
+  it("cuts a note to 1,024 bytes of UTF-8, as the API server counts, never inside a character", () => {
+    const note = "é".repeat(1000); // 2,000 bytes
+    const cut = cutToBytes(note, 1024);
+    expect(Buffer.byteLength(cut)).toBeLessThanOrEqual(1024);
+    expect(cut).toBe("é".repeat(512));
+    expect(cutToBytes(`${"a".repeat(1022)}😀`, 1024)).toBe("a".repeat(1022));
+    expect(cutToBytes("short", 1024)).toBe("short");
   });
 });

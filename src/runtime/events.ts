@@ -1,6 +1,6 @@
 // Kubernetes Events (events.k8s.io/v1) with repeats aggregated into a series instead of new objects.
 import { createHash } from "node:crypto";
-import type { KubeClient, KubeObject, ResourceType } from "./client.ts";
+import { isNotFound, type KubeClient, type KubeObject, type ResourceType } from "./client.ts";
 import { type Clock, systemClock, type Timer } from "./clock.ts";
 import { microTime } from "./leader.ts";
 import type { Logger } from "./log.ts";
@@ -30,6 +30,8 @@ export interface EventRecorderOptions {
 }
 
 interface SeriesState {
+  /** Its key in the recorder's series map (gone from there: its Event's create failed, or the Event is gone). */
+  key: string;
   name: string;
   namespace: string;
   count: number;
@@ -83,6 +85,7 @@ export class EventRecorder {
     const prefix = meta.name.slice(0, 253 - suffix.length - 1).replace(/[^a-z0-9]+$/, "");
     const name = `${prefix}.${suffix}`;
     const state: SeriesState = {
+      key,
       name,
       namespace,
       count: 1,
@@ -93,6 +96,12 @@ export class EventRecorder {
     };
     this.series.set(key, state);
     this.schedulePrune(window);
+    // A create that failed (a 429, a timeout) is no series: the next repeat creates the Event, rather than patch
+    // one that does not exist.
+    const forget = (err: unknown) => {
+      if (this.series.get(key) === state) this.series.delete(key);
+      throw err;
+    };
     state.last = this.track(
       this.opts.client
         .create(EVENTS, {
@@ -103,7 +112,7 @@ export class EventRecorder {
           action,
           reason,
           type,
-          note: note.slice(0, 1024),
+          note: cutToBytes(note, 1024),
           regarding: {
             apiVersion: regarding.apiVersion,
             kind: regarding.kind,
@@ -115,7 +124,7 @@ export class EventRecorder {
         })
         .then(() => {
           this.writes++;
-        }),
+        }, forget),
       { reason, name },
     );
   }
@@ -145,16 +154,27 @@ export class EventRecorder {
   }
 
   private writeSeries(s: SeriesState): void {
-    if (s.count === s.written) return;
+    if (s.count === s.written || !this.series.has(s.key)) return;
     s.written = s.count;
     s.lastWrite = this.clock.now();
     const series = { count: s.count, lastObservedTime: microTime(s.lastObserved) };
     s.last = this.track(
       s.last
-        .then(() => this.opts.client.patch(EVENTS, s.namespace, s.name, { series }, "merge"))
-        .then(() => {
-          this.writes++;
-        }),
+        .then(async () => {
+          // Its create may have failed meanwhile: nothing to patch.
+          if (this.series.get(s.key) === s)
+            await this.opts.client.patch(EVENTS, s.namespace, s.name, { series }, "merge");
+        })
+        .then(
+          () => {
+            this.writes++;
+          },
+          (err: unknown) => {
+            // Gone (its create failed, or it expired): the next repeat starts a new Event.
+            if (isNotFound(err) && this.series.get(s.key) === s) this.series.delete(s.key);
+            throw err;
+          },
+        ),
       { name: s.name, count: s.count },
     );
   }
@@ -177,4 +197,13 @@ export class EventRecorder {
     }
     await Promise.all([...this.inflight]);
   }
+}
+
+/** `text` cut to at most `max` bytes of UTF-8, as the API server counts an Event's note (never half a character). */
+export function cutToBytes(text: string, max: number): string {
+  if (Buffer.byteLength(text) <= max) return text;
+  let out = text.slice(0, max);
+  while (Buffer.byteLength(out) > max) out = out.slice(0, -1);
+  if (/[\uD800-\uDBFF]$/.test(out)) out = out.slice(0, -1);
+  return out;
 }
