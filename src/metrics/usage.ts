@@ -80,6 +80,11 @@ function indexed(
   return index;
 }
 
+/** Kubernetes' safe alphabet of generated names (pod-template-hash, the random suffix): no vowels, no 0, 1, 3. */
+const SAFE_CHAR = "[bcdfghjklmnpqrstvwxz2456789]";
+const SAFE = new RegExp(`^${SAFE_CHAR}*$`);
+const TRAILING_SAFE = new RegExp(`${SAFE_CHAR}*$`);
+const DEPLOYMENT_POD = new RegExp(`^(.+)-${SAFE_CHAR}{1,10}-${SAFE_CHAR}{5}$`);
 /**
  * For sources that only know pod names (Prometheus): pods by the workload that would have named them, as the
  * controllers name pods (`<deployment>-<hash>-<5>`, `<statefulset>-<ordinal>`).
@@ -90,9 +95,7 @@ function ownerKeys(p: PodSample): Set<string> {
   if (p.labels) return owners;
   // The ReplicaSet's pod-template-hash and the pod's suffix use Kubernetes' safe alphabet (no vowels, no 0, 1,
   // 3): a Job's or DaemonSet's pod (`crm-migrate-x7k2p`) is not taken for Deployment crm's.
-  const deployment = /^(.+)-[bcdfghjklmnpqrstvwxz2456789]{1,10}-[bcdfghjklmnpqrstvwxz2456789]{5}$/.exec(
-    p.pod,
-  );
+  const deployment = DEPLOYMENT_POD.exec(p.pod);
   if (deployment?.[1]) owners.add(`Deployment/${deployment[1]}`);
   const statefulSet = /^(.+)-\d+$/.exec(p.pod);
   if (statefulSet?.[1]) owners.add(`StatefulSet/${statefulSet[1]}`);
@@ -129,23 +132,29 @@ function podsOf(w: WorkloadShape, ns: NamespaceUsage): PodSample[] {
   ];
 }
 
-const SAFE = /^[bcdfghjklmnpqrstvwxz2456789]*$/;
+/**
+ * The key a cut generated name is indexed by (see truncatedPodsOf): its first 58 characters without the hash
+ * characters and the dash that end them, i.e. the Deployment's name (or its first 57 or 58 characters).
+ */
+const cutKey = (first58: string) => first58.replace(TRAILING_SAFE, "").replace(/-$/, "");
+const byCutName = new WeakMap<NamespaceUsage, PodIndex>();
 /**
  * A long-named Deployment's pods: the API server cuts a generated name's base (`<deployment>-<hash>-`) to 58
  * characters before the 5 random ones, so the dash before them, and part of the hash, may be gone. Pods of
- * that full length whose first 58 characters are the Deployment's name, a dash and hash characters.
+ * that full length whose first 58 characters are the Deployment's name, a dash and hash characters; found
+ * through an index of such pods (one pass per sample set), not a scan per app.
  */
 function truncatedPodsOf(name: string, ns: NamespaceUsage): PodSample[] {
   const base = `${name}-`;
   if (base.length + 11 <= 58) return []; // even a 10-character hash and its dash fit: never cut
-  return ns.pods.filter(
+  const candidates = indexed(byCutName, ns, (p) =>
+    !p.labels && p.pod.length === 63 ? [cutKey(p.pod.slice(0, 58))] : [],
+  ).get(cutKey(base.slice(0, 58)));
+  return (candidates ?? []).filter(
     (p) =>
-      !p.labels &&
-      p.pod.length === 63 &&
       (base.length >= 58
         ? p.pod.startsWith(base.slice(0, 58))
-        : p.pod.startsWith(base) && SAFE.test(p.pod.slice(base.length, 58))) &&
-      SAFE.test(p.pod.slice(58)),
+        : p.pod.startsWith(base) && SAFE.test(p.pod.slice(base.length, 58))) && SAFE.test(p.pod.slice(58)),
   );
 }
 
