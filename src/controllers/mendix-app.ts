@@ -42,7 +42,6 @@ import { cachedContacts, contactRecipient, recipientOf } from "./technical-conta
 import {
   applyLicenseEnv,
   DEPLOYMENTS,
-  forgetStop,
   hasLicenseEnv,
   licenseInjected,
   removeLicenseEnv,
@@ -194,15 +193,29 @@ export function registerMendixAppController(
    * write of ours the cache has not shown yet (the license just applied, a stop) must be taken back too.
    */
   const releaseWorkload = async (namespace: string, workloadRef: WorkloadRef | undefined): Promise<void> => {
-    const wrt = workloadRef ? workloadType(workloadRef.kind) : undefined;
-    const workload =
-      workloadRef && wrt ? await manager.client.get<Workload>(wrt, namespace, workloadRef.name) : undefined;
-    if (workload && wrt) {
-      if (hasLicenseEnv(workload)) await own(workload, () => removeLicenseEnv(manager.client, wrt, workload));
-      const remembered = replicasBeforeStop(workload);
-      if (workload.spec?.replicas === 0 && remembered)
-        await own(workload, () => startWorkload(manager.client, wrt, workload, remembered));
-    }
+    if (!workloadRef) return;
+    const wrt = workloadType(workloadRef.kind);
+    const workload = await manager.client.get<Workload>(wrt, namespace, workloadRef.name);
+    if (!workload) return;
+    if (hasLicenseEnv(workload)) await own(workload, () => removeLicenseEnv(manager.client, wrt, workload));
+    const remembered = replicasBeforeStop(workload);
+    if (workload.spec?.replicas === 0 && remembered)
+      await own(workload, () => startWorkload(manager.client, wrt, workload, remembered));
+  };
+
+  /**
+   * The workload the app's status still names when the app names another (or none) now: handing it back has not
+   * worked yet. Undefined when there is none, or another app names it now (it is that app's).
+   */
+  const previousWorkload = (raw: AppObject, now: WorkloadRef | undefined): WorkloadRef | undefined => {
+    const before = raw.status?.workload;
+    if (!before?.kind || !before.name || (before.kind === now?.kind && before.name === now.name))
+      return undefined;
+    const ref = { kind: before.kind, name: before.name };
+    const others = appsOnWorkload(apps, raw.metadata.namespace ?? "", ref).some(
+      (a) => a.metadata.name !== raw.metadata.name,
+    );
+    return others ? undefined : ref;
   };
 
   /** The app is being deleted: its license env is taken off the workload (left running), then the finalizer. */
@@ -214,18 +227,9 @@ export function registerMendixAppController(
     const namespace = raw.metadata.namespace ?? "";
     const name = raw.metadata.name;
     await releaseWorkload(namespace, workloadRef);
-    // A workload the app named before, while handing it back had not worked yet (the status still names it), is
-    // handed back too, unless another app names it now; until that works the finalizer stays and this is retried.
-    const before = raw.status?.workload;
-    if (
-      before?.kind &&
-      before.name &&
-      (before.kind !== workloadRef?.kind || before.name !== workloadRef.name) &&
-      !appsOnWorkload(apps, namespace, { kind: before.kind, name: before.name }).some(
-        (a) => a.metadata.name !== name,
-      )
-    )
-      await releaseWorkload(namespace, { kind: before.kind, name: before.name });
+    // A workload the app named before, while handing it back had not worked yet, is handed back too; until that
+    // works the finalizer stays and this is retried.
+    await releaseWorkload(namespace, previousWorkload(raw, workloadRef));
     if (raw.metadata.finalizers?.includes(FINALIZER)) {
       const finalizers = raw.metadata.finalizers.filter((f) => f !== FINALIZER);
       await manager.client
@@ -372,21 +376,15 @@ export function registerMendixAppController(
       // A workload the app no longer names (spec.workloadRef changed or removed) gets back what the app added,
       // unless another app names it now; until that worked, the status keeps naming it, so it is tried again.
       const before = raw.status?.workload;
+      const handBack = previousWorkload(raw, spec.workloadRef);
       let handedBack = true;
       try {
-        if (
-          before?.kind &&
-          before.name &&
-          (before.kind !== spec.workloadRef?.kind || before.name !== spec.workloadRef.name) &&
-          !appsOnWorkload(apps, namespace, { kind: before.kind, name: before.name }).some(
-            (a) => a.metadata.name !== name,
-          )
-        ) {
+        if (handBack) {
           handedBack = false;
-          await releaseWorkload(namespace, { kind: before.kind, name: before.name });
+          await releaseWorkload(namespace, handBack);
           handedBack = true;
           log.info(
-            { workload: `${before.kind}/${before.name}` },
+            { workload: `${handBack.kind}/${handBack.name}` },
             "the app names another workload; the license env and a stop were taken back from this one",
           );
         }
@@ -420,14 +418,10 @@ export function registerMendixAppController(
                 return stopped.object;
               });
             } else if (spec.state === "Running" && remembered !== undefined) {
-              const to = remembered;
               // Running again: the remembered count is restored, or, when the workload already runs (its owner set
               // replicas with the change to Running), the note is dropped, or a later scale to 0 would be undone.
-              await own(workload, () =>
-                replicas === 0
-                  ? startWorkload(manager.client, wrt, workload, to)
-                  : forgetStop(manager.client, wrt, workload),
-              );
+              const to = replicas === 0 ? remembered : undefined;
+              await own(workload, () => startWorkload(manager.client, wrt, workload, to));
               remembered = undefined;
             }
           }

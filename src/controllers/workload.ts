@@ -189,29 +189,24 @@ export async function stopWorkload(
   return { replicas, object };
 }
 
+/**
+ * Ends a stop: the replicas remembered are restored and the note dropped; with `replicas` undefined (the workload
+ * already runs again, its owner set replicas), only the note is dropped.
+ */
 export async function startWorkload(
   client: KubeClient,
   rt: ResourceType,
   w: Workload,
-  replicas: number,
+  replicas: number | undefined,
 ): Promise<KubeObject> {
   return await client.patch(
     rt,
     w.metadata.namespace,
     w.metadata.name,
-    { metadata: { annotations: { [REPLICAS_BEFORE_STOP]: null } }, spec: { replicas } },
-    "merge",
-    { fieldManager: STATE_FIELD_MANAGER },
-  );
-}
-
-/** Forgets a stop that something else undid (the workload runs again with replicas set by its owner): drops the note. */
-export async function forgetStop(client: KubeClient, rt: ResourceType, w: Workload): Promise<KubeObject> {
-  return await client.patch(
-    rt,
-    w.metadata.namespace,
-    w.metadata.name,
-    { metadata: { annotations: { [REPLICAS_BEFORE_STOP]: null } } },
+    {
+      metadata: { annotations: { [REPLICAS_BEFORE_STOP]: null } },
+      ...(replicas !== undefined ? { spec: { replicas } } : {}),
+    },
     "merge",
     { fieldManager: STATE_FIELD_MANAGER },
   );
