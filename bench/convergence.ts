@@ -6,7 +6,7 @@
 // a restart (start-up, the full re-reconcile, spec-change latency during it) and memory.
 // Run: npm run bench -- --apps 1000 [--repeat 5] [--operator-requests] [--cpu-prof] (more in BENCHMARKS.md)
 import { spawn } from "node:child_process";
-import { createWriteStream, mkdirSync, readdirSync, renameSync, statSync } from "node:fs";
+import { mkdirSync, readdirSync, renameSync, statSync } from "node:fs";
 import { join } from "node:path";
 import { ALERT_POLICIES, MENDIX_APPS } from "../src/controllers/resources.ts";
 import { DEPLOYMENTS } from "../src/controllers/workload.ts";
@@ -33,6 +33,7 @@ import {
   operatorRequests,
   pool,
   processCpuSeconds,
+  apiserverProfile as profileApiserver,
   samples,
   sleep,
   sum,
@@ -303,18 +304,8 @@ try {
   // --apiserver-profile S: a pprof CPU profile of kube-apiserver over the first S seconds of the operator's
   // convergence, of the same-writes baseline after it and of --operator-requests, into .tmp/pprof/ (read with `go tool pprof -top`).
   const profileSeconds = Number(arg("apiserver-profile", "0"));
-  const apiserverProfile = async (name: string) => {
-    if (!profileSeconds) return;
-    const dir = join(root, ".tmp", "pprof");
-    mkdirSync(dir, { recursive: true });
-    const child = spawn(
-      "kubectl",
-      ["--kubeconfig", cp.kubeconfig, "get", "--raw", `/debug/pprof/profile?seconds=${profileSeconds}`],
-      { stdio: ["ignore", "pipe", "inherit"] },
-    );
-    child.stdout.pipe(createWriteStream(join(dir, `apiserver-${name}-${N}.pb.gz`)));
-    await new Promise((resolve) => child.on("close", resolve));
-  };
+  const apiserverProfile = (name: string) =>
+    profileApiserver(root, cp.kubeconfig, profileSeconds, `apiserver-${name}-${N}`);
   const profiles: Promise<void>[] = [];
 
   /**

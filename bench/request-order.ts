@@ -14,8 +14,6 @@
 // --apiserver-profile S: a pprof CPU profile of kube-apiserver over S seconds from each step's start (the step
 // waits for it), into .tmp/pprof/order-<i>-<step>-N.pb.gz (`go tool pprof -top`); S longer than the longest
 // step puts each step's whole CPU in its profile.
-import { spawn } from "node:child_process";
-import { createWriteStream, mkdirSync } from "node:fs";
 import { join } from "node:path";
 import { MENDIX_APPS } from "../src/controllers/resources.ts";
 import { DEPLOYMENTS } from "../src/controllers/workload.ts";
@@ -26,6 +24,7 @@ import { silentLogger } from "../src/runtime/log.ts";
 import { OPERATOR_USER_AGENT } from "../src/runtime/manager.ts";
 import { installCrds, kubectl, startControlPlane } from "../test/controlplane/controlplane.ts";
 import {
+  apiserverProfile,
   appIds,
   arg,
   benchClient,
@@ -62,20 +61,6 @@ for (const s of STEPS)
     throw new Error(
       `--steps: unknown step ${s} (baseline, chain, chain:finalizer+license+event+status, bulk, split)`,
     );
-
-/** With --apiserver-profile, kube-apiserver's CPU profile over the next PROFILE_SECONDS into .tmp/pprof/. */
-async function profileApiserver(kubeconfig: string, name: string): Promise<void> {
-  if (!PROFILE_SECONDS) return;
-  const dir = join(root, ".tmp", "pprof");
-  mkdirSync(dir, { recursive: true });
-  const child = spawn(
-    "kubectl",
-    ["--kubeconfig", kubeconfig, "get", "--raw", `/debug/pprof/profile?seconds=${PROFILE_SECONDS}`],
-    { stdio: ["ignore", "pipe", "inherit"] },
-  );
-  child.stdout.pipe(createWriteStream(join(dir, `${name}.pb.gz`)));
-  await new Promise((resolve) => child.on("close", resolve));
-}
 
 const ids = appIds(N);
 const cp = await startControlPlane();
@@ -127,7 +112,12 @@ try {
     const api0 = processCpuSeconds(pids.apiserver);
     const etcd0 = processCpuSeconds(pids.etcd);
     const bench0 = process.cpuUsage();
-    const profile = profileApiserver(cp.kubeconfig, `order-${i + 1}-${step.replace(/[^a-z+]/g, "_")}-${N}`);
+    const profile = apiserverProfile(
+      root,
+      cp.kubeconfig,
+      PROFILE_SECONDS,
+      `order-${i + 1}-${step.replace(/[^a-z+]/g, "_")}-${N}`,
+    );
     const t0 = performance.now();
     if (step === "baseline") {
       for (let round = 1; round <= 4; round++)

@@ -1,6 +1,6 @@
 // What the benchmarks share: their command-line arguments, a bounded-concurrency loop, the built operator.
-import { execFileSync } from "node:child_process";
-import { mkdirSync, readdirSync, readFileSync, writeFileSync } from "node:fs";
+import { execFileSync, spawn } from "node:child_process";
+import { createWriteStream, mkdirSync, readdirSync, readFileSync, writeFileSync } from "node:fs";
 import { cpus, totalmem } from "node:os";
 import { join } from "node:path";
 import { KubeConfig } from "@kubernetes/client-node";
@@ -338,4 +338,26 @@ export function operatorRequests(
     statusBytes: JSON.stringify(status).length,
   };
   return requests;
+}
+
+/**
+ * A pprof CPU profile of kube-apiserver over the next `seconds` (`--apiserver-profile`), written to
+ * `.tmp/pprof/<name>.pb.gz` under `root` (read with `go tool pprof -top`); resolves when it is written.
+ */
+export async function apiserverProfile(
+  root: string,
+  kubeconfig: string,
+  seconds: number,
+  name: string,
+): Promise<void> {
+  if (!seconds) return;
+  const dir = join(root, ".tmp", "pprof");
+  mkdirSync(dir, { recursive: true });
+  const child = spawn(
+    "kubectl",
+    ["--kubeconfig", kubeconfig, "get", "--raw", `/debug/pprof/profile?seconds=${seconds}`],
+    { stdio: ["ignore", "pipe", "inherit"] },
+  );
+  child.stdout.pipe(createWriteStream(join(dir, `${name}.pb.gz`)));
+  await new Promise((resolve) => child.on("close", resolve));
 }
