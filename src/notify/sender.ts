@@ -69,6 +69,44 @@ interface WriteQueue {
   running: boolean;
 }
 
+/**
+ * Closes a delivery run in the owner's status: the record completed with the run's outcomes, and the
+ * NotificationFailed condition True for this run's failures (or nobody left to send to), False once a run
+ * delivers, and left as it is when only an earlier run's failures remain (a record its held targets kept
+ * Pending). Returns whether it closed as Failed with nobody to send it to.
+ */
+function closeRun(
+  status: OwnerStatus,
+  record: NotificationRecord,
+  outcomes: TargetOutcome[],
+  now: Date,
+): boolean {
+  status.notifications = complete(status.notifications ?? [], record.id, outcomes, now);
+  const closed = status.notifications.find((r) => r.id === record.id);
+  const failedNow = outcomes.some((o) => !o.ok && !o.held);
+  const failedBefore = !failedNow && !!closed?.failed?.length;
+  const nobody = !failedNow && !failedBefore && closed?.state === "Failed";
+  const condition = (state: "True" | "False", reason: string, message: string) => {
+    status.conditions = setCondition(
+      status.conditions,
+      { type: "NotificationFailed", status: state, reason, message: message.slice(0, 2048) },
+      now,
+    );
+  };
+  if (failedNow || nobody)
+    condition(
+      "True",
+      "DeliveryFailed",
+      `${record.kind} ${record.id}: ${closed?.message ?? "delivery failed"}`,
+    );
+  else if (
+    !failedBefore &&
+    status.conditions?.some((c) => c.type === "NotificationFailed" && c.status === "True")
+  )
+    condition("False", "Delivered", `${record.kind} ${record.id} delivered`);
+  return nobody;
+}
+
 export class NotificationSender {
   private readonly client: KubeClient;
   private readonly deliverer: Deliverer;
@@ -365,40 +403,8 @@ export class NotificationSender {
       this.update(
         owner,
         (status) => {
-          status.notifications = complete(status.notifications ?? [], record.id, outcomes, now);
-          const closed = status.notifications.find((r) => r.id === record.id);
-          // Failed in an earlier run of a record that held targets kept Pending: the condition already says so.
-          const failedBefore = !failed.length && !!closed?.failed?.length;
-          nobody = !failed.length && !failedBefore && closed?.state === "Failed";
-          if (failed.length || nobody) {
-            status.conditions = setCondition(
-              status.conditions,
-              {
-                type: "NotificationFailed",
-                status: "True",
-                reason: "DeliveryFailed",
-                message: `${record.kind} ${record.id}: ${closed?.message ?? "delivery failed"}`.slice(
-                  0,
-                  2048,
-                ),
-              },
-              now,
-            );
-          } else if (
-            !failedBefore &&
-            status.conditions?.some((c) => c.type === "NotificationFailed" && c.status === "True")
-          ) {
-            status.conditions = setCondition(
-              status.conditions,
-              {
-                type: "NotificationFailed",
-                status: "False",
-                reason: "Delivered",
-                message: `${record.kind} ${record.id} delivered`,
-              },
-              now,
-            );
-          }
+          nobody = closeRun(status, record, outcomes, now);
+          const closed = status.notifications?.find((r) => r.id === record.id);
           if (closed) opts.onComplete?.(status, closed, outcomes);
         },
         latest,
