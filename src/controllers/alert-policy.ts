@@ -323,8 +323,10 @@ export function registerAlertPolicyController(
           silenced ||
           app.spec.state === "Stopped" ||
           (maintenance ? maintenance.start <= now && now < maintenance.end : false);
-        if (muted) mutedApps.add(appName);
-        if (muted) policyMuted.set(appName, now);
+        if (muted) {
+          mutedApps.add(appName);
+          policyMuted.set(appName, now);
+        }
 
         for (const ruleSpec of spec.rules) {
           const rule = effectiveRule(ruleSpec);
@@ -332,11 +334,11 @@ export function registerAlertPolicyController(
             rule.metric === "Disk"
               ? diskSamples(usage?.volumes ?? [], [
                   // A firing volume the workload no longer mounts (moved to another claim, a StatefulSet
-                  // scaled down) is not kept: its alert ends, as a removed rule's does. While the app is muted
-                  // (a stopped StatefulSet mounts nothing) its alerts are kept as they are.
+                  // scaled down) is not kept: its alert ends, as a removed rule's does. While the app is muted,
+                  // and through the grace after (a stopped StatefulSet mounts nothing, and is scaled up after the
+                  // app is set Running), its alerts are kept as they are; policyMuted has it then.
                   ...(firingVolumes.get(ruleKey(appName, rule.name)) ?? []).filter(
-                    // (and through the grace after it: started again, its StatefulSet is scaled up after)
-                    (v) => muted || policyMuted.has(appName) || !shape || mountsClaim(shape, v),
+                    (v) => policyMuted.has(appName) || !shape || mountsClaim(shape, v),
                   ),
                   ...(usage?.volumesWithoutData ?? []),
                 ])

@@ -99,7 +99,7 @@ export class EventRecorder {
     // A create that failed (a 429, a timeout) is no series: the next repeat creates the Event, rather than patch
     // one that does not exist.
     const forget = (err: unknown) => {
-      if (this.series.get(key) === state) this.series.delete(key);
+      if (this.live(state)) this.series.delete(key);
       throw err;
     };
     state.last = this.track(
@@ -153,8 +153,13 @@ export class EventRecorder {
     });
   }
 
+  /** Whether `s` is still the series of its key (not dropped after a failed create or a 404, nor replaced). */
+  private live(s: SeriesState): boolean {
+    return this.series.get(s.key) === s;
+  }
+
   private writeSeries(s: SeriesState): void {
-    if (s.count === s.written || !this.series.has(s.key)) return;
+    if (s.count === s.written || !this.live(s)) return;
     s.written = s.count;
     s.lastWrite = this.clock.now();
     const series = { count: s.count, lastObservedTime: microTime(s.lastObserved) };
@@ -162,8 +167,7 @@ export class EventRecorder {
       s.last
         .then(async () => {
           // Its create may have failed meanwhile: nothing to patch.
-          if (this.series.get(s.key) === s)
-            await this.opts.client.patch(EVENTS, s.namespace, s.name, { series }, "merge");
+          if (this.live(s)) await this.opts.client.patch(EVENTS, s.namespace, s.name, { series }, "merge");
         })
         .then(
           () => {
@@ -171,7 +175,7 @@ export class EventRecorder {
           },
           (err: unknown) => {
             // Gone (its create failed, or it expired): the next repeat starts a new Event.
-            if (isNotFound(err) && this.series.get(s.key) === s) this.series.delete(s.key);
+            if (isNotFound(err) && this.live(s)) this.series.delete(s.key);
             throw err;
           },
         ),

@@ -493,7 +493,6 @@ export async function startWebhook(opts: WebhookOptions): Promise<WebhookServer>
     // anything larger is not from the API server, and reading it whole would let any client that reaches
     // the port exhaust the operator's memory.
     const chunks: Buffer[] = [];
-    let body = "";
     let size = 0;
     let tooLarge = false;
     req.on("data", (d: Buffer) => {
@@ -512,7 +511,7 @@ export async function startWebhook(opts: WebhookOptions): Promise<WebhookServer>
     req.on("end", async () => {
       if (tooLarge) return;
       // Decoded once: a character split between two chunks, decoded chunk by chunk, would turn into U+FFFD.
-      body = Buffer.concat(chunks).toString("utf8");
+      const body = Buffer.concat(chunks).toString("utf8");
       const path = req.url?.split("?")[0];
       if (req.method !== "POST" || !Object.values(PATHS).includes(path ?? "")) {
         res.writeHead(404).end();
