@@ -82,6 +82,39 @@ async function getJson<T>(kubeconfig: string, args: string[]): Promise<T> {
   return JSON.parse(await kubectl(kubeconfig, [...args, "-o", "json"])) as T;
 }
 
+/**
+ * A manager over namespace `sns`'s ConfigMaps (names `names`, created first) with one controller whose reconcile
+ * takes `ms` and ignores its abort signal, as a request with no signal of its own does; records what it started
+ * and finished.
+ */
+async function slowReconciles(prefix: string, names: string[], ms: number, gracefulShutdownMs: number) {
+  const sns = await newNamespace(prefix);
+  for (const n of names) await kubectl(adminKubeconfig(), ["create", "configmap", n, "-n", sns]);
+  const manager = new Manager({
+    kubeConfig: kc(),
+    log: testLog,
+    namespaces: [sns],
+    gracefulShutdownMs,
+    leaderElection: { enabled: false, namespace: sns, name: "x", identity: "x" },
+  });
+  const started: string[] = [];
+  const finished: string[] = [];
+  manager.addController<ConfigMap>({
+    name: "slow",
+    primary: manager.informers.informerFor<ConfigMap>(CONFIGMAPS),
+    concurrency: 1,
+    reconcile: async ({ name }) => {
+      started.push(name);
+      await new Promise((r) => setTimeout(r, ms));
+      finished.push(name);
+      return undefined;
+    },
+  });
+  await manager.start();
+  await eventually(async () => (started.length === 1 ? true : undefined), { what: "the first reconcile" });
+  return { manager, started, finished };
+}
+
 describe("controller runtime on a real API server", () => {
   let ns: string;
 
@@ -515,32 +548,7 @@ describe("controller runtime on a real API server", () => {
   });
 
   it("finishes the in-flight reconcile on shutdown and starts no new one", async () => {
-    const sns = await newNamespace("shutdown");
-    for (const n of ["s1", "s2", "s3"])
-      await kubectl(adminKubeconfig(), ["create", "configmap", n, "-n", sns]);
-    const manager = new Manager({
-      kubeConfig: kc(),
-      log: testLog,
-      namespaces: [sns],
-      gracefulShutdownMs: 5000,
-      leaderElection: { enabled: false, namespace: sns, name: "x", identity: "x" },
-    });
-    const informer = manager.informers.informerFor<ConfigMap>(CONFIGMAPS);
-    const started: string[] = [];
-    const finished: string[] = [];
-    manager.addController<ConfigMap>({
-      name: "slow",
-      primary: informer,
-      concurrency: 1,
-      reconcile: async ({ name }) => {
-        started.push(name);
-        await new Promise((r) => setTimeout(r, 800));
-        finished.push(name);
-        return undefined;
-      },
-    });
-    await manager.start();
-    await eventually(async () => (started.length === 1 ? true : undefined), { what: "first reconcile" });
+    const { manager, started, finished } = await slowReconciles("shutdown", ["s1", "s2", "s3"], 800, 5000);
     await manager.stop();
     expect(finished).toEqual(started);
     expect(started.length).toBe(1);
@@ -549,30 +557,7 @@ describe("controller runtime on a real API server", () => {
 
 describe("controller runtime: stopping and the Lease at the edges", () => {
   it("stops waiting for a reconcile that outlives the grace period", async () => {
-    const sns = await newNamespace("overdue");
-    await kubectl(adminKubeconfig(), ["create", "configmap", "stuck", "-n", sns]);
-    const manager = new Manager({
-      kubeConfig: kc(),
-      log: testLog,
-      namespaces: [sns],
-      gracefulShutdownMs: 300,
-      leaderElection: { enabled: false, namespace: sns, name: "x", identity: "x" },
-    });
-    const informer = manager.informers.informerFor<ConfigMap>(CONFIGMAPS);
-    let started = 0;
-    manager.addController<ConfigMap>({
-      name: "stuck",
-      primary: informer,
-      concurrency: 1,
-      // Ignores its abort signal, as a request with no signal of its own does.
-      reconcile: async () => {
-        started++;
-        await new Promise((r) => setTimeout(r, 4000));
-        return undefined;
-      },
-    });
-    await manager.start();
-    await eventually(async () => (started === 1 ? true : undefined), { what: "the reconcile" });
+    const { manager } = await slowReconciles("overdue", ["stuck"], 4000, 300);
     const t0 = Date.now();
     await manager.stop();
     expect(Date.now() - t0).toBeLessThan(2500);
